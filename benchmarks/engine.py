@@ -1,0 +1,92 @@
+"""Engine benchmark: forward+backward of one KAN layer vs the dense matmul of the same contraction.
+
+For each shape the KAN layer time is printed as a ratio to (B × in·(G+k)) @ (in·(G+k) × out),
+forward+backward, measured in the same run (min over repetitions, process CPU time and wall
+time). Also prints the peak memory increase of the largest shape (in a fresh subprocess).
+
+    python benchmarks/engine.py [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from kandisc.model.layer import KANLayer
+
+SHAPES = [(2, 5, 5, 1000), (16, 32, 5, 4096), (100, 100, 10, 2048)]  # in, out, G, B
+K = 3
+
+
+def _time(fn, reps: int) -> float:
+    for _ in range(3):
+        fn()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def bench_shape(n_in: int, n_out: int, grid: int, batch: int, dtype: torch.dtype, reps: int) -> tuple[float, float]:
+    gen = torch.Generator().manual_seed(0)
+    layer = KANLayer(n_in, n_out, grid, K, "silu", (-1.0, 1.0), 0.3, gen, dtype)
+    x = (torch.rand(batch, n_in, generator=gen, dtype=dtype) * 2 - 1).requires_grad_()
+    width = n_in * (grid + K)
+    a = torch.rand(batch, width, dtype=dtype, requires_grad=True)
+    w = torch.rand(width, n_out, dtype=dtype, requires_grad=True)
+
+    def kan_step():
+        layer.zero_grad(set_to_none=True)
+        x.grad = None
+        layer(x).sum().backward()
+
+    def mm_step():
+        a.grad = w.grad = None
+        (a @ w).sum().backward()
+
+    return _time(kan_step, reps), _time(mm_step, reps)
+
+
+def peak_memory_child(dtype_name: str) -> None:
+    n_in, n_out, grid, batch = SHAPES[-1]
+    dtype = getattr(torch, dtype_name)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    bench_shape(n_in, n_out, grid, batch, dtype, reps=2)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((after - before) / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        peak_memory_child(args.memory_child)
+        return
+    print(f"torch {torch.__version__}, threads={args.threads}, k={K}; times are min of {args.reps} (ms)")
+    print(f"{'shape':>24} {'dtype':>8} {'kan f+b':>9} {'matmul f+b':>11} {'ratio':>6}")
+    for dtype in (torch.float32, torch.float64):
+        for n_in, n_out, grid, batch in SHAPES:
+            kan, mm = bench_shape(n_in, n_out, grid, batch, dtype, args.reps)
+            label = f"[{n_in}->{n_out}] G={grid} B={batch}"
+            print(f"{label:>24} {str(dtype)[6:]:>8} {kan * 1e3:9.3f} {mm * 1e3:11.3f} {kan / mm:6.2f}")
+    for dtype_name in ("float32", "float64"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--threads", str(args.threads), "--memory-child", dtype_name],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        print(f"peak memory increase, largest shape forward+backward ({dtype_name}): {float(out):.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

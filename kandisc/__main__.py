@@ -1,0 +1,5 @@
+"""``python -m kandisc`` = the ``kandisc`` command."""
+
+from kandisc.cli import main
+
+main()

@@ -1,0 +1,12 @@
+"""Plain functions for notebooks and the CLI: they return result objects and never print or exit.
+
+    from kandisc.api import fit_run
+    result = fit_run("data.csv", config="run.yaml")
+    result.summary["test_r2"]
+"""
+
+from __future__ import annotations
+
+from kandisc.pipeline.runner import FitResult, fit_run
+
+__all__ = ["FitResult", "fit_run"]

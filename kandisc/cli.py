@@ -1,0 +1,142 @@
+"""The ``kandisc`` command line: parse arguments, call :mod:`kandisc.api`, print, map errors to exit codes.
+
+Exit codes: 0 success; 2 bad input (any ``KandiscError``: one line on stderr); 130 interrupted
+(the run is marked and its last model kept); 1 is a bug (traceback). Results go to stdout, logs
+and progress to stderr. Heavy modules (torch, matplotlib, sympy) are imported inside commands so
+``kandisc --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kandisc import __version__
+from kandisc.errors import KandiscError
+
+app = typer.Typer(
+    name="kandisc", no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_show_locals=False,
+    help="Scientific discovery with Kolmogorov-Arnold Networks: CSV + YAML in, formulas out.",
+)
+config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration: resolved values and the schema.")
+app.add_typer(config_app, name="config")
+
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def user_errors():
+    """Turn user errors into one stderr line + exit 2, and Ctrl-C into exit 130."""
+    try:
+        yield
+    except KandiscError as err:
+        stderr.print(f"error: {err}", markup=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        stderr.print("interrupted", markup=False)
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        stdout.print(f"kandisc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """kandisc: train MultKANs on CSV tables, prune them and extract formulas."""
+
+
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: section.key=value")]
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="CSV table: input columns and target column(s).")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run spec.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default runs/<time>_<data>_<hash>).")] = None,
+    set_: SetOption = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides the config).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto (overrides the config).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Train, prune and symbolify a MultKAN on DATA; write a run directory."""
+    from kandisc.api import fit_run
+    from kandisc.pipeline.state import NullSink
+    from kandisc.progress import PlainSink, RichSink
+
+    with user_errors():
+        from kandisc.io.config import load_config
+
+        log_every = load_config(config, list(set_ or [])).output.log_every
+        sink = NullSink() if quiet else (RichSink(stderr) if stderr.is_terminal else PlainSink(stderr, log_every))
+        if isinstance(sink, RichSink):
+            with sink:
+                result = fit_run(data, config, out, list(set_ or []), seed, device, overwrite, sink, sys.argv)
+        else:
+            result = fit_run(data, config, out, list(set_ or []), seed, device, overwrite, sink, sys.argv)
+        print_summary(result.summary, result.run_dir)
+
+
+def print_summary(summary: dict, run_dir: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=None, show_edge=False)
+    for col in ("target", "test R²", "test RMSE", "formula"):
+        table.add_column(col)
+    for target in summary["targets"]:
+        r2, rmse = summary["test_r2"].get(target), summary["test_rmse"].get(target)
+        table.add_row(target, "-" if r2 is None else f"{r2:.6f}", "-" if rmse is None else f"{rmse:.3e}",
+                      summary["formulas"].get(target) or "-")
+    stdout.print(table)
+    if summary.get("pruned_inputs"):
+        stdout.print(f"pruned inputs: {', '.join(summary['pruned_inputs'])}")
+    stdout.print(f"shape: {summary['shape_initial']} -> {summary['shape_final']}; "
+                 f"{summary['wall_seconds']:.1f} s")
+    stdout.print(f"run directory: {run_dir}")
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run spec.")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Print the resolved config (defaults < file < --set) as YAML."""
+    from kandisc.io.config import config_to_yaml, load_config
+
+    with user_errors():
+        stdout.print(config_to_yaml(load_config(config, list(set_ or []))), end="", markup=False)
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """List every config key with its type, default and meaning."""
+    from rich.table import Table
+
+    from kandisc.io.config import schema_rows
+
+    table = Table(show_edge=False)
+    for col in ("key", "type", "default", "meaning"):
+        table.add_column(col, overflow="fold")
+    for row in schema_rows():
+        table.add_row(*row)
+    stdout.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""The error hierarchy: every error a user can cause derives from ``KandiscError``.
+
+The CLI turns a ``KandiscError`` into one line on stderr and exit code 2; anything else is a bug.
+"""
+
+
+class KandiscError(Exception):
+    """A problem with the user's input (data, config, formula, model file)."""
+
+
+class ConfigError(KandiscError):
+    """Invalid YAML config, ``--set`` override or option value."""
+
+
+class DataError(KandiscError):
+    """Unreadable, malformed or unsuitable data (CSV files, columns, values)."""
+
+
+class FormulaError(KandiscError):
+    """A formula string that is unsafe, malformed or uses unsupported functions."""
+
+
+class CheckpointError(KandiscError):
+    """A model file that is missing, corrupt, of another format or of a newer version."""
+
+
+class RunDirError(KandiscError):
+    """A run directory that exists already or cannot be written."""

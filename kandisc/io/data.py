@@ -1,0 +1,281 @@
+"""CSV tables for fitting: loading with validation, the train/test split and standardisation.
+
+Owns every check a user's CSV must pass before training (file, header, columns, cells, rows) and
+the one-line ``DataError`` each failure becomes. Row numbers in messages are data rows counted
+from 1 below the header (the header itself is not counted), which is how a table is read by eye.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kandisc.errors import CheckpointError, DataError
+
+MIN_ROWS = 10
+_ROWS = "data rows counted from 1 below the header"
+
+
+@dataclass(frozen=True)
+class Table:
+    """The numeric columns of a CSV chosen as inputs (X) and targets (Y), float64, one row per sample."""
+
+    input_names: list[str]
+    target_names: list[str]
+    X: np.ndarray
+    Y: np.ndarray
+    n_dropped: int
+    sha256: str
+    path: Path
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.X.shape[0])
+
+
+def _read_text(path: Path) -> tuple[str, str]:
+    """The file's text and the sha256 of its bytes."""
+    if not path.exists():
+        raise DataError(f"{path}: data file not found; check the path")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a CSV file; pass the CSV file itself")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read data file ({exc.strerror}); check its permissions") from None
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: spreadsheets often write a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not UTF-8 text (bad byte at offset {exc.start}); save the file as UTF-8 CSV"
+        ) from None
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty; expected a header row and data rows")
+    return text, hashlib.sha256(raw).hexdigest()
+
+
+def _header(path: Path, text: str) -> list[str]:
+    # Read the header ourselves: pandas renames a second 'x' to 'x.1' before we could see it.
+    first = next(csv.reader(io.StringIO(text), skipinitialspace=True), [])
+    names = [name.strip() for name in first]
+    for i, name in enumerate(names):
+        if not name:
+            raise DataError(f"{path}: column {i + 1} has no name in the header; name it or remove it")
+        if name in names[:i]:
+            raise DataError(
+                f"{path}: duplicate column name {name!r} (columns {names.index(name) + 1} and {i + 1});"
+                " rename one of them"
+            )
+    return names
+
+
+def _long_row(path: Path, text: str, n_columns: int) -> DataError:
+    """Find the first row with more values than columns (only called once pandas has failed)."""
+    rows = (r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r)
+    next(rows, None)
+    for number, row in enumerate(rows, start=1):
+        if len(row) > n_columns:
+            return DataError(
+                f"{path}: data row {number} has {len(row)} values but the header has {n_columns} columns"
+                f" ({_ROWS}); remove the extra values or name the extra column"
+            )
+    return DataError(f"{path}: malformed CSV; every row needs one value per column")
+
+
+def _parse(path: Path, text: str, names: list[str]) -> pd.DataFrame:
+    try:
+        with warnings.catch_warnings():
+            # pandas only warns (and drops data) when the first row is longer than the header.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(text), skipinitialspace=True, header=0, names=names, index_col=False
+            )
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError):
+        raise _long_row(path, text, len(names)) from None
+    if frame.empty:
+        raise DataError(f"{path}: has a header ({', '.join(names)}) but no data rows; add rows")
+    return frame
+
+
+def _pick(path: Path, columns: list[str], names: Sequence[str], key: str) -> None:
+    for name in names:
+        if name not in columns:
+            close = difflib.get_close_matches(name, columns, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(f"{path}: unknown column {name!r} in {key}{hint}; columns: {', '.join(columns)}")
+
+
+def _columns(
+    path: Path, columns: list[str], inputs: Sequence[str] | None, targets: Sequence[str] | str | None
+) -> tuple[list[str], list[str]]:
+    """Resolve inputs and targets against the header (defaults: last column is the target)."""
+    targets = [targets] if isinstance(targets, str) else list(targets or columns[-1:])
+    _pick(path, columns, targets, "data.targets")
+    if inputs is None:
+        inputs = [c for c in columns if c not in targets]
+    inputs = list(inputs)
+    _pick(path, columns, inputs, "data.inputs")
+    for group, key in ((inputs, "data.inputs"), (targets, "data.targets")):
+        twice = [c for c in group if group.count(c) > 1]
+        if twice:
+            raise DataError(f"{path}: column {twice[0]!r} is listed twice in {key}; list it once")
+    both = [c for c in inputs if c in targets]
+    if both:
+        raise DataError(
+            f"{path}: column {both[0]!r} is in both data.inputs and data.targets; remove it from one"
+        )
+    if not inputs:
+        sep = next(
+            (
+                f" (the header looks {s!r}-separated; kandisc reads comma-separated files)"
+                for s in ";\t|"
+                if s in columns[0]
+            ),
+            "",
+        )
+        raise DataError(
+            f"{path}: no input columns left besides the targets ({', '.join(targets)}){sep};"
+            " add input columns or set data.inputs"
+        )
+    return inputs, targets
+
+
+def _numeric(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
+    """One column as float64; text that is not a number (nor an NA marker pandas knows) is an error."""
+    series = frame[column]
+    if pd.api.types.is_bool_dtype(series):
+        series = series.astype(str)  # True/False columns are text to us, not 1/0
+    values = pd.to_numeric(series, errors="coerce")
+    bad = values.isna() & series.notna()
+    if bad.any():
+        rows = np.flatnonzero(bad.to_numpy())
+        raise DataError(
+            f"{path}: non-numeric value {str(series.iloc[rows[0]])!r} in column {column!r} at data row"
+            f" {rows[0] + 1} ({_ROWS}; {len(rows)} non-numeric cells in this column); fix or remove them"
+        )
+    return values.to_numpy(dtype=np.float64)
+
+
+def _not_finite(path: Path, values: np.ndarray, names: list[str]) -> str:
+    bad = ~np.isfinite(values)
+    counts = [f"{name!r} ({n})" for name, n in zip(names, bad.sum(axis=0), strict=True) if n]
+    rows = np.flatnonzero(bad.any(axis=1))
+    first = ", ".join(str(r + 1) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+    return (
+        f"{path}: {int(bad.sum())} missing or infinite values (NaN/inf) in columns {', '.join(counts)},"
+        f" at data rows {first} ({_ROWS}); fix them or set data.dropna: true to drop those rows"
+    )
+
+
+def _check_rows(path: Path, X: np.ndarray, Y: np.ndarray, targets: list[str], n_dropped: int) -> None:
+    if X.shape[0] < MIN_ROWS:
+        dropped = f" ({n_dropped} rows with NaN/inf dropped)" if n_dropped else ""
+        raise DataError(
+            f"{path}: only {X.shape[0]} usable rows{dropped}; need at least {MIN_ROWS} to fit and test"
+        )
+    for j, name in enumerate(targets):
+        if np.ptp(Y[:, j]) == 0:
+            raise DataError(
+                f"{path}: target column {name!r} is constant (every row is {Y[0, j]:g});"
+                " there is nothing to learn, choose another target"
+            )
+
+
+def load_table(
+    path: Path | str,
+    inputs: Sequence[str] | None = None,
+    targets: Sequence[str] | str | None = None,
+    dropna: bool = False,
+) -> Table:
+    """Read and check a CSV; raises DataError (one line naming file, column and row) on any problem."""
+    path = Path(path)
+    text, sha = _read_text(path)
+    names = _header(path, text)
+    frame = _parse(path, text, names)
+    inputs, targets = _columns(path, names, inputs, targets)
+    used = inputs + targets
+    values = np.column_stack([_numeric(path, frame, c) for c in used])
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all() and not dropna:
+        raise DataError(_not_finite(path, values, used))
+    values = values[finite]
+    n_dropped = int((~finite).sum())
+    X, Y = values[:, : len(inputs)].copy(), values[:, len(inputs) :].copy()
+    _check_rows(path, X, Y, targets, n_dropped)
+    return Table(inputs, targets, X, Y, n_dropped, sha, path)
+
+
+def split(table: Table | int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic train/test row indices (sorted), at least one row in each part."""
+    n = table if isinstance(table, int) else table.n_rows
+    if n < 2:
+        raise DataError(f"cannot split {n} row(s) into train and test parts; need at least 2 rows")
+    n_test = min(max(round(n * test_fraction), 1), n - 1)
+    order = np.random.default_rng(seed).permutation(n)  # own Generator: never touch global RNG state
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def _scale(values: np.ndarray) -> np.ndarray:
+    std = values.std(axis=0)
+    return np.where(std > 0, std, 1.0)  # constant columns keep their values centred, not divided by 0
+
+
+@dataclass(frozen=True, eq=False)
+class Standardizer:
+    """Per-column z-scoring of inputs and targets, fitted on training rows only."""
+
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    y_mean: np.ndarray
+    y_std: np.ndarray
+
+    @classmethod
+    def fit(cls, X: np.ndarray, Y: np.ndarray) -> Standardizer:
+        return cls(X.mean(axis=0), _scale(X), Y.mean(axis=0), _scale(Y))
+
+    @classmethod
+    def identity(cls, n_inputs: int, n_targets: int) -> Standardizer:
+        """A no-op standardizer, so callers need no special case when ``data.standardize`` is off."""
+        return cls(np.zeros(n_inputs), np.ones(n_inputs), np.zeros(n_targets), np.ones(n_targets))
+
+    def transform_x(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.x_mean) / self.x_std
+
+    def inverse_x(self, X: np.ndarray) -> np.ndarray:
+        return X * self.x_std + self.x_mean
+
+    def transform_y(self, Y: np.ndarray) -> np.ndarray:
+        return (Y - self.y_mean) / self.y_std
+
+    def inverse_y(self, Y: np.ndarray) -> np.ndarray:
+        return Y * self.y_std + self.y_mean
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {k: [float(v) for v in getattr(self, k)] for k in ("x_mean", "x_std", "y_mean", "y_std")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Standardizer:
+        """Inverse of ``to_dict``; a malformed dict (from a damaged model file) is a CheckpointError."""
+        try:
+            arrays = {
+                k: np.asarray(data[k], dtype=np.float64) for k in ("x_mean", "x_std", "y_mean", "y_std")
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"normalisation record is damaged ({type(exc).__name__}: {exc}); re-create the model file"
+            ) from None
+        if arrays["x_mean"].shape != arrays["x_std"].shape or arrays["y_mean"].shape != arrays["y_std"].shape:
+            raise CheckpointError(
+                "normalisation record has mean/std of different lengths; re-create the model"
+            )
+        return cls(**arrays)

@@ -1,0 +1,140 @@
+"""The ``model.pt`` format: a trained model with everything needed to use it on raw CSV columns.
+
+One ``torch.save`` of a plain dict that loads with ``torch.load(weights_only=True)``:
+``format``, ``format_version``, ``kandisc_version``, ``torch_version``, ``spec`` (JSON-able),
+``input_names``/``output_names`` (model inputs, after pruning and auxiliary features),
+``data_columns`` (the CSV columns the model reads), ``auxiliary`` (name -> formula text),
+``normalization``, ``symbolic`` (edges by library name + parameters, for humans: the state_dict is
+authoritative), ``extras`` (JSON-like: formulas, attribution tables, training ranges, history),
+``tensors`` (small named tensors such as a reference sample) and ``state_dict``.
+Never pickles a module; never loads with ``weights_only=False``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from kandisc import __version__
+from kandisc.errors import CheckpointError
+from kandisc.io.atomic import atomic_target
+from kandisc.model import ModelSpec, MultKAN
+
+FORMAT = "kandisc.model"
+FORMAT_VERSION = 1
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass
+class ModelBundle:
+    """A model plus the names, normalisation and metadata that make it usable on data."""
+
+    model: MultKAN
+    input_names: list[str]
+    output_names: list[str]
+    data_columns: list[str] = field(default_factory=list)
+    auxiliary: dict[str, str] = field(default_factory=dict)
+    normalization: dict | None = None  # {"x_mean","x_std" per input name order, "y_mean","y_std"}
+    extras: dict = field(default_factory=dict)
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def to_model_space(self, x_raw: torch.Tensor) -> torch.Tensor:
+        """Model inputs (raw units, model input order) -> standardised model inputs."""
+        if not self.normalization:
+            return x_raw
+        mean = torch.tensor(self.normalization["x_mean"], dtype=x_raw.dtype, device=x_raw.device)
+        std = torch.tensor(self.normalization["x_std"], dtype=x_raw.dtype, device=x_raw.device)
+        return (x_raw - mean) / std
+
+    def to_target_units(self, y_model: torch.Tensor) -> torch.Tensor:
+        if not self.normalization:
+            return y_model
+        mean = torch.tensor(self.normalization["y_mean"], dtype=y_model.dtype, device=y_model.device)
+        std = torch.tensor(self.normalization["y_std"], dtype=y_model.dtype, device=y_model.device)
+        return y_model * std + mean
+
+    @torch.no_grad()
+    def predict(self, x_raw: torch.Tensor) -> torch.Tensor:
+        """Predictions in target units from model inputs in raw units."""
+        x = x_raw.to(dtype=self.model.dtype, device=self.model.device)
+        return self.to_target_units(self.model(self.to_model_space(x)))
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return "float64" if dtype == torch.float64 else "float32"
+
+
+def save_model(bundle: ModelBundle, path: Path | str) -> Path:
+    """Write ``bundle`` atomically to ``path``."""
+    model = bundle.model
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kandisc_version": __version__,
+        "torch_version": torch.__version__,
+        "dtype": _dtype_name(model.dtype),
+        "spec": model.spec.to_dict(),
+        "input_names": list(bundle.input_names),
+        "output_names": list(bundle.output_names),
+        "data_columns": list(bundle.data_columns),
+        "auxiliary": dict(bundle.auxiliary),
+        "normalization": bundle.normalization,
+        "symbolic": model.symbolic_edges(),
+        "extras": bundle.extras,
+        "tensors": {k: v.detach().cpu() for k, v in bundle.tensors.items()},
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        raise CheckpointError(f"model file {path} does not exist; pass the model.pt of a run")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; pass the model.pt file inside it")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path} is not a readable kandisc model file (truncated or corrupt?): {first[:160]}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path} is not a kandisc model file (format {found!r}, expected {FORMAT!r})")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has model format version {version!r}, newer than this kandisc understands "
+            f"({FORMAT_VERSION}; written by kandisc {payload.get('kandisc_version')}); upgrade kandisc"
+        )
+    return payload
+
+
+def load_model(path: Path | str, device: str = "cpu") -> ModelBundle:
+    """Read a model file written by :func:`save_model`; any problem is a ``CheckpointError``."""
+    path = Path(path)
+    payload = _read(path)
+    try:
+        spec = ModelSpec.from_dict(payload["spec"])
+        model = MultKAN(spec, dtype=_DTYPES[payload.get("dtype", "float64")], device=device)
+        model.load_state_dict(payload["state_dict"])
+        return ModelBundle(
+            model=model,
+            input_names=list(payload["input_names"]),
+            output_names=list(payload["output_names"]),
+            data_columns=list(payload.get("data_columns") or payload["input_names"]),
+            auxiliary=dict(payload.get("auxiliary") or {}),
+            normalization=payload.get("normalization"),
+            extras=dict(payload.get("extras") or {}),
+            tensors=dict(payload.get("tensors") or {}),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is damaged: {type(err).__name__}: {str(err).splitlines()[0][:160]}") from None

@@ -1,0 +1,170 @@
+"""B-spline bases on per-input knot vectors, and least-squares fits of spline coefficients.
+
+A layer keeps, per input ``i``, an extended knot vector ``grid[i]`` of ``G + 2k + 1`` strictly
+increasing knots (G intervals on the data range plus ``k`` on each side). Its ``G + k`` basis
+functions of order ``k`` are evaluated *locally*: only ``k + 1`` are non-zero at any x, so we find
+the knot interval with ``searchsorted`` and run de Boor's triangle on ``(B, in, k+1)`` tensors
+instead of the dense ``(B, in, G + 2k)`` Cox-de Boor recursion. The result is written into a dense
+feature tensor (column 0 reserved for the base function) ready for a single GEMM.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def uniform_grid(low: torch.Tensor, high: torch.Tensor, n_intervals: int, k: int) -> torch.Tensor:
+    """Extended uniform knots ``(in, G + 2k + 1)`` for per-input ranges ``low``/``high`` of shape (in,)."""
+    steps = torch.arange(-k, n_intervals + k + 1, dtype=low.dtype, device=low.device)
+    h = (high - low) / n_intervals
+    return low[:, None] + steps[None, :] * h[:, None]
+
+
+def extend_grid(inner: torch.Tensor, k: int) -> torch.Tensor:
+    """Add ``k`` knots on each side of ``inner`` (in, G+1), spaced like the inner grid on average."""
+    n_intervals = inner.shape[1] - 1
+    h = (inner[:, -1:] - inner[:, :1]) / n_intervals
+    steps = torch.arange(1, k + 1, dtype=inner.dtype, device=inner.device)
+    left = inner[:, :1] - h * steps.flip(0)
+    right = inner[:, -1:] + h * steps
+    return torch.cat([left, inner, right], dim=1)
+
+
+def _padded_knots(grid: torch.Tensor, k: int) -> torch.Tensor:
+    """The grid with ``k`` extra phantom knots per side so every local window is defined."""
+    h_left = grid[:, 1:2] - grid[:, :1]
+    h_right = grid[:, -1:] - grid[:, -2:-1]
+    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
+    return torch.cat([grid[:, :1] - h_left * steps.flip(0), grid, grid[:, -1:] + h_right * steps], dim=1)
+
+
+def _cox_de_boor(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
+    """All bases at points ``x`` (in, P) by the dense recursion: (in, P, n_knots-1-k). Build-time only."""
+    t = grid.unsqueeze(1)  # (in, 1, n_knots)
+    xe = x.unsqueeze(-1)
+    b = ((xe >= t[..., :-1]) & (xe < t[..., 1:])).to(grid.dtype)
+    for p in range(1, k + 1):
+        left = (xe - t[..., : -(p + 1)]) / (t[..., p:-1] - t[..., : -(p + 1)])
+        right = (t[..., p + 1 :] - xe) / (t[..., p + 1 :] - t[..., 1:-p])
+        b = left * b[..., :-1] + right * b[..., 1:]
+    return b
+
+
+def basis_tables(grid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-interval polynomial form of the k+1 non-zero bases, computed once per grid.
+
+    On knot interval ``idx`` = [t_idx, t_idx+1) each basis is a polynomial of degree k in the
+    local coordinate s = (x - t_idx)/h. Row ``r = idx + 1`` of ``table`` (in, n_knots+1, D) holds
+    [t_idx, 1/h, coefficients a[m, p] of basis m = 0..k (j = idx-k+m) in powers p = k..0]; rows 0
+    and ``n_knots`` (outside the extended grid) are all zero, as are phantom bases. ``cols``
+    (in, n_knots+1, k+1) gives each local basis's feature column (1-based: column 0 is the base).
+    """
+    n_in, n_knots = grid.shape
+    work = grid.to(torch.float64)
+    n_int, n_basis = n_knots - 1, n_knots - 1 - k
+    lo, hi = work[:, :-1], work[:, 1:]  # (in, n_int)
+    nodes = torch.linspace(0.05, 0.95, k + 1, dtype=torch.float64, device=grid.device)
+    pts = lo.unsqueeze(-1) + (hi - lo).unsqueeze(-1) * nodes  # (in, n_int, k+1)
+    dense = _cox_de_boor(pts.reshape(n_in, -1), work, k).reshape(n_in, n_int, k + 1, n_basis)
+    idx = torch.arange(n_int, device=grid.device)
+    j = idx[:, None] - k + torch.arange(k + 1, device=grid.device)  # (n_int, k+1) basis ids
+    valid = (j >= 0) & (j < n_basis)
+    local = torch.gather(dense, 3, j.clamp(0, n_basis - 1).expand(n_in, -1, -1).unsqueeze(2)
+                         .expand(-1, -1, k + 1, -1))  # (in, n_int, point, m)
+    local = local * valid.to(local.dtype)[None, :, None, :]
+    powers = nodes.unsqueeze(-1) ** torch.arange(k, -1, -1, dtype=torch.float64)  # (point, p)
+    coef = torch.linalg.solve(powers, local)  # (in, n_int, p, m): exact polynomial coefficients
+    body = torch.cat([lo.unsqueeze(-1), (1.0 / (hi - lo)).unsqueeze(-1),
+                      coef.transpose(-1, -2).reshape(n_in, n_int, -1)], dim=-1)
+    outside = torch.zeros(n_in, 1, body.shape[-1], dtype=torch.float64, device=grid.device)
+    table = torch.cat([outside, body, outside], dim=1).to(grid.dtype)
+    cols = (j.clamp(0, n_basis - 1) + 1).expand(n_in, -1, -1)
+    edge_cols = torch.ones(n_in, 1, k + 1, dtype=torch.long, device=grid.device)
+    return table.contiguous(), torch.cat([edge_cols, cols, edge_cols], dim=1).contiguous()
+
+
+def _local_values(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, cols: torch.Tensor, k: int,
+                  with_deriv: bool = True):
+    """Non-zero bases (B, in, k+1), their x-derivatives (or None) and their feature columns."""
+    row = torch.searchsorted(grid, x.transpose(0, 1).contiguous(), right=True).transpose(0, 1)
+    row = row.clamp_(max=grid.shape[1])  # x beyond the last knot -> the "outside" row
+    n_in, n_rows = table.shape[0], table.shape[1]
+    flat = (row + torch.arange(n_in, device=x.device) * n_rows).reshape(-1)  # rows of the flat table
+    consts = torch.index_select(table.reshape(n_in * n_rows, -1), 0, flat).view(*row.shape, -1)
+    col = torch.index_select(cols.reshape(n_in * n_rows, -1), 0, flat).view(*row.shape, -1)
+    s = ((x - consts[..., 0]) * consts[..., 1]).unsqueeze(-1)
+    a = consts[..., 2:].unflatten(-1, (k + 1, k + 1))  # (B, in, m, p) highest power first
+    values = a[..., 0]  # Horner's scheme over the powers
+    deriv = a[..., 0] * k if with_deriv else None
+    for p in range(1, k + 1):
+        values = values * s + a[..., p]
+        if with_deriv and p < k:
+            deriv = deriv * s + a[..., p] * (k - p)
+    if with_deriv:
+        deriv = deriv * consts[..., 1:2]
+    return values, deriv, col
+
+
+class _BasisFeatures(torch.autograd.Function):
+    """Dense features with an analytic backward: no autograd graph through de Boor's triangle."""
+
+    @staticmethod
+    def forward(ctx, x, base, grid, table, cols, k):
+        with torch.no_grad():
+            values, deriv, col = _local_values(x, grid, table, cols, k, with_deriv=ctx.needs_input_grad[0])
+            out = torch.zeros(x.shape[0], x.shape[1], grid.shape[1] - k, dtype=x.dtype, device=x.device)
+            out[..., 0] = base
+            out.scatter_add_(2, col, values)  # phantom entries are 0 and may share a column
+        ctx.save_for_backward(deriv, col)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        deriv, col = ctx.saved_tensors
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (torch.gather(grad_out, 2, col) * deriv).sum(-1)
+        grad_base = grad_out[..., 0] if ctx.needs_input_grad[1] else None
+        return grad_x, grad_base, None, None, None, None
+
+
+def basis_features(x: torch.Tensor, base: torch.Tensor, grid: torch.Tensor, k: int,
+                   tables: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Dense features ``(B, in, G + k + 1)``: column 0 the base function, columns 1.. the bases.
+
+    Pass ``tables`` (from :func:`basis_tables`) to skip rebuilding them on every call.
+    """
+    table, cols = tables if tables is not None else basis_tables(grid, k)
+    return _BasisFeatures.apply(x, base, grid, table, cols, k)
+
+
+def local_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-zero bases (B, in, k+1) and their derivatives at ``x``; zero outside the extended grid."""
+    table, cols = basis_tables(grid, k)
+    values, deriv, _ = _local_values(x, grid, table, cols, k)
+    return values, deriv
+
+
+def dense_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
+    """All ``G + k`` bases at ``x`` (B, in) as (B, in, G + k); used for fits, not the hot path."""
+    zero = torch.zeros_like(x)
+    return basis_features(x, zero, grid, k)[..., 1:]
+
+
+def fit_coefficients(
+    basis: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-10
+) -> torch.Tensor:
+    """Least squares per input: ``basis`` (in, M, K), ``targets`` (in, M, out) -> coef (in, K, out).
+
+    Solved through ridge-stabilised normal equations in float64 (B-spline Gram matrices are
+    well conditioned; the tiny ridge only handles bases no sample touches).
+    """
+    A = basis.to(torch.float64)
+    Y = targets.to(torch.float64)
+    gram = A.transpose(1, 2) @ A
+    scale = gram.diagonal(dim1=1, dim2=2).mean(-1).clamp(min=1e-30)
+    eye = torch.eye(A.shape[2], dtype=A.dtype, device=A.device)
+    gram = gram + (ridge * scale)[:, None, None] * eye
+    rhs = A.transpose(1, 2) @ Y
+    chol = torch.linalg.cholesky(gram)
+    return torch.cholesky_solve(rhs, chol).to(basis.dtype)

@@ -1,0 +1,96 @@
+"""The end of a fit: metrics in target units, attribution, model file, summary and figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kandisc.attribution import attribute
+from kandisc.io.model_file import save_model
+
+REFERENCE_ROWS = 256  # rows of training inputs stored in model.pt for `explain` without --data
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, names: list[str]) -> dict:
+    """Per target RMSE and R² (NaN-safe for an empty split)."""
+    rmse, r2 = {}, {}
+    for t, name in enumerate(names):
+        if y_true.shape[0] == 0:
+            rmse[name] = r2[name] = None
+            continue
+        err = y_pred[:, t] - y_true[:, t]
+        rmse[name] = float(np.sqrt(np.mean(err**2)))
+        var = float(np.sum((y_true[:, t] - y_true[:, t].mean()) ** 2))
+        r2[name] = float(1 - np.sum(err**2) / var) if var > 0 else None
+    return {"rmse": rmse, "r2": r2}
+
+
+def _predict_rows(bundle, x_model: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return bundle.to_target_units(bundle.model(x_model)).cpu().numpy()
+
+
+def attribution_tables(bundle, scores) -> dict:
+    """Input, node and edge scores with names (the content of attribution.json / explain.json)."""
+    inputs = [{"name": n, "score": float(s)} for n, s in zip(bundle.input_names, scores.input_scores, strict=True)]
+    ranked = sorted(inputs, key=lambda r: -r["score"])
+    for rank, row in enumerate(ranked, 1):
+        row["rank"] = rank
+    edges = []
+    for layer, table in enumerate(scores.edge_scores):
+        active = bundle.model.layers[layer].active().cpu()
+        for i, j in active.nonzero().tolist():
+            edges.append({"layer": layer, "i": i, "j": j, "score": float(table[i, j])})
+    return {"inputs": ranked, "nodes": [t.tolist() for t in scores.node_scores], "edges": edges,
+            "outputs": list(bundle.output_names)}
+
+
+def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
+    bundle, data = state.bundle, state.data
+    y_raw = prep.table.Y
+    pred_train = _predict_rows(bundle, data.x_train)
+    pred_test = _predict_rows(bundle, data.x_test)
+    train_m = regression_metrics(y_raw[train_idx], pred_train, bundle.output_names)
+    test_m = regression_metrics(y_raw[test_idx], pred_test, bundle.output_names)
+    scores = attribute(bundle.model, data.x_train)
+    tables = attribution_tables(bundle, scores)
+    x_raw_train = prep.x_all[train_idx][:, [prep.model_inputs.index(n) for n in bundle.input_names]]
+    bundle.extras.update({
+        "attribution": tables,
+        "attribution_raw": scores.to_dict(),
+        "input_ranges": {n: [float(prep.x_all[train_idx][:, i].min()), float(prep.x_all[train_idx][:, i].max())]
+                         for i, n in enumerate(prep.model_inputs)},
+        "shape_initial": state.shape_history[0],
+        "pruned_inputs": list(state.pruned_inputs),
+        "stages": [{"stage": r.stage, "label": r.label, "status": r.status, **r.details} for r in state.reports],
+        "formulas": {t: f.get("best") for t, f in state.formulas.items()},
+        "test_r2": test_m["r2"],
+    })
+    bundle.tensors["reference_x"] = torch.as_tensor(x_raw_train[:REFERENCE_ROWS])
+    save_model(bundle, run.model_path)
+    run.write_json("attribution.json", tables)
+    formulas = {t: (state.formulas.get(t, {}).get("best") or {}).get("sympy") for t in bundle.output_names}
+    summary = {
+        "status": "completed",
+        "inputs": list(prep.table.input_names),
+        "auxiliary": dict(prep.cfg.auxiliary),
+        "targets": list(bundle.output_names),
+        "train_rmse": train_m["rmse"],
+        "test_rmse": test_m["rmse"],
+        "test_r2": test_m["r2"],
+        "formulas": formulas,
+        "shape_initial": state.shape_history[0],
+        "shape_final": bundle.model.spec.display_width(),
+        "kept_inputs": list(bundle.input_names),
+        "pruned_inputs": list(state.pruned_inputs),
+        "n_edges": bundle.model.n_edges(),
+        "warnings": [r.message for r in state.reports if r.message],
+        "wall_seconds": None,
+    }
+    if prep.cfg.output.figures:
+        from kandisc.pipeline.figures import write_figures
+
+        summary["figures"] = write_figures(run, prep, state, scores, y_raw[test_idx], pred_test)
+    summary["wall_seconds"] = round(run.elapsed(), 3)
+    run.write_json("summary.json", summary)
+    return summary

@@ -1,0 +1,84 @@
+"""The training stages a YAML pipeline lists: ``fit``, ``prune``, ``refine`` (``symbolic`` lives in
+:mod:`kandisc.pipeline.symbolic_stage`). Each is one function over a :class:`RunState`.
+"""
+
+from __future__ import annotations
+
+from kandisc.attribution import prune
+from kandisc.pipeline.state import RunState, StageReport
+from kandisc.train import Dataset, TrainSettings, train
+
+
+def run_training(state: RunState, label: str, settings: TrainSettings) -> StageReport:
+    """Train in place, streaming every step to the sink; shared by fit and symbolic retraining."""
+    state.sink.stage_started(label, settings.steps)
+
+    def on_step(record):
+        state.global_step += 1
+        state.sink.step(label, record, state.global_step, state.model.n_edges())
+
+    result = train(state.model, state.data, settings, state.generator, on_step)
+    last = result.history[-1] if result.history else None
+    details = {
+        "steps": result.steps_done,
+        "rollbacks": result.rollbacks,
+        "train_rmse": last.train_loss if last else None,
+        "test_rmse": last.test_loss if last else None,
+    }
+    return StageReport("fit", label, result.status, details, result.message)
+
+
+def fit_stage(state: RunState, params: dict) -> StageReport:
+    settings = TrainSettings(**params)
+    return run_training(state, "fit", settings)
+
+
+def refine_stage(state: RunState, params: dict) -> StageReport:
+    old = state.model.spec.grid
+    state.sink.stage_started(f"refine G={params['grid']}", 0)
+    state.model.refine(state.data.x_train, params["grid"])
+    return StageReport("refine", f"refine G={params['grid']}", details={"grid_before": old, "grid": params["grid"]})
+
+
+def _split_rows(state: RunState, which: str):
+    return state.data.x_test if which == "test" and state.data.x_test.shape[0] else state.data.x_train
+
+
+def prune_stage(state: RunState, params: dict) -> StageReport:
+    state.sink.stage_started("prune", 0)
+    result = prune(
+        state.model, _split_rows(state, params["on"]),
+        node_threshold=params["node_threshold"], edge_threshold=params["edge_threshold"],
+        input_threshold=params["input_threshold"], prune_inputs=params["prune_inputs"],
+    )
+    bundle, keep = state.bundle, result.kept_inputs
+    dropped = [n for i, n in enumerate(bundle.input_names) if i not in keep]
+    state.pruned_inputs += dropped
+    bundle.model = result.model
+    bundle.input_names = [bundle.input_names[i] for i in keep]
+    if bundle.normalization:
+        for key in ("x_mean", "x_std"):
+            bundle.normalization[key] = [bundle.normalization[key][i] for i in keep]
+    d = state.data
+    state.data = Dataset(d.x_train[:, keep], d.y_train, d.x_test[:, keep], d.y_test)
+    details = {
+        "shape_before": result.shape_before, "shape_after": result.shape_after,
+        "removed_edges": result.removed_edges, "pruned_inputs": dropped,
+        "kept_inputs": list(bundle.input_names),
+    }
+    return StageReport("prune", "prune", details=details)
+
+
+STAGES = {"fit": fit_stage, "prune": prune_stage, "refine": refine_stage}
+
+
+def run_pipeline(state: RunState, pipeline) -> list[StageReport]:
+    """Run the configured stages in order (items have ``.stage`` and ``.params()``)."""
+    from kandisc.pipeline.symbolic_stage import symbolic_stage
+
+    registry = {**STAGES, "symbolic": symbolic_stage}
+    for item in pipeline:
+        report = registry[item.stage](state, item.params())
+        state.reports.append(report)
+        state.sink.stage_finished(report.label, report)
+    return state.reports

@@ -1,0 +1,62 @@
+"""What the pipeline stages share: the model bundle, the data in model space, RNG and reporting.
+
+Stages are plain functions ``stage(state, params) -> StageReport`` that change ``state`` (train
+the model in place, replace it by a pruned one, ...). Progress goes through ``ProgressSink``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from kandisc.io.model_file import ModelBundle
+from kandisc.train import Dataset, StepRecord
+
+
+class ProgressSink(Protocol):
+    """Receives training progress (terminal bars, plain log lines, metrics.csv)."""
+
+    def stage_started(self, label: str, total_steps: int) -> None: ...
+
+    def step(self, label: str, record: StepRecord, global_step: int, n_edges: int) -> None: ...
+
+    def stage_finished(self, label: str, report: StageReport) -> None: ...
+
+
+class NullSink:
+    def stage_started(self, label: str, total_steps: int) -> None:
+        pass
+
+    def step(self, label: str, record: StepRecord, global_step: int, n_edges: int) -> None:
+        pass
+
+    def stage_finished(self, label: str, report: StageReport) -> None:
+        pass
+
+
+@dataclass
+class StageReport:
+    stage: str
+    label: str
+    status: str = "ok"
+    details: dict = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass
+class RunState:
+    bundle: ModelBundle
+    data: Dataset  # standardised, model-input space; columns follow bundle.input_names
+    generator: torch.Generator
+    sink: ProgressSink = field(default_factory=NullSink)
+    global_step: int = 0
+    reports: list[StageReport] = field(default_factory=list)
+    pruned_inputs: list[str] = field(default_factory=list)
+    shape_history: list[list] = field(default_factory=list)
+    formulas: dict = field(default_factory=dict)  # target -> {"best": {...}, "candidates": [...]}
+
+    @property
+    def model(self):
+        return self.bundle.model

@@ -1,0 +1,145 @@
+"""The ``symbolic`` stage: snap edges to library functions, retrain, assemble and verify formulas.
+
+Rounds: sample every numeric edge's curve (100 points over its input's training range), fit the
+whole library to all edges at once, snap the most certain share of the edges that pass the r²
+threshold, retrain the rest with them in place. Edges that are negligible by attribution become
+the zero function (removed); edges whose best fit stays under the threshold remain splines and
+are reported. Then all constants are tuned jointly, the formula is assembled from the model,
+checked against the model on held-out rows, and turned into a Pareto list of candidates.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from kandisc.attribution import attribute
+from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
+from kandisc.pipeline.stages import run_training
+from kandisc.pipeline.state import RunState, StageReport
+from kandisc.symbolic.assemble import assemble, verify
+from kandisc.symbolic.edge_fit import fit_edges
+from kandisc.symbolic.selection import choose
+from kandisc.symbolic.simplify import Scorer, build_candidates
+from kandisc.train import TrainSettings
+
+CURVE_POINTS = 100
+
+
+@torch.no_grad()
+def sample_edge_curves(model, x: torch.Tensor, edges: list[tuple[int, int, int]]):
+    """(E, M) inputs and outputs of the listed edges over their inputs' ranges on rows ``x``."""
+    inputs = model.layer_inputs(x)
+    xs, ys = [], []
+    for layer in sorted({e[0] for e in edges}):
+        h = inputs[layer]
+        lo, hi = h.min(0).values, h.max(0).values
+        t = torch.linspace(0, 1, CURVE_POINTS, dtype=h.dtype, device=h.device)
+        pts = lo + t[:, None] * (hi - lo)  # (M, in)
+        phi = model.layers[layer].edge_curves(pts)  # (M, in, out)
+        for _, i, j in (e for e in edges if e[0] == layer):
+            xs.append(pts[:, i])
+            ys.append(phi[:, i, j])
+    order = [e for layer in sorted({e[0] for e in edges}) for e in edges if e[0] == layer]
+    return torch.stack(xs), torch.stack(ys), order
+
+
+def _numeric_edges(model) -> list[tuple[int, int, int]]:
+    return [(layer, i, j) for layer, kan in enumerate(model.layers)
+            for i, j in (kan.num_mask > 0).nonzero().tolist()]
+
+
+def _zero_negligible(state: RunState, threshold: float) -> list[tuple[int, int, int]]:
+    scores = attribute(state.model, state.data.x_train)
+    zeroed = []
+    for layer, kan in enumerate(state.model.layers):
+        weak = (scores.edge_scores[layer] <= threshold) & (kan.num_mask > 0)
+        zeroed += [(layer, i, j) for i, j in weak.nonzero().tolist()]
+        kan.remove_edges(weak)
+    return zeroed
+
+
+def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[int, list[dict]]:
+    """Fit the library to every numeric edge; snap the most certain share; report the rest."""
+    edges = _numeric_edges(state.model)
+    if not edges:
+        return 0, []
+    library = [n for n in (params["library"] or DEFAULT_LIBRARY) if n != "0"]
+    complexities = {n: FUNCTIONS[n].complexity for n in library} | dict(params["complexities"])
+    x, y, order = sample_edge_curves(state.model, state.data.x_train, edges)
+    fits = fit_edges(x, y, library)
+    choices = choose(fits, complexities, params["weight_simple"], params["r2_threshold"])
+    ready = sorted((c for c in choices if c.name is not None), key=lambda c: -c.r2)
+    share = ready[: max(1, math.ceil(len(ready) / rounds_left))] if ready else []
+    for choice in share:
+        layer, i, j = order[choice.edge]
+        state.model.set_symbolic(layer, i, j, choice.name, choice.params)
+    snapped = {c.edge for c in share}
+    left = [{"edge": list(order[c.edge]), "reason": c.reason} for c in choices
+            if c.name is None and c.edge not in snapped]
+    return len(share), left
+
+
+def symbolic_stage(state: RunState, params: dict) -> StageReport:
+    state.sink.stage_started("symbolic", 0)
+    zeroed = _zero_negligible(state, params["zero_threshold"])
+    snapped, unsnapped = 0, []
+    tune = TrainSettings(steps=params["retrain_steps"], update_grid=False)
+    for round_index in range(params["rounds"]):
+        count, unsnapped = _snap_round(state, params, params["rounds"] - round_index)
+        snapped += count
+        if count == 0:
+            break
+        if params["retrain_steps"]:
+            run_training(state, f"symbolic {round_index + 1}", tune)
+    if params["retrain_steps"]:
+        run_training(state, "symbolic tune", tune)
+    details = {"snapped_edges": snapped, "zeroed_edges": [list(e) for e in zeroed],
+               "numeric_edges": unsnapped, "edges": state.model.symbolic_edges()}
+    message = ""
+    if unsnapped:
+        message = (f"{len(unsnapped)} edge(s) stayed splines (no library function reached r2_threshold "
+                   f"{params['r2_threshold']}); formulas depending on them are not reported")
+    mismatches = extract_formulas(state, params)
+    if mismatches:
+        message = (message + "; " if message else "") + "; ".join(mismatches)
+    status = "formula_mismatch" if mismatches else "ok"
+    return StageReport("symbolic", "symbolic", status, details, message)
+
+
+def _raw(state: RunState, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    norm = state.bundle.normalization
+    x, y = x.detach().cpu().double().numpy(), y.detach().cpu().double().numpy()
+    if norm:
+        x = x * np.asarray(norm["x_std"]) + np.asarray(norm["x_mean"])
+        y = y * np.asarray(norm["y_std"]) + np.asarray(norm["y_mean"])
+    return x, y
+
+
+def extract_formulas(state: RunState, params: dict) -> list[str]:
+    """Assemble, verify and simplify formulas into ``state.formulas``; return mismatch messages."""
+    bundle, data = state.bundle, state.data
+    x_train, y_train = _raw(state, data.x_train, data.y_train)
+    x_test, y_test = _raw(state, data.x_test, data.y_test)
+    check_x = x_test if len(x_test) else x_train
+    assembly = assemble(bundle)
+    checks = verify(bundle, assembly, check_x)
+    mismatches = []
+    for t, target in enumerate(bundle.output_names):
+        status, err = checks[t]
+        entry = {"check": {"status": status, "max_relative_error": err}, "best": None, "candidates": []}
+        state.formulas[target] = entry
+        if status == "mismatch":
+            mismatches.append(f"BUG: the formula for {target} differs from the model by {err:.2e} "
+                              "(relative); it was not written")
+            continue
+        if status != "ok":
+            continue
+        eval_x, eval_y = (x_test, y_test[:, t]) if len(x_test) else (x_train, y_train[:, t])
+        scorer = Scorer(assembly.symbols, x_train, y_train[:, t], eval_x, eval_y)
+        front = build_candidates(assembly.exprs[t], scorer, params["snap_constants"], params["max_candidates"])
+        entry["candidates"] = [c.to_row(target) for c in front]
+        entry["best"] = next((row for row in entry["candidates"] if row["is_best"]), None)
+    return mismatches

@@ -1,0 +1,209 @@
+"""From one verified formula to a short Pareto list of candidates.
+
+Steps: expand (numeric factors pulled out of sums, products and exponentials so equivalent
+network constants merge); snap constants to 0, integers, simple rationals and rational multiples
+of π, keeping a snap only when the test RMSE stays within ``SNAP_TOLERANCE``; refit the remaining
+constants jointly (LBFGS on the training rows); then offer simpler variants (constants rounded,
+small additive terms dropped and refitted). Complexity is the number of nodes of the sympy tree.
+
+Choice of the reported "best": the simplest candidate whose test RMSE is at most
+``BEST_FACTOR`` × the lowest test RMSE plus ``1e-9``·std(y) (so round-off differences between
+near-exact formulas do not count).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import sympy as sp
+import torch
+
+from kandisc.symbolic.assemble import evaluate
+
+SNAP_TOLERANCE = 1.1  # a snap may raise the test RMSE by at most 10 % (plus a 1e-6·std(y) floor)
+BEST_FACTOR = 2.0
+SNAP_DISTANCE = 0.02  # only snap a constant within 2 % (relative, floor 0.02 absolute) of a target
+_MAX_SIMPLIFY_NODES = 300
+
+
+@dataclass
+class Candidate:
+    expr: sp.Expr
+    complexity: int
+    test_rmse: float
+    test_r2: float
+    origin: str
+    is_best: bool = False
+
+    def to_row(self, target: str) -> dict:
+        return {"target": target, "complexity": self.complexity, "test_rmse": self.test_rmse,
+                "test_r2": self.test_r2, "sympy": str(self.expr), "latex": sp.latex(self.expr),
+                "origin": self.origin, "is_best": self.is_best}
+
+
+def complexity(expr: sp.Expr) -> int:
+    return sum(1 for _ in sp.preorder_traversal(expr))
+
+
+class Scorer:
+    """Test RMSE / R² of expressions on fixed rows; refits constants on training rows."""
+
+    def __init__(self, symbols, x_train, y_train, x_test, y_test):
+        self.symbols = symbols
+        self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
+        self.y_scale = float(np.std(y_train)) or 1.0
+
+    def rmse(self, expr: sp.Expr, test: bool = True) -> float:
+        x, y = (self.x_test, self.y_test) if test else (self.x_train, self.y_train)
+        pred = evaluate(expr, self.symbols, x)
+        value = float(np.sqrt(np.mean((pred - y) ** 2)))
+        return value if math.isfinite(value) else float("inf")
+
+    def candidate(self, expr: sp.Expr, origin: str) -> Candidate:
+        rmse = self.rmse(expr)
+        var = float(np.mean((self.y_test - self.y_test.mean()) ** 2)) or 1.0
+        return Candidate(expr, complexity(expr), rmse, 1 - rmse**2 / var, origin)
+
+    def refit(self, expr: sp.Expr, steps: int = 30) -> sp.Expr:
+        """Jointly refit every Float constant of ``expr`` on the training rows (LBFGS, autograd)."""
+        from kandisc.knowledge.formula import to_torch_function
+
+        floats = sorted(expr.atoms(sp.Float), key=str)
+        if not floats or len(floats) > 80:
+            return expr
+        params = [sp.Symbol(f"_refit_c{k}") for k in range(len(floats))]
+        template = expr.xreplace(dict(zip(floats, params, strict=True)))
+        names = [str(s) for s in self.symbols] + [str(p) for p in params]
+        fn = to_torch_function(template, names)
+        x = torch.as_tensor(self.x_train)
+        y = torch.as_tensor(self.y_train)
+        values = torch.tensor([float(f) for f in floats], dtype=torch.float64, requires_grad=True)
+        columns = {str(s): x[:, k] for k, s in enumerate(self.symbols)}
+
+        def loss() -> torch.Tensor:
+            pred = fn({**columns, **{str(p): values[k] for k, p in enumerate(params)}})
+            return torch.mean((pred - y) ** 2)
+
+        with torch.no_grad():
+            start_loss = float(loss())
+        opt = torch.optim.LBFGS([values], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe",
+                                tolerance_grad=1e-20, tolerance_change=1e-24)
+
+        def closure():
+            opt.zero_grad()
+            value = loss()
+            if torch.isfinite(value):
+                value.backward()
+            return value
+
+        opt.step(closure)
+        with torch.no_grad():
+            end_loss = float(loss())
+        if not (math.isfinite(end_loss) and end_loss <= start_loss):
+            return expr
+        fitted = values.detach().tolist()
+        return template.xreplace({p: sp.Float(v, 17) for p, v in zip(params, fitted, strict=True)})
+
+
+def _snap_targets(value: float) -> list[sp.Expr]:
+    """Simple numbers near ``value``: 0, integers, p/q (q <= 12) and (p/q)·π, nearest first."""
+    targets = []
+    tol = max(SNAP_DISTANCE * abs(value), 0.02)
+    if abs(value) <= tol:
+        targets.append(sp.Integer(0))
+    frac = Fraction(value).limit_denominator(12)
+    if abs(float(frac) - value) <= tol:
+        targets.append(sp.Rational(frac.numerator, frac.denominator))
+    pi_frac = Fraction(value / math.pi).limit_denominator(12)
+    if pi_frac != 0 and abs(float(pi_frac) * math.pi - value) <= tol:
+        targets.append(sp.Rational(pi_frac.numerator, pi_frac.denominator) * sp.pi)
+    return sorted(targets, key=lambda t: abs(float(t) - value))
+
+
+def expand_constants(expr: sp.Expr) -> sp.Expr:
+    """Pull numeric factors out so that equivalent constants of the network merge into one."""
+    if complexity(expr) > _MAX_SIMPLIFY_NODES:
+        return expr
+    return sp.expand(expr, power_exp=True, power_base=False, log=False, multinomial=True, mul=True)
+
+
+def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
+    """Greedy constant snapping (largest constants first), each kept only if the loss allows."""
+    current, current_rmse = expr, scorer.rmse(expr)
+    floor = 1e-6 * scorer.y_scale
+    for const in sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f))):
+        if const not in current.atoms(sp.Float):
+            continue
+        for target in _snap_targets(float(const)):
+            trial = current.xreplace({const: target})
+            rmse = scorer.rmse(trial)
+            if rmse <= current_rmse * SNAP_TOLERANCE + floor:
+                current, current_rmse = trial, min(rmse, current_rmse) if rmse < current_rmse else rmse
+                break
+    return current
+
+
+def round_floats(expr: sp.Expr, digits: int) -> sp.Expr:
+    return expr.xreplace({f: sp.Float(round(float(f), digits), 17) for f in expr.atoms(sp.Float)})
+
+
+def _drop_small_terms(expr: sp.Expr, scorer: Scorer, limit: int) -> list[sp.Expr]:
+    """Variants of a sum with its weakest terms removed (one more each time), refitted."""
+    if not isinstance(expr, sp.Add) or len(expr.args) < 2:
+        return []
+    spread = []
+    for term in expr.args:
+        values = evaluate(term, scorer.symbols, scorer.x_train)
+        spread.append(float(np.std(values)) + (0.0 if term.free_symbols else abs(float(term)) * 1e-9))
+    order = np.argsort(spread)
+    variants, kept = [], list(expr.args)
+    for idx in order[: min(limit, len(order) - 1)]:
+        kept = [t for t in kept if t is not expr.args[idx]]
+        variants.append(scorer.refit(sp.Add(*kept)))
+    return variants
+
+
+def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candidates: int = 8) -> list[Candidate]:
+    """Candidates on the Pareto front (complexity vs test RMSE), the best one flagged."""
+    pool = [scorer.candidate(round_floats(expr, 12), "model")]
+    expanded = expand_constants(expr)
+    pool.append(scorer.candidate(expanded, "expanded"))
+    current = expanded
+    if snap:
+        current = snap_constants(scorer.refit(expanded), scorer)
+        current = scorer.refit(current)
+        if complexity(current) <= _MAX_SIMPLIFY_NODES:
+            simplified = sp.simplify(current)
+            if scorer.rmse(simplified) <= scorer.rmse(current) * SNAP_TOLERANCE + 1e-9 * scorer.y_scale:
+                current = simplified
+        pool.append(scorer.candidate(current, "snapped"))
+    for digits in (6, 4, 3, 2):
+        pool.append(scorer.candidate(round_floats(current, digits), f"rounded {digits}"))
+    for k, variant in enumerate(_drop_small_terms(current, scorer, max_candidates)):
+        pool.append(scorer.candidate(round_floats(variant, 4), f"dropped {k + 1} term(s)"))
+    front = pareto_front(pool)[:max_candidates]
+    pick_best(front, scorer.y_scale)
+    return front
+
+
+def pareto_front(pool: list[Candidate]) -> list[Candidate]:
+    """Non-dominated candidates sorted by complexity (lower RMSE wins ties)."""
+    front: list[Candidate] = []
+    for cand in sorted(pool, key=lambda c: (c.complexity, c.test_rmse)):
+        if not math.isfinite(cand.test_rmse):
+            continue
+        if not front or cand.test_rmse < front[-1].test_rmse:
+            front.append(cand)
+    return front
+
+
+def pick_best(front: list[Candidate], y_scale: float) -> Candidate | None:
+    if not front:
+        return None
+    limit = BEST_FACTOR * min(c.test_rmse for c in front) + 1e-9 * y_scale
+    best = next(c for c in front if c.test_rmse <= limit)
+    best.is_best = True
+    return best

@@ -1,0 +1,165 @@
+"""Training a MultKAN: LBFGS or Adam, KAN sparsity penalty, grid updates, NaN guard, callbacks.
+
+``train`` runs one fit stage. It never seeds global RNGs (mini-batches come from the caller's
+``torch.Generator``), reports every step through a callback (progress bars, metrics files), and
+keeps the last parameters whose loss was finite: a non-finite loss rolls the model back and
+restarts the optimiser; repeated failures end the stage with status ``"nonfinite"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from kandisc.model import MultKAN
+from kandisc.model import stats as model_stats
+
+MAX_CONSECUTIVE_ROLLBACKS = 3
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 50
+    opt: str = "lbfgs"
+    lr: float = 1.0
+    lamb: float = 0.0
+    lamb_l1: float = 1.0
+    lamb_entropy: float = 2.0
+    lamb_coef: float = 0.0
+    lamb_coefdiff: float = 0.0
+    batch: int = -1
+    update_grid: bool = True
+    grid_update_every: int = 5
+    stop_grid_update_step: int = 50
+    lbfgs_iterations: int = 20
+
+
+@dataclass
+class Dataset:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+@dataclass
+class StepRecord:
+    step: int
+    train_loss: float  # RMSE of the prediction (regulariser excluded)
+    test_loss: float
+    reg: float
+
+
+@dataclass
+class TrainResult:
+    status: str = "ok"  # "ok" | "nonfinite"
+    steps_done: int = 0
+    rollbacks: int = 0
+    history: list[StepRecord] = field(default_factory=list)
+    message: str = ""
+
+
+StepCallback = Callable[[StepRecord], None]
+
+
+def _objective(model: MultKAN, x, y, s: TrainSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(objective, mse, reg): reg statistics are only computed when the penalty is on."""
+    needs_stats = s.lamb > 0 and (s.lamb_l1 > 0 or s.lamb_entropy > 0)
+    if needs_stats:
+        pred, traces = model.forward_traced(x)
+        reg = model_stats.sparsity_penalty(traces, s.lamb_l1, s.lamb_entropy)
+    else:
+        pred = model(x)
+        reg = pred.new_zeros(())
+    if s.lamb > 0 and (s.lamb_coef or s.lamb_coefdiff):
+        reg = reg + model_stats.coefficient_penalty(model.layers, s.lamb_coef, s.lamb_coefdiff)
+    mse = torch.mean((pred - y) ** 2)
+    return mse + s.lamb * reg, mse, reg
+
+
+def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer:
+    if s.opt == "adam":
+        return torch.optim.Adam(params, lr=s.lr)
+    return torch.optim.LBFGS(
+        params, lr=s.lr, max_iter=s.lbfgs_iterations, history_size=10,
+        line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32,
+    )
+
+
+def _all_finite(params) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in params)
+
+
+@torch.no_grad()
+def rmse(model: MultKAN, x: torch.Tensor, y: torch.Tensor) -> float:
+    if x.shape[0] == 0:
+        return float("nan")
+    return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
+
+
+def train(model: MultKAN, data: Dataset, s: TrainSettings, generator: torch.Generator | None = None,
+          callback: StepCallback | None = None) -> TrainResult:
+    """Run ``s.steps`` optimiser steps on ``data``; the model is updated in place."""
+    generator = generator or torch.Generator().manual_seed(0)
+    result = TrainResult()
+    n_train = data.x_train.shape[0]
+    use_batches = 0 < s.batch < n_train
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _make_optimizer(params, s)
+    consecutive = 0
+    for step in range(s.steps):
+        if s.update_grid and step % s.grid_update_every == 0 and step < s.stop_grid_update_step:
+            model.update_grid(data.x_train)
+            params = [p for p in model.parameters() if p.requires_grad]
+            optimizer = _make_optimizer(params, s)
+        if use_batches:
+            idx = torch.randperm(n_train, generator=generator)[: s.batch].to(data.x_train.device)
+            xb, yb = data.x_train[idx], data.y_train[idx]
+        else:
+            xb, yb = data.x_train, data.y_train
+        snapshot = [p.detach().clone() for p in params]
+        last = {}
+
+        def closure():
+            optimizer.zero_grad()
+            objective, mse, reg = _objective(model, xb, yb, s)
+            if torch.isfinite(objective):
+                objective.backward()
+                for p in params:  # LBFGS flattens gradients with .view(), which needs contiguity
+                    if p.grad is not None and not p.grad.is_contiguous():
+                        p.grad = p.grad.contiguous()
+            else:
+                # Tell the line search this point is bad without poisoning gradients.
+                for p in params:
+                    p.grad = torch.zeros_like(p)
+            last["reg"], last["objective"] = float(reg.detach()), float(objective.detach())
+            return objective
+
+        optimizer.step(closure)
+        finite = _all_finite(params) and torch.isfinite(torch.tensor(last.get("objective", float("nan"))))
+        if not finite:
+            with torch.no_grad():
+                for p, saved in zip(params, snapshot, strict=True):
+                    p.copy_(saved)
+            optimizer = _make_optimizer(params, s)
+            result.rollbacks += 1
+            consecutive += 1
+            if consecutive >= MAX_CONSECUTIVE_ROLLBACKS:
+                result.status = "nonfinite"
+                result.message = (
+                    f"loss became non-finite {consecutive} steps in a row at step {step}; "
+                    "kept the last finite parameters (check the data for NaN/inf or lower lr)"
+                )
+                break
+            continue
+        consecutive = 0
+        record = StepRecord(
+            step, rmse(model, data.x_train, data.y_train), rmse(model, data.x_test, data.y_test), last["reg"]
+        )
+        result.history.append(record)
+        result.steps_done = step + 1
+        if callback is not None:
+            callback(record)
+    return result
