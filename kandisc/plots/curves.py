@@ -1,0 +1,314 @@
+"""Chart-style figures of a run: loss curve, input attribution, predicted vs true, Pareto front.
+
+Each function takes plain data (lists, arrays, tensors, data frames) rather than run files, so it
+serves ``fit``, ``explain`` and notebooks alike, and returns the paths it wrote.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kandisc.plots.style import new_figure, save_figure, style, text_width
+
+TRAIN, TEST, BEST, GREY = "#1f5fa8", "#d1495b", "#d1495b", "#a8a8a8"
+
+
+def _array(values) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=float)
+
+
+# ----- loss ------------------------------------------------------------------------------------
+def _loss_frame(metrics):
+    import pandas as pd
+
+    frame = metrics.copy() if isinstance(metrics, pd.DataFrame) else pd.DataFrame(list(metrics))
+    missing = [c for c in ("step", "stage", "train_loss") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"metrics lack column(s) {', '.join(missing)}")
+    if "test_loss" not in frame.columns:
+        frame["test_loss"] = np.nan
+    frame = frame.reset_index(drop=True)
+    frame["stage"] = frame["stage"].astype(str)
+    return frame
+
+
+def global_steps(steps: np.ndarray, stages: Sequence[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Steps counted across stages, and (first row, name) of each run of consecutive equal stages.
+
+    Steps that already increase through the table are kept; steps restarting in every stage are
+    shifted to continue where the previous stage ended.
+    """
+    steps = np.asarray(steps, dtype=float)
+    runs = [(0, stages[0])] if len(stages) else []
+    runs += [(r, stages[r]) for r in range(1, len(stages)) if stages[r] != stages[r - 1]]
+    if len(steps) < 2 or bool(np.all(np.diff(steps) >= 0)):
+        return steps, runs
+    x = steps.copy()
+    bounds = [r for r, _ in runs] + [len(steps)]
+    for start, end in zip(bounds[1:-1], bounds[2:], strict=True):
+        prev = x[start - 1]
+        delta = float(np.median(np.diff(steps[:start]))) if start > 1 else 1.0
+        x[start:end] = prev + max(delta, 1.0) + (steps[start:end] - steps[start])
+    return x, runs
+
+
+def plot_loss(metrics, path_stem: Path | str, formats: Sequence[str] = ("png",)) -> list[Path]:
+    """Train and test loss against the global step (log y), with the stage boundaries marked.
+
+    ``metrics``: list of dicts or a data frame with columns step, stage, train_loss (test_loss
+    optional), one row per logged step in run order, as in ``metrics.csv``.
+    """
+    frame = _loss_frame(metrics)
+    if frame.empty:
+        raise ValueError("metrics have no rows to plot")
+    x, runs = global_steps(frame["step"].to_numpy(), list(frame["stage"]))
+    with style():
+        fig = new_figure(7.0, 4.0)
+        fig.set_layout_engine("constrained")
+        ax = fig.add_subplot()
+        for column, colour, label in (("train_loss", TRAIN, "train"), ("test_loss", TEST, "test")):
+            y = _array(frame[column].to_numpy())
+            y = np.where(y > 0, y, np.nan)  # log scale: non-positive values cannot be shown
+            if np.isfinite(y).any():
+                ax.plot(x, y, color=colour, linewidth=1.4, label=label)
+        ax.set_yscale("log")
+        ax.set_xlabel("step (all stages)")
+        ax.set_ylabel("loss")
+        _mark_stages(ax, x, runs)
+        ax.legend(loc="best", frameon=False)
+        return save_figure(fig, path_stem, formats)
+
+
+def _mark_stages(ax, x: np.ndarray, runs: list[tuple[int, str]]) -> None:
+    """Dashed lines between stages; stage names above the plot, slanted so short stages fit."""
+    transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    for k, (row, name) in enumerate(runs):
+        edge = x[row] - 0.5 if k else x[row]
+        if k:
+            ax.axvline(edge, color="0.45", linestyle="--", linewidth=0.8)
+        ax.text(
+            edge,
+            1.01,
+            name,
+            transform=transform,
+            rotation=30,
+            rotation_mode="anchor",
+            ha="left",
+            va="bottom",
+            fontsize=7.5,
+            color="0.25",
+            parse_math=False,
+        )
+
+
+# ----- attribution -----------------------------------------------------------------------------
+def plot_attribution(
+    input_names: Sequence[str],
+    scores,
+    path_stem: Path | str,
+    formats: Sequence[str] = ("png",),
+    pruned_inputs: Sequence = (),
+) -> list[Path]:
+    """Input importances as horizontal bars, highest on top; pruned inputs grey and marked.
+
+    ``pruned_inputs`` holds names (or indices) of inputs the prune stage removed.
+    """
+    names = [str(n) for n in input_names]
+    values = np.nan_to_num(_array(scores).reshape(-1))
+    if len(values) != len(names):
+        raise ValueError(f"{len(names)} input names but {len(values)} scores")
+    pruned = {names[p] if isinstance(p, int | np.integer) else str(p) for p in pruned_inputs}
+    order = np.argsort(-values, kind="stable")
+    labels = [names[i] + (" (pruned)" if names[i] in pruned else "") for i in order]
+    colours = [GREY if names[i] in pruned else TRAIN for i in order]
+    n = len(names)
+    fontsize = 8.0 if n <= 30 else max(6.0, 8.0 - (n - 30) / 15)
+    height = 1.1 + max(n, 2) * max(0.2, fontsize / 72 * 1.7)
+    with style():
+        fig = new_figure(6.5, height)
+        fig.set_layout_engine("constrained")
+        ax = fig.add_subplot()
+        y = np.arange(n)[::-1]
+        ax.barh(y, values[order], color=colours, height=0.7)
+        ax.set_yticks(y, labels, fontsize=fontsize)
+        for tick, colour in zip(ax.get_yticklabels(), colours, strict=True):
+            tick.set_color("0.45" if colour == GREY else "black")
+        ax.set_ylim(-0.6, n - 0.4)
+        top = float(values.max(initial=0.0)) or 1.0
+        ax.set_xlim(0, top * 1.18)
+        for yy, v in zip(y, values[order], strict=True):
+            ax.text(v + top * 0.01, yy, f"{v:.3g}", va="center", fontsize=min(fontsize, 7.5), color="0.25")
+        ax.set_xlabel("attribution score")
+        ax.set_title("Input importance")
+        return save_figure(fig, path_stem, formats)
+
+
+# ----- predicted vs true -----------------------------------------------------------------------
+def _panels(count: int, size: float = 3.3):
+    cols = min(count, 3)
+    rows = math.ceil(count / cols)
+    return rows, cols, (cols * size, rows * size + 0.2)
+
+
+def _r2_rmse(t: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    if not len(t):
+        return float("nan"), float("nan")
+    rmse = float(np.sqrt(np.mean((p - t) ** 2)))
+    ss_tot = float(np.sum((t - t.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((p - t) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
+    return r2, rmse
+
+
+def plot_pred_vs_true(
+    y_true, y_pred, target_names: Sequence[str], path_stem: Path | str, formats: Sequence[str] = ("png",)
+) -> list[Path]:
+    """One panel per target: predictions against truth with the y = x line, R² and RMSE."""
+    t_all, p_all = _array(y_true), _array(y_pred)
+    t_all = t_all.reshape(len(t_all), -1)
+    p_all = p_all.reshape(len(p_all), -1)
+    names = [str(n) for n in target_names]
+    if t_all.shape != p_all.shape or t_all.shape[1] != len(names):
+        raise ValueError(f"y_true {t_all.shape}, y_pred {p_all.shape} and {len(names)} target names disagree")
+    rows, cols, size = _panels(len(names))
+    with style():
+        fig = new_figure(*size)
+        fig.set_layout_engine("constrained")
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for k, name in enumerate(names):
+            ok = np.isfinite(t_all[:, k]) & np.isfinite(p_all[:, k])
+            _pred_panel(axes[k], t_all[ok, k], p_all[ok, k], name)
+        for ax in axes[len(names) :]:
+            ax.set_visible(False)
+        return save_figure(fig, path_stem, formats)
+
+
+def _pred_panel(ax, t: np.ndarray, p: np.ndarray, name: str) -> None:
+    r2, rmse = _r2_rmse(t, p)
+    ax.scatter(t, p, s=7, alpha=0.55, color=TRAIN, linewidths=0, rasterized=len(t) > 5000)
+    both = np.concatenate([t, p]) if len(t) else np.array([0.0, 1.0])
+    lo, hi = float(both.min()), float(both.max())
+    pad = 0.05 * (hi - lo) if hi > lo else 0.5
+    lo, hi = lo - pad, hi + pad
+    ax.plot([lo, hi], [lo, hi], color=TEST, linestyle="--", linewidth=1.0)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title(_fit_title(name, 3.0), fontsize=9.5)
+    ax.text(
+        0.04,
+        0.96,
+        f"R² = {r2:.4g}\nRMSE = {rmse:.3g}\nn = {len(t)}",
+        transform=ax.transAxes,
+        va="top",
+        ha="left",
+        fontsize=8,
+        bbox={"boxstyle": "round", "fc": "white", "ec": "0.8"},
+    )
+
+
+def _fit_title(name: str, inches: float, fontsize: float = 9.5) -> str:
+    chars = max(4, int(inches / text_width(1, fontsize)))
+    return name if len(name) <= chars else name[: chars - 1] + "…"
+
+
+# ----- Pareto front ----------------------------------------------------------------------------
+_FLOAT = re.compile(r"\d+\.\d+(?:[eE][-+]?\d+)?")
+
+
+def short_formula(expr: str, limit: int = 32) -> str | None:
+    """A display form of a sympy string (3 significant digits, ^ for powers), or None if too long."""
+    text = _FLOAT.sub(lambda m: f"{float(m.group()):.3g}", str(expr)).replace("**", "^").replace(" ", "")
+    return text if len(text) <= limit else None
+
+
+def plot_pareto(
+    candidates: Mapping[str, Sequence[Mapping]], path_stem: Path | str, formats: Sequence[str] = ("png",)
+) -> list[Path]:
+    """Per target: test RMSE (log) against complexity of the candidate formulas, best one highlighted.
+
+    ``candidates``: target -> list of dicts with complexity, test_rmse, sympy, is_best.
+    """
+    targets = list(candidates)
+    if not targets:
+        raise ValueError("no targets to plot a Pareto front for")
+    rows, cols, (w, h) = _panels(len(targets), size=4.2)
+    with style():
+        fig = new_figure(w, h * 0.85)
+        fig.set_layout_engine("constrained")
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, target in zip(axes, targets, strict=False):
+            _pareto_panel(ax, target, candidates[target])
+        for ax in axes[len(targets) :]:
+            ax.set_visible(False)
+        return save_figure(fig, path_stem, formats)
+
+
+def _pareto_points(cands: Sequence[Mapping]):
+    pts = []
+    for c in cands:
+        rmse = c.get("test_rmse")
+        if rmse is None or not math.isfinite(float(rmse)):
+            continue
+        pts.append((float(c["complexity"]), float(rmse), str(c.get("sympy", "")), bool(c.get("is_best"))))
+    pts.sort(key=lambda p: (p[0], p[1]))
+    positive = [p[1] for p in pts if p[1] > 0]
+    floor = min(positive) * 0.1 if positive else 1e-12  # an exact fit still shows on a log axis
+    return [(c, max(r, floor), s, b) for c, r, s, b in pts]
+
+
+def _pareto_panel(ax, target: str, cands: Sequence[Mapping]) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_title(_fit_title(target, 3.8), fontsize=9.5)
+    ax.set_xlabel("complexity")
+    ax.set_ylabel("test RMSE")
+    pts = _pareto_points(cands)
+    if not pts:
+        ax.text(0.5, 0.5, "no candidates", transform=ax.transAxes, ha="center", va="center", color="0.4")
+        return
+    cx = np.array([p[0] for p in pts])
+    ry = np.array([p[1] for p in pts])
+    ax.plot(
+        cx,
+        ry,
+        color="0.55",
+        linewidth=0.8,
+        marker="o",
+        markersize=4,
+        markerfacecolor=TRAIN,
+        markeredgewidth=0,
+        zorder=2,
+    )
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for k, (c, r, expr, best) in enumerate(pts):
+        if best:
+            ax.scatter([c], [r], s=130, marker="*", color=BEST, zorder=3, label="chosen")
+        text = short_formula(expr)
+        if text is None and best:
+            text = short_formula(expr, 60) or expr[:57] + "…"
+        if text:
+            dy = 7 if k % 2 == 0 else -11
+            ax.annotate(
+                text,
+                (c, r),
+                xytext=(4, dy),
+                textcoords="offset points",
+                fontsize=6.5,
+                color=BEST if best else "0.25",
+                parse_math=False,
+                annotation_clip=False,
+                fontweight="bold" if best else "normal",
+            )
+    ax.margins(x=0.12, y=0.2)
+    if any(p[3] for p in pts):
+        ax.legend(loc="upper right", frameon=False)

@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny synthetic datasets and one-thread torch so tests are fast and stable."""
+
+import math
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+def make_dataset(fn, n_in, n=600, lo=-1.0, hi=1.0, seed=0):
+    from kandisc.train import Dataset
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2 * n, n_in, generator=g, dtype=torch.float64) * (hi - lo) + lo
+    y = fn(x)
+    return Dataset(x[:n], y[:n], x[n:], y[n:])
+
+
+@pytest.fixture
+def expsin_data():
+    return make_dataset(lambda x: torch.exp(torch.sin(math.pi * x[:, [0]]) + x[:, [1]] ** 2), 2)
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write a CSV from a dict of columns and return its path."""
+    import pandas as pd
+
+    def _write(columns, name="data.csv"):
+        path = tmp_path / name
+        pd.DataFrame(columns).to_csv(path, index=False)
+        return path
+
+    return _write

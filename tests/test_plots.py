@@ -1,0 +1,216 @@
+"""Tests for kandisc.plots: every figure is written in each format, atomically and deterministically."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kandisc.model import ModelSpec, MultKAN
+from kandisc.plots import plot_attribution, plot_loss, plot_network, plot_pareto, plot_pred_vs_true
+from kandisc.plots.curves import global_steps, short_formula
+from kandisc.plots.network import _edge_states, _labels, _layout
+from kandisc.plots.style import check_formats, save_figure
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class FakeAttribution:
+    node_scores: list[torch.Tensor]
+    edge_scores: list[torch.Tensor]
+    subnode_scores: list[torch.Tensor]
+
+    @property
+    def input_scores(self) -> torch.Tensor:
+        return self.node_scores[0]
+
+
+def fake_attribution(model: MultKAN, seed: int = 0) -> FakeAttribution:
+    gen = torch.Generator().manual_seed(seed)
+    spec = model.spec
+    nodes = [torch.rand(spec.nodes(layer), generator=gen) for layer in range(spec.depth + 1)]
+    edges = [
+        torch.rand(spec.nodes(layer), spec.subnodes(layer + 1), generator=gen) for layer in range(spec.depth)
+    ]
+    subs = [torch.rand(spec.subnodes(layer + 1), generator=gen) for layer in range(spec.depth)]
+    return FakeAttribution(nodes, edges, subs)
+
+
+def make_model(width, rows: int = 64, **kwargs) -> tuple[MultKAN, torch.Tensor]:
+    model = MultKAN(ModelSpec.build(width=width, **kwargs))
+    x = torch.rand(rows, model.spec.n_inputs, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return model, 2 * x - 1
+
+
+def assert_written(paths: list[Path], formats: tuple[str, ...]) -> None:
+    assert [p.suffix[1:] for p in paths] == list(formats)
+    for path in paths:
+        data = path.read_bytes()
+        if path.suffix == ".png":
+            assert data.startswith(PNG_MAGIC)
+        elif path.suffix == ".pdf":
+            assert data.startswith(b"%PDF")
+        else:
+            assert b"<svg" in data[:2000]
+    leftovers = [p.name for p in paths[0].parent.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+    assert leftovers == []
+
+
+def test_import_does_not_load_matplotlib() -> None:
+    code = "import sys, kandisc.plots; print('matplotlib' in sys.modules, 'matplotlib.pyplot' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_network_plain_model(tmp_path: Path) -> None:
+    model, x = make_model([2, 5, 1])
+    paths = plot_network(model, x, fake_attribution(model), ["a", "b"], ["f"], tmp_path / "fig" / "network")
+    assert_written(paths, ("png",))
+
+
+def test_network_without_attribution_or_names(tmp_path: Path) -> None:
+    model, x = make_model([3, 2])
+    assert_written(plot_network(model, x.float(), None, path_stem=tmp_path / "n"), ("png",))
+
+
+def test_network_mult_symbolic_and_removed_edges(tmp_path: Path) -> None:
+    model, x = make_model([2, [3, 2], 1])
+    model.set_symbolic(0, 0, 1, "sin", [2.0, 0.0, 1.0, 0.0])
+    model.remove_edge(0, 1, 2)
+    states = _edge_states(model)
+    assert states[0][0, 1] == 2 and states[0][1, 2] == 0 and states[0][0, 0] == 1
+    lay = _layout(model, states, ["t", "p"], ["e"])
+    assert len(lay.boxes[0]) == 2 * 7 - 1  # 7 subnodes (3 sums + 2×2 factors), one edge removed
+    assert len(lay.subnodes[1]) == 7 and len(lay.nodes[1]) == 5
+    formats = ("png", "pdf", "svg")
+    paths = plot_network(
+        model,
+        x,
+        fake_attribution(model),
+        ["temperature", "pressure"],
+        ["energy"],
+        tmp_path / "network",
+        formats,
+    )
+    assert_written(paths, formats)
+
+
+def test_network_exploding_symbolic_edge_and_empty_layer(tmp_path: Path) -> None:
+    model, x = make_model([2, 3, 1])
+    model.set_symbolic(0, 0, 0, "1/x", [1.0, 0.0, 1.0, 0.0])  # infinite at x = 0 if sampled there
+    for j in range(3):
+        model.remove_edge(1, j, 0)
+    assert_written(plot_network(model, x, None, path_stem=tmp_path / "n"), ("png",))
+
+
+def test_network_many_inputs_rotates_labels(tmp_path: Path) -> None:
+    model, x = make_model([40, 2, 1], rows=32)
+    names = [f"a_long_column_name_{i}" for i in range(40)]
+    labels = _labels(names, 0.2)
+    assert labels.rotation == 90 and labels.fontsize >= 6
+    assert_written(plot_network(model, x, fake_attribution(model), names, ["y"], tmp_path / "n"), ("png",))
+
+
+def test_network_rejects_wrong_names(tmp_path: Path) -> None:
+    model, x = make_model([2, 1])
+    with pytest.raises(ValueError, match="input_names"):
+        plot_network(model, x, None, ["only_one"], None, tmp_path / "n")
+
+
+def test_network_10_10_10_1_is_fast(tmp_path: Path) -> None:
+    model, x = make_model([10, 10, 10, 1], rows=128)
+    start = time.perf_counter()
+    paths = plot_network(model, x, fake_attribution(model), None, None, tmp_path / "big")
+    elapsed = time.perf_counter() - start
+    print(f"[10,10,10,1] network plot: {elapsed:.2f} s")
+    assert_written(paths, ("png",))
+    assert elapsed < 20.0
+
+
+def test_global_steps_continue_across_stages() -> None:
+    stages = ["fit"] * 3 + ["prune"] * 2 + ["refine G=10"] * 2
+    x, runs = global_steps(np.array([0, 1, 2, 0, 1, 0, 1]), stages)
+    assert list(x) == [0, 1, 2, 3, 4, 5, 6]
+    assert runs == [(0, "fit"), (3, "prune"), (5, "refine G=10")]
+    x, _ = global_steps(np.array([0, 10, 20, 30]), ["fit", "fit", "prune", "prune"])
+    assert list(x) == [0, 10, 20, 30]  # already global: kept
+
+
+def test_plot_loss_with_stages(tmp_path: Path) -> None:
+    rows = [
+        {"step": s, "stage": stage, "train_loss": 0.5 / (s + 1), "test_loss": 0.6 / (s + 1)}
+        for stage in ("fit", "prune", "refine G=10")
+        for s in range(10)
+    ]
+    rows[0]["test_loss"] = float("nan")
+    assert_written(plot_loss(rows, tmp_path / "loss", ["png", "pdf"]), ("png", "pdf"))
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(rows).drop(columns="test_loss")
+    assert_written(plot_loss(frame, tmp_path / "loss2"), ("png",))
+    with pytest.raises(ValueError, match="train_loss"):
+        plot_loss([{"step": 0, "stage": "fit"}], tmp_path / "bad")
+
+
+def test_plot_attribution_many_inputs_and_pruned(tmp_path: Path) -> None:
+    names = [f"sensor_{i}" for i in range(25)]
+    scores = torch.rand(25, generator=torch.Generator().manual_seed(0))
+    paths = plot_attribution(names, scores, tmp_path / "attr", ["png", "svg"], pruned_inputs=["sensor_3", 4])
+    assert_written(paths, ("png", "svg"))
+    with pytest.raises(ValueError, match="scores"):
+        plot_attribution(names, scores[:3], tmp_path / "bad")
+
+
+def test_plot_pred_vs_true(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(50, 2))
+    pred = truth + 0.1 * rng.normal(size=(50, 2))
+    assert_written(plot_pred_vs_true(truth, pred, ["e", "p"], tmp_path / "pvt"), ("png",))
+    assert_written(plot_pred_vs_true(truth[:, 0], pred[:, 0], ["e"], tmp_path / "one"), ("png",))
+    with pytest.raises(ValueError, match="disagree"):
+        plot_pred_vs_true(truth, pred, ["e"], tmp_path / "bad")
+
+
+def test_plot_pareto(tmp_path: Path) -> None:
+    cands = {
+        "f": [
+            {"complexity": 1, "test_rmse": 0.5, "sympy": "0.5*x0", "is_best": False},
+            {"complexity": 4, "test_rmse": 1e-3, "sympy": "1.000001*x0**2 + 0.3*x1", "is_best": True},
+            {
+                "complexity": 9,
+                "test_rmse": 0.0,
+                "sympy": "x0**2 + 0.3*x1 + 1e-9*sin(x2)" * 3,
+                "is_best": False,
+            },
+        ],
+        "g": [{"complexity": 2, "test_rmse": None, "sympy": "x0", "is_best": True}],
+    }
+    assert_written(plot_pareto(cands, tmp_path / "pareto", ["png", "pdf"]), ("png", "pdf"))
+    assert short_formula("1.0000012*x0**2 + 0.29999*x1") == "1*x0^2+0.3*x1"
+    assert short_formula("x" * 40) is None
+
+
+def test_formats_and_determinism(tmp_path: Path) -> None:
+    assert check_formats(["PNG", "svg", "png"]) == ["png", "svg"]
+    with pytest.raises(ValueError, match="jpeg"):
+        check_formats(["jpeg"])
+    rows = [{"step": s, "stage": "fit", "train_loss": 1 / (s + 1)} for s in range(5)]
+    first = [p.read_bytes() for p in plot_loss(rows, tmp_path / "a", ["pdf", "svg"])]
+    second = [p.read_bytes() for p in plot_loss(rows, tmp_path / "b", ["pdf", "svg"])]
+    assert first == second
+
+
+def test_failed_save_leaves_nothing(tmp_path: Path) -> None:
+    class Broken:
+        def savefig(self, *args, **kwargs):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        save_figure(Broken(), tmp_path / "x", ["png"])
+    assert list(tmp_path.iterdir()) == []
