@@ -39,7 +39,7 @@ def test_defaults_without_file() -> None:
     assert cfg.seed == 0 and cfg.device == "cpu" and cfg.threads is None
     assert cfg.data.test_fraction == 0.2 and cfg.model.width is None
     assert [s.stage for s in cfg.pipeline] == ["fit", "prune", "fit", "refine", "fit", "symbolic"]
-    assert cfg.model_dump()["pipeline"][0]["fit"]["lamb"] == 0.001
+    assert cfg.model_dump()["pipeline"][0]["fit"]["lamb"] == 0.01
     assert KandiscConfig().model_dump() == cfg.model_dump()
 
 
@@ -165,7 +165,7 @@ def test_precedence_defaults_file_overrides(tmp_path: Path) -> None:
 
 def test_list_index_overrides() -> None:
     cfg = load_config(None, ["pipeline.0.fit.steps=5", "model.width=[2,[0,1],1]", "data.targets=y"])
-    assert cfg.pipeline[0].steps == 5 and cfg.pipeline[0].lamb == 0.001
+    assert cfg.pipeline[0].steps == 5 and cfg.pipeline[0].lamb == 0.01
     assert cfg.model.width == [2, [0, 1], 1]
     assert cfg.data.targets == ["y"]
 
@@ -215,7 +215,7 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
 def test_default_pipeline_constant_matches_config() -> None:
     cfg = load_config(None)
     assert KandiscConfig.model_validate({"pipeline": DEFAULT_PIPELINE}).pipeline == cfg.pipeline
-    assert DEFAULT_PIPELINE[0] == {"fit": {"steps": 50, "lamb": 0.001}}
+    assert DEFAULT_PIPELINE[0] == {"fit": {"steps": 50, "lamb": 0.01}}
 
 
 def test_schema_rows_cover_every_key() -> None:

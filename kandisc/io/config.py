@@ -32,7 +32,7 @@ from pydantic_core import PydanticCustomError
 from kandisc.errors import ConfigError
 
 DEFAULT_PIPELINE: list[Any] = [
-    {"fit": {"steps": 50, "lamb": 0.001}},
+    {"fit": {"steps": 50, "lamb": 0.01}},
     {"prune": {}},
     {"fit": {"steps": 50}},
     {"refine": {"grid": 10}},

@@ -75,7 +75,7 @@ def save_model(bundle: ModelBundle, path: Path | str) -> Path:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kandisc_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "dtype": _dtype_name(model.dtype),
         "spec": model.spec.to_dict(),
         "input_names": list(bundle.input_names),

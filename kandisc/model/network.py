@@ -126,7 +126,7 @@ class MultKAN(nn.Module):
             for i, j in kan.sym_mask.nonzero().tolist():
                 edges.append({
                     "layer": layer, "i": i, "j": j, "fn": FUNCTION_NAMES[int(kan.sym_fn[i, j])],
-                    "params": [float(v) for v in kan.sym_params[i, j]],
+                    "params": [float(v) for v in kan.sym_params[i, j].detach()],
                 })
         return edges
 

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from kandisc.attribution import attribute
+from kandisc.io.atomic import atomic_write_text
 from kandisc.io.model_file import save_model
 
 REFERENCE_ROWS = 256  # rows of training inputs stored in model.pt for `explain` without --data
@@ -70,6 +71,7 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
     save_model(bundle, run.model_path)
     run.write_json("attribution.json", tables)
     formulas = {t: (state.formulas.get(t, {}).get("best") or {}).get("sympy") for t in bundle.output_names}
+    write_formula_files(run, state)
     summary = {
         "status": "completed",
         "inputs": list(prep.table.input_names),
@@ -79,6 +81,8 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
         "test_rmse": test_m["rmse"],
         "test_r2": test_m["r2"],
         "formulas": formulas,
+        "formulas_in_columns": in_columns(formulas, state.aux_exprs, bundle.input_names),
+        "formula_checks": {t: f.get("check") for t, f in state.formulas.items()},
         "shape_initial": state.shape_history[0],
         "shape_final": bundle.model.spec.display_width(),
         "kept_inputs": list(bundle.input_names),
@@ -94,3 +98,37 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
     summary["wall_seconds"] = round(run.elapsed(), 3)
     run.write_json("summary.json", summary)
     return summary
+
+
+def in_columns(formulas: dict, aux_exprs: dict, names: list[str]) -> dict:
+    """Formulas with auxiliary features substituted back into the original CSV columns."""
+    if not aux_exprs:
+        return dict(formulas)
+    from kandisc.knowledge.auxiliary import substitute_auxiliary
+    from kandisc.knowledge.formula import parse_formula
+
+    out = {}
+    for target, text in formulas.items():
+        out[target] = None if text is None else str(substitute_auxiliary(parse_formula(text, names), aux_exprs))
+    return out
+
+
+def write_formula_files(run, state) -> None:
+    """formulas.csv (every candidate of every target) and formulas/<target>.tex (the best)."""
+    import csv
+    import io
+
+    rows = [row for entry in state.formulas.values() for row in entry.get("candidates", [])]
+    if not rows:
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    run.write_text("formulas.csv", buffer.getvalue())
+    folder = run.formulas_dir
+    for target, entry in state.formulas.items():
+        best = entry.get("best")
+        if best:
+            safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in target)
+            atomic_write_text(folder / f"{safe}.tex", f"{target} = {best['latex']}\n")

@@ -137,7 +137,7 @@ class _MetricsSink:
 
 
 def _versions() -> dict:
-    return {"kandisc": __version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"kandisc": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
             "python": platform.python_version()}
 
 
@@ -152,9 +152,25 @@ def fit_run(data: Path, config: Path | None = None, out: Path | None = None, ove
     config_yaml = config_to_yaml(cfg)
     run_path = Path(out) if out else default_run_dir(data, config_yaml, prep.table.sha256)
     run = RunDir.create(run_path, overwrite=overwrite)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    run.write_config(config_yaml)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or _default_threads(prep))
+    try:
+        return _run(run, prep, data, overrides, progress, argv)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _default_threads(prep: Prepared) -> int:
+    """Small KANs run faster on one thread (per-op overhead dominates); big ones use torch's default."""
+    widths = [w if isinstance(w, int) else sum(w) for w in prep.width]
+    edges = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+    rows = prep.table.n_rows
+    return 1 if edges * rows * (prep.cfg.model.grid + prep.cfg.model.k) < 5e7 else torch.get_num_threads()
+
+
+def _run(run: RunDir, prep: Prepared, data: Path, overrides, progress, argv) -> FitResult:
+    cfg = prep.cfg
+    run.write_config(config_to_yaml(cfg))
     run.start(argv if argv is not None else sys.argv, cfg.seed, Path(data).resolve(), prep.table.sha256,
               _versions(), extra={"device": prep.device, "overrides": list(overrides)})
     state = None
@@ -164,7 +180,7 @@ def fit_run(data: Path, config: Path | None = None, out: Path | None = None, ove
         dataset = model_space_data(bundle, prep.x_all, prep.table.Y, train_idx, test_idx)
         with run.metrics_writer() as writer:
             state = RunState(bundle, dataset, torch.Generator().manual_seed(cfg.seed),
-                             _MetricsSink(writer, progress or NullSink()))
+                             _MetricsSink(writer, progress or NullSink()), aux_exprs=prep.aux_exprs)
             state.shape_history.append(bundle.model.spec.display_width())
             from kandisc.pipeline.stages import run_pipeline
 

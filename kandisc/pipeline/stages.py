@@ -30,7 +30,10 @@ def run_training(state: RunState, label: str, settings: TrainSettings) -> StageR
 
 def fit_stage(state: RunState, params: dict) -> StageReport:
     settings = TrainSettings(**params)
-    return run_training(state, "fit", settings)
+    count = sum(1 for r in state.reports if r.stage == "fit") + 1
+    after = state.reports[-1].label if state.reports and state.reports[-1].stage != "fit" else ""
+    label = f"fit {count}" + (f" (after {after})" if after else "")
+    return run_training(state, label, settings)
 
 
 def refine_stage(state: RunState, params: dict) -> StageReport:

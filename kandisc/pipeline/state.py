@@ -56,6 +56,7 @@ class RunState:
     pruned_inputs: list[str] = field(default_factory=list)
     shape_history: list[list] = field(default_factory=list)
     formulas: dict = field(default_factory=dict)  # target -> {"best": {...}, "candidates": [...]}
+    aux_exprs: dict = field(default_factory=dict)  # auxiliary name -> sympy expression of data columns
 
     @property
     def model(self):

@@ -146,8 +146,25 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     return current
 
 
+def _tidy_number(text: str) -> sp.Expr:
+    """A sympy number printed exactly as ``text`` (no float noise such as 21.181799999999999)."""
+    value = float(text)
+    if value == int(value) and abs(value) < 1e15:
+        return sp.Integer(int(value))
+    mantissa = text.lower().split("e")[0]
+    significant = len(mantissa.replace("-", "").replace(".", "").lstrip("0")) or 1
+    return sp.Float(text, significant)
+
+
 def round_floats(expr: sp.Expr, digits: int) -> sp.Expr:
-    return expr.xreplace({f: sp.Float(round(float(f), digits), 17) for f in expr.atoms(sp.Float)})
+    """Round every Float to ``digits`` decimals (integral results become Integers)."""
+    return expr.xreplace({f: _tidy_number(f"{round(float(f), digits):.{digits}f}".rstrip("0").rstrip("."))
+                          for f in expr.atoms(sp.Float)})
+
+
+def round_significant(expr: sp.Expr, digits: int = 12) -> sp.Expr:
+    """Round every Float to ``digits`` significant digits, for display of full-precision formulas."""
+    return expr.xreplace({f: _tidy_number(f"{float(f):.{digits}g}") for f in expr.atoms(sp.Float)})
 
 
 def _drop_small_terms(expr: sp.Expr, scorer: Scorer, limit: int) -> list[sp.Expr]:
@@ -168,9 +185,9 @@ def _drop_small_terms(expr: sp.Expr, scorer: Scorer, limit: int) -> list[sp.Expr
 
 def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candidates: int = 8) -> list[Candidate]:
     """Candidates on the Pareto front (complexity vs test RMSE), the best one flagged."""
-    pool = [scorer.candidate(round_floats(expr, 12), "model")]
+    pool = [scorer.candidate(round_significant(expr), "model")]
     expanded = expand_constants(expr)
-    pool.append(scorer.candidate(expanded, "expanded"))
+    pool.append(scorer.candidate(round_significant(expanded), "expanded"))
     current = expanded
     if snap:
         current = snap_constants(scorer.refit(expanded), scorer)
@@ -179,7 +196,7 @@ def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candi
             simplified = sp.simplify(current)
             if scorer.rmse(simplified) <= scorer.rmse(current) * SNAP_TOLERANCE + 1e-9 * scorer.y_scale:
                 current = simplified
-        pool.append(scorer.candidate(current, "snapped"))
+        pool.append(scorer.candidate(round_significant(current), "snapped"))
     for digits in (6, 4, 3, 2):
         pool.append(scorer.candidate(round_floats(current, digits), f"rounded {digits}"))
     for k, variant in enumerate(_drop_small_terms(current, scorer, max_candidates)):

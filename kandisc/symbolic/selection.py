@@ -1,0 +1,128 @@
+"""The explicit rule that picks one library function per edge from its fits (issue 5, point 2).
+
+For each edge, with w = ``weight_simple`` and C a function's complexity:
+
+1. Candidates are the fitted functions other than '0' with a valid fit and r² ≥ ``r2_threshold``.
+   '0' never competes on fit: zeroing an edge is the attribution stage's decision. (pykan scored
+   '0' like any function, at r² = 0 and complexity 0, so it beat every function with r² below
+   0.94 for x or 0.996 for complexity 2 and silently deleted edges; pykan-study §1.8, B3.)
+2. Each candidate scores (lower is better)
+
+       score = w·C + (1 − w)·log2(1 − r² + 1e-6)
+
+   One unit of complexity must buy w/(1 − w) bits of fit, i.e. divide the unexplained variance
+   1 − r² by 2^(w/(1−w)): 16 at the default w = 0.8, 2 at w = 0.5; w = 1 picks the simplest
+   candidate, w = 0 the most accurate. Below the 1e-6 floor a misfit is spline noise and buys
+   nothing, so at w = 0.8 a fit with 1 − r² ≤ 1.5e-5 never loses to a more complex function.
+   Complexity is not divided by the library's largest one, so adding an exotic function to the
+   library never changes the choice among the others.
+3. Scores within 0.01 of the best are ties, won by the function listed first in the library
+   (so sin, not cos, for a sinusoid: they are equal up to a phase).
+4. An edge without candidates gets name None and stays numeric; the reason gives its best fit.
+
+Examples at w = 0.8 (score in brackets):
+
+- x^2 at r² = 0.99999 (-1.69) beats x^4 at r² = 0.999999 (-1.39): ten times less misfit is not
+  worth one more unit of complexity.
+- sin at r² = 0.9999 (-1.05) beats x at r² = 0.93 (+0.03): a sine edge does not lose to a line.
+- on exp data over [-1, 1] exp fits exactly (-2.39) and beats x (r² = 0.938, -0.00) and the
+  imitations by power laws, which are less accurate or more complex.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from kandisc.model.functions import FUNCTIONS
+
+if TYPE_CHECKING:
+    from kandisc.symbolic.edge_fit import EdgeFits
+
+_MISFIT_FLOOR = 1e-6
+_TIE = 0.01
+_ZERO = "0"
+
+
+@dataclass
+class Choice:
+    """The function chosen for one edge, or ``name=None`` (the edge stays numeric) and why.
+
+    For ``name=None``, ``params`` and ``complexity`` are NaN and ``r2`` is the best r² any
+    non-zero function reached (-inf when none had a valid fit).
+    """
+
+    edge: int
+    name: str | None
+    params: tuple[float, float, float, float]
+    r2: float
+    complexity: float
+    reason: str
+
+
+def score_candidates(
+    fits: EdgeFits, complexities: Mapping[str, float], weight_simple: float = 0.8
+) -> torch.Tensor:
+    """Scores (E, F) of the module's rule, lower is better; inf for '0' and for invalid fits.
+
+    ``complexities`` overrides the library's complexity by name; missing names use the library's.
+    The r² threshold is not applied here (see ``choose``).
+    """
+    if not 0.0 <= weight_simple <= 1.0:
+        raise ValueError(f"weight_simple must be in [0, 1]; got {weight_simple}")
+    comp = _complexities(fits.names, complexities).to(fits.r2.dtype)
+    misfit = torch.log2((1.0 - fits.r2).clamp(min=0.0) + _MISFIT_FLOOR)
+    score = weight_simple * comp + (1.0 - weight_simple) * misfit
+    usable = torch.isfinite(fits.r2) & torch.tensor([n != _ZERO for n in fits.names])
+    return torch.where(usable, score, math.inf)
+
+
+def choose(
+    fits: EdgeFits,
+    complexities: Mapping[str, float],
+    weight_simple: float = 0.8,
+    r2_threshold: float = 0.9,
+) -> list[Choice]:
+    """One ``Choice`` per edge by the module's rule; '0' is never chosen."""
+    score = score_candidates(fits, complexities, weight_simple)
+    eligible = torch.isfinite(score) & (fits.r2 >= r2_threshold)
+    score = torch.where(eligible, score, math.inf)
+    comp = _complexities(fits.names, complexities)
+    return [_choose_edge(fits, e, score[e], comp, r2_threshold) for e in range(fits.r2.shape[0])]
+
+
+def _complexities(names: list[str], overrides: Mapping[str, float]) -> torch.Tensor:
+    return torch.tensor(
+        [float(overrides.get(n, FUNCTIONS[n].complexity)) for n in names], dtype=torch.float64
+    )
+
+
+def _choose_edge(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor, threshold: float) -> Choice:
+    n_candidates = int(torch.isfinite(score).sum())
+    if n_candidates == 0:
+        return _numeric(fits, e, threshold)
+    tied = (score <= score.min() + _TIE).nonzero()
+    k = int(tied[0, 0])  # first in library order among the ties
+    order = torch.argsort(score, stable=True)
+    runner = [int(j) for j in order[:2] if int(j) != k and torch.isfinite(score[j])]
+    reason = f"best score of {n_candidates} with r2 >= {threshold:g}"
+    if runner:
+        reason += f" (runner-up: {fits.names[runner[0]]} r2={float(fits.r2[e, runner[0]]):.6g})"
+    params = tuple(float(v) for v in fits.params[e, k])
+    return Choice(e, fits.names[k], params, float(fits.r2[e, k]), float(comp[k]), reason)
+
+
+def _numeric(fits: EdgeFits, e: int, threshold: float) -> Choice:
+    r2 = fits.r2[e].clone()
+    r2[[n == _ZERO for n in fits.names]] = -math.inf
+    best = int(r2.argmax()) if r2.numel() else 0
+    nan4 = (math.nan,) * 4
+    if r2.numel() == 0 or not math.isfinite(float(r2[best])):
+        return Choice(e, None, nan4, -math.inf, math.nan, "no valid fit of any library function")
+    best_r2 = float(r2[best])
+    reason = f"below r2_threshold {threshold:g} (best: {fits.names[best]} r2={best_r2:.4g})"
+    return Choice(e, None, nan4, best_r2, math.nan, reason)
