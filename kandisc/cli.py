@@ -121,17 +121,15 @@ def config_show(
 
 @config_app.command("schema")
 def config_schema() -> None:
-    """List every config key with its type, default and meaning."""
-    from rich.table import Table
-
+    """List every config key with its type, default and meaning (one key per line)."""
     from kandisc.io.config import schema_rows
 
-    table = Table(show_edge=False)
-    for col in ("key", "type", "default", "meaning"):
-        table.add_column(col, overflow="fold")
-    for row in schema_rows():
-        table.add_row(*row)
-    stdout.print(table)
+    clip = lambda text: text if len(text) <= 30 else text[:29] + "…"  # noqa: E731 (long defaults: see config show)
+    rows = [("key", "type", "default", "meaning"), *((k, t, clip(d), m) for k, t, d, m in schema_rows())]
+    widths = [max(len(r[c]) for r in rows) for c in range(3)]
+    for row in rows:
+        line = "  ".join(row[c].ljust(widths[c]) for c in range(3)) + "  " + row[3]
+        stdout.print(line, markup=False, overflow="ignore", crop=False)
 
 
 def main() -> None:

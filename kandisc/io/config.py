@@ -297,7 +297,7 @@ class KandiscConfig(_Model):
     device: Annotated[Literal["cpu", "cuda", "auto"], BeforeValidator(_lower)] = _f(
         "cpu", "torch device; auto = cuda when available"
     )
-    threads: Int | None = _f(None, "torch CPU threads; null = torch's default", ge=1)
+    threads: Int | None = _f(None, "torch CPU threads; null = 1 for small models, else torch's default", ge=1)
     data: DataConfig = _f(default_factory=DataConfig, doc="")
     auxiliary: dict[str, str] = _f({}, "extra input features, name -> formula of input columns")
     modules: list[Any] = _f(

@@ -40,7 +40,9 @@ def assemble(bundle) -> Assembly:
     symbols = [sp.Symbol(name) for name in bundle.input_names]
     norm = bundle.normalization
     if norm:
-        nodes = [(s - _num(m)) / _num(d) for s, m, d in zip(symbols, norm["x_mean"], norm["x_std"], strict=True)]
+        nodes = [
+            (s - _num(m)) / _num(d) for s, m, d in zip(symbols, norm["x_mean"], norm["x_std"], strict=True)
+        ]
     else:
         nodes = list(symbols)
     numeric = []
@@ -63,8 +65,10 @@ def assemble(bundle) -> Assembly:
         for arity in spec.mult_arity[layer + 1]:
             new_nodes.append(sp.Mul(*subs[start : start + arity]))
             start += arity
-        nodes = [_num(float(model.node_scale[layer][n])) * v + _num(float(model.node_bias[layer][n]))
-                 for n, v in enumerate(new_nodes)]
+        nodes = [
+            _num(float(model.node_scale[layer][n])) * v + _num(float(model.node_bias[layer][n]))
+            for n, v in enumerate(new_nodes)
+        ]
     if norm:
         nodes = [v * _num(s) + _num(m) for v, m, s in zip(nodes, norm["y_mean"], norm["y_std"], strict=True)]
     blocked = _blocked_outputs(model, numeric)

@@ -15,17 +15,20 @@ and samples:
 3. ``refine_steps`` Levenberg-Marquardt steps on (a, b) with (c, d) re-solved in closed form at
    every step (Kaufman's variable-projection Jacobian), accepted per edge only when the error drops.
 
-The only Python loop is over library functions (each has its own torch op). 'x' is solved
-directly (a=1, b=0) and '0' is the constant zero (a=1, b=c=d=0, r² reported as 0); neither is
-searched. Mesh, zooms and refinement stay inside the (a, b) box.
+The mesh stages only rank candidates, so they run in float32 (half the memory traffic); the
+refinement and every reported number use the input's dtype. The only Python loop is over library
+functions (each has its own torch op). 'x' is solved directly (a=1, b=0) and '0' is the constant
+zero (a=1, b=c=d=0, r² reported as 0); neither is searched. Mesh, zooms and refinement stay
+inside the (a, b) box.
 
 Validity. A candidate (a, b) is rejected (r² = -inf) when the argument a·x+b over the edge's
 sample interval [min x, max x] (the whole interval, so a pole between two samples counts) leaves
 the function's domain (``FUNCTIONS[name].domain``; open ends keep a margin), comes within the
-function's pole margin of 0 (``excludes_zero``), reaches a region where the torch function clamps
-(exp above 50, a tan pole), when |a|·(max x − min x) < 0.01, or when f(a·x+b) is flat on the
-samples (std below 2% of rms): such fits only use a low Taylor polynomial of f, with huge
-cancelling c and d (sin near a crest posing as x², the flat tail of tanh posing as exp). So on the data range the sympy formula and the model's torch function agree.
+function's pole margin of 0 (``excludes_zero``) or reaches a region where the torch function
+clamps (exp above 50, a tan pole), so that on the data the sympy formula and the model's torch
+function agree. The search also skips fits that only use a low Taylor polynomial of f, with huge
+cancelling c and d (sin near a crest posing as x², the flat tail of tanh posing as exp): those
+with |a|·(max x − min x) < 0.01 or with f(a·x+b) flat on the samples (std below 2% of rms).
 
 Canonical parameters. Exact identities move each fit to a canonical (a, b) before (c, d) are
 solved again: powers, 1/x^n, abs and sgn get a = 1; sqrt, x^1.5, 1/sqrt and log get a = ±1; exp
@@ -34,8 +37,8 @@ So (x+1)² comes back as a=1, b=1, c=1, d=0, ready for constant snapping, instea
 unreadable 0.07·(3.7x+3.7)². A canonical (a, b) may lie outside the search box (it computes the
 same function); where it would leave the domain the fitted (a, b) is kept.
 
-Equivalent functions (sin and cos by a phase, x and a flat x^2, ...) get equal r²; the selection
-rule breaks such ties by library order.
+Equivalent functions (sin and cos, by a phase) get equal r²; the selection rule breaks such ties
+by library order.
 """
 
 from __future__ import annotations
@@ -65,26 +68,9 @@ _OPEN_MARGIN = 2e-8  # open domain ends: the torch clamps of log, 1/sqrt, arctan
 _POLE_MARGIN = {("1/x" if n == 1 else f"1/x^{n}"): 1.01e-8 ** (1 / n) for n in range(1, 6)}
 _DEFAULT_POLE_MARGIN = 0.03
 # Arguments beyond which the torch functions clamp (sqrt clamps below 1e-16).
-_CAPS = {"exp": (-math.inf, 50.0), "sinh": (-50.0, 50.0), "cosh": (-50.0, 50.0), "sqrt": (1e-16, math.inf)}
+_CAPS = {"exp": (-math.inf, 50.0), "sinh": (-50.0, 50.0), "cosh": (-50.0, 50.0)}
+_CAPS["sqrt"] = (1e-16, math.inf)
 _TAN_POLE_MARGIN = 1e-6
-
-# Plain torch ops equal to the library's safe functions wherever (a, b) is valid (their clamps
-# never engage there), for the search only; reported fits use the library's own functions.
-_SEARCH_FNS: dict[str, Fn] = {
-    "1/x": torch.reciprocal,
-    "1/x^2": lambda u: u.pow(-2),
-    "1/x^3": lambda u: u.pow(-3),
-    "1/x^4": lambda u: u.pow(-4),
-    "1/x^5": lambda u: u.pow(-5),
-    "sqrt": torch.sqrt,
-    "1/sqrt": torch.rsqrt,
-    "exp": torch.exp,
-    "log": torch.log,
-    "tan": torch.tan,
-    "arcsin": torch.asin,
-    "arccos": torch.acos,
-    "arctanh": torch.atanh,
-}
 
 # Exact identities used to canonicalise (a, b); (c, d) are re-solved afterwards.
 _UNIT_A = {"x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "1/x^3", "1/x^4", "1/x^5", "abs", "sgn"}
@@ -133,11 +119,20 @@ def fit_edges(
     """Fit y ≈ c·f(a·x+b)+d for every edge (rows of x, y: (E, M)) and every function in ``library``."""
     x, y = _check_inputs(x, y, a_range, b_range, mesh, zooms, refine_steps)
     names = [get_function(name).name for name in library]
-    n_edges, n_samples = x.shape
-    edge = _EdgeData.build(x, y)
     axes = _coarse_axes(a_range, b_range, mesh, x.dtype)
-    box = (a_range, b_range)
+    # Blocks of edges bound the memory of the refinement's (edge, start, trial, sample) tensors.
+    block = max(1, _CHUNK_ELEMENTS * 4 // (_STARTS * len(_DAMPINGS) * x.shape[1]))
+    parts = [
+        _fit_block(_EdgeData.build(xb, yb), names, axes, (a_range, b_range), zooms, refine_steps)
+        for xb, yb in zip(x.split(block), y.split(block), strict=True)
+    ]
+    params, r2, rmse = (torch.cat(t) for t in zip(*parts, strict=True))
+    return EdgeFits(names=names, params=params, r2=r2, rmse=rmse)
 
+
+def _fit_block(edge: _EdgeData, names: list[str], axes, box, zooms: int, refine_steps: int):
+    x, y = edge.x, edge.y
+    n_edges, n_samples = x.shape
     params = torch.full((n_edges, len(names), 4), math.nan, dtype=x.dtype)
     r2 = torch.full((n_edges, len(names)), -math.inf, dtype=x.dtype)
     rmse = torch.full((n_edges, len(names)), math.inf, dtype=x.dtype)
@@ -152,17 +147,17 @@ def fit_edges(
             a, b = torch.ones(n_edges, dtype=x.dtype), torch.zeros(n_edges, dtype=x.dtype)
         else:
             lim = _limits(name, x.dtype)
-            fast = _SEARCH_FNS.get(name, fn)
-            a, b = _search(fast, lim, edge, axes, zooms, box)
-            a, b = _best_start(*_refine(fast, lim, edge, a, b, refine_steps, box))
+            a, b = _search(fn, lim, edge, axes, zooms, box)
+            a, b = _best_start(*_refine(fn, lim, edge, a, b, refine_steps, box))
             a, b = _canonical(name, lim, edge, a, b)
-        c, d, sse = _solve_cd(fn(torch.addcmul(b[:, None], a[:, None], x)), y)
+        c, d, residual, _ = _solve_cd(fn(torch.addcmul(b[:, None], a[:, None], x)), y)
+        sse = residual.square().sum(-1)
         found = torch.isfinite(sse)
         params[:, k] = torch.stack([a, b, c, d], 1)
         fit_r2 = torch.where(edge.sst > 0, 1.0 - sse / edge.sst, torch.zeros_like(sse))
         r2[:, k] = torch.where(found, fit_r2, -math.inf)
         rmse[:, k] = torch.where(found, (sse / n_samples).sqrt(), math.inf)
-    return EdgeFits(names=names, params=params, r2=r2, rmse=rmse)
+    return params, r2, rmse
 
 
 def _check_inputs(x, y, a_range, b_range, mesh, zooms, refine_steps):
@@ -192,7 +187,8 @@ class _EdgeData:
 
     x: torch.Tensor  # (E, M)
     y: torch.Tensor  # (E, M)
-    y_unit: torch.Tensor  # centred y scaled to unit norm (0 for a constant edge)
+    y_unit: torch.Tensor  # centred y scaled to unit norm (0 for a constant edge), float32
+    x32: torch.Tensor  # x in float32 for the mesh stages
     sst: torch.Tensor  # (E,) sum of squares of centred y
     xlo: torch.Tensor  # (E, 1)
     xhi: torch.Tensor  # (E, 1)
@@ -205,7 +201,8 @@ class _EdgeData:
         norm = sst.sqrt()[:, None]
         y_unit = torch.where(norm > 0, yc / norm.clamp(min=torch.finfo(y.dtype).tiny), 0.0)
         xlo, xhi = x.min(1, keepdim=True).values, x.max(1, keepdim=True).values
-        return cls(x, y, y_unit, sst, xlo, xhi, _MIN_ARG_SPAN / (xhi - xlo))
+        x32, y_unit = x.float(), y_unit.float()
+        return cls(x, y, y_unit, x32, sst, xlo, xhi, _MIN_ARG_SPAN / (xhi - xlo))
 
 
 def _limits(name: str, dtype: torch.dtype) -> _Limits:
@@ -255,7 +252,7 @@ def _mesh_r2(fn: Fn, edge: _EdgeData, a: torch.Tensor, b: torch.Tensor, ok: torc
     n_points = a.shape[1]
     out = torch.empty(n_edges, n_points, dtype=edge.x.dtype)
     step = max(1, _CHUNK_ELEMENTS // (n_edges * n_samples))
-    x = edge.x[:, None, :]
+    x, a, b = edge.x32[:, None, :], a.float(), b.float()
     for s in range(0, n_points, step):
         sl = slice(s, s + step)
         z = fn(torch.addcmul(b[:, sl, None], a[:, sl, None], x))  # (E, p, M)
@@ -311,13 +308,11 @@ def _local_maxima(r2: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     return peaks.topk(min(k, peaks.shape[1]), dim=1)
 
 
-def _solve_cd(fu: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Closed-form (c, d) of y ≈ c·fu+d along the last axis and the SSE; a constant fu gets c = 0."""
-    c, d, residual, _ = _solve_cd_full(fu, y)
-    return c, d, residual.square().sum(-1)
+def _solve_cd(fu: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Closed-form (c, d) of y ≈ c·fu+d along the last axis, the residual and centred fu.
 
-
-def _solve_cd_full(fu: torch.Tensor, y: torch.Tensor):
+    A constant fu (spread below sqrt(eps) of its size) gets c = 0.
+    """
     fm = fu.mean(-1, keepdim=True)
     fc = fu - fm
     ym = y.mean(-1, keepdim=True)
@@ -346,7 +341,7 @@ def _curve(fn: Fn, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.T
 def _sse_at(fn: Fn, lim: _Limits, edge: _EdgeData, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """SSE of the best c·f(a·x+b)+d for a, b of shape (E, P); inf where (a, b) is invalid or flat."""
     z = _curve(fn, edge.x, a, b)
-    _, _, residual, fc = _solve_cd_full(z, edge.y[:, None, :])
+    _, _, residual, fc = _solve_cd(z, edge.y[:, None, :])
     ok = _valid(lim, a, b, edge) & _varies(fc.square().sum(-1), z.mean(-1), z.shape[-1])
     return torch.where(ok, torch.nan_to_num(residual.square().sum(-1), nan=math.inf), math.inf)
 
@@ -361,7 +356,7 @@ def _lm_steps(fn: Fn, edge: _EdgeData, a, b, lam) -> tuple[torch.Tensor, torch.T
     u = torch.addcmul(b[..., None], a[..., None], x)
     h = torch.finfo(x.dtype).eps ** (1 / 3) * u.abs().clamp(min=1.0)
     slope = (fn(u + h) - fn(u - h)) / (2 * h)  # central difference: no autograd state needed
-    c, _, residual, fc = _solve_cd_full(fn(u), edge.y[:, None, :])
+    c, _, residual, fc = _solve_cd(fn(u), edge.y[:, None, :])
     jb = c[..., None] * slope
     ja, jb = _project_out(jb * x, fc), _project_out(jb, fc)
     haa, hbb, hab = (

@@ -39,9 +39,16 @@ class Candidate:
     is_best: bool = False
 
     def to_row(self, target: str) -> dict:
-        return {"target": target, "complexity": self.complexity, "test_rmse": self.test_rmse,
-                "test_r2": self.test_r2, "sympy": str(self.expr), "latex": sp.latex(self.expr),
-                "origin": self.origin, "is_best": self.is_best}
+        return {
+            "target": target,
+            "complexity": self.complexity,
+            "test_rmse": self.test_rmse,
+            "test_r2": self.test_r2,
+            "sympy": str(self.expr),
+            "latex": sp.latex(self.expr),
+            "origin": self.origin,
+            "is_best": self.is_best,
+        }
 
 
 def complexity(expr: sp.Expr) -> int:
@@ -89,8 +96,14 @@ class Scorer:
 
         with torch.no_grad():
             start_loss = float(loss())
-        opt = torch.optim.LBFGS([values], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe",
-                                tolerance_grad=1e-20, tolerance_change=1e-24)
+        opt = torch.optim.LBFGS(
+            [values],
+            lr=1.0,
+            max_iter=steps,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-20,
+            tolerance_change=1e-24,
+        )
 
         def closure():
             opt.zero_grad()
@@ -158,8 +171,12 @@ def _tidy_number(text: str) -> sp.Expr:
 
 def round_floats(expr: sp.Expr, digits: int) -> sp.Expr:
     """Round every Float to ``digits`` decimals (integral results become Integers)."""
-    return expr.xreplace({f: _tidy_number(f"{round(float(f), digits):.{digits}f}".rstrip("0").rstrip("."))
-                          for f in expr.atoms(sp.Float)})
+    return expr.xreplace(
+        {
+            f: _tidy_number(f"{round(float(f), digits):.{digits}f}".rstrip("0").rstrip("."))
+            for f in expr.atoms(sp.Float)
+        }
+    )
 
 
 def round_significant(expr: sp.Expr, digits: int = 12) -> sp.Expr:
@@ -183,7 +200,9 @@ def _drop_small_terms(expr: sp.Expr, scorer: Scorer, limit: int) -> list[sp.Expr
     return variants
 
 
-def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candidates: int = 8) -> list[Candidate]:
+def build_candidates(
+    expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candidates: int = 8
+) -> list[Candidate]:
     """Candidates on the Pareto front (complexity vs test RMSE), the best one flagged."""
     pool = [scorer.candidate(round_significant(expr), "model")]
     expanded = expand_constants(expr)

@@ -1,0 +1,134 @@
+"""`kandisc fit` and `kandisc config` through the CLI: outputs, exit codes, messages, no damage."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from kandisc.cli import app
+
+runner = CliRunner()
+
+TINY = """
+model: {width: [2, 3, 1], grid: 3}
+pipeline:
+  - fit: {steps: 3, lamb: 0.01}
+  - prune: {}
+  - refine: {grid: 5}
+  - fit: {steps: 2}
+  - symbolic: {retrain_steps: 2, rounds: 1}
+output: {figures: false}
+"""
+
+
+@pytest.fixture
+def data_csv(write_csv):
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-1, 1, 200), rng.uniform(-1, 1, 200)
+    return write_csv({"x": x, "y": y, "f": x**2 + np.sin(y)})
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def fit(*args):
+    return runner.invoke(app, ["fit", *map(str, args)])
+
+
+def test_fit_writes_a_complete_run(data_csv, tiny_config, tmp_path):
+    out = tmp_path / "run"
+    result = fit(data_csv, "--config", tiny_config, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert f"run directory: {out}" in result.stdout
+    for name in ("config.yaml", "run.json", "metrics.csv", "model.pt", "summary.json", "attribution.json"):
+        assert (out / name).exists(), name
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "completed" and run["seed"] == 0 and len(run["data"]["sha256"]) == 64
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["targets"] == ["f"] and summary["inputs"] == ["x", "y"]
+    assert set(summary["test_r2"]) == {"f"} and "f" in summary["formulas"]
+    metrics = (out / "metrics.csv").read_text().splitlines()
+    assert metrics[0] == "step,stage,train_loss,test_loss,reg,n_edges" and len(metrics) == 1 + 5 + 2 + 2
+
+
+def test_saved_config_reruns_to_the_same_metrics(data_csv, tiny_config, tmp_path):
+    assert fit(data_csv, "--config", tiny_config, "--out", tmp_path / "a").exit_code == 0
+    again = fit(data_csv, "--config", tmp_path / "a" / "config.yaml", "--out", tmp_path / "b")
+    assert again.exit_code == 0, again.stderr
+    first = json.loads((tmp_path / "a" / "summary.json").read_text())
+    second = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert first["test_rmse"] == second["test_rmse"]
+
+
+def test_existing_out_is_refused_and_left_intact(data_csv, tiny_config, tmp_path):
+    out = tmp_path / "run"
+    assert fit(data_csv, "--config", tiny_config, "--out", out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    result = fit(data_csv, "--config", tiny_config, "--out", out)
+    assert result.exit_code == 2
+    assert "exists; pass --overwrite" in result.stderr and result.stderr.count("\n") == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert fit(data_csv, "--config", tiny_config, "--out", out, "--overwrite").exit_code == 0
+
+
+@pytest.mark.parametrize("columns,needle", [
+    ({"x": ["1", "2", "a"] * 5, "f": list(range(15))}, "non-numeric"),
+    ({"x": [1.0, np.nan] * 8, "f": list(range(16))}, "dropna"),
+    ({"x": list(range(15)), "f": [1.0] * 15}, "constant"),
+    ({"x": [1, 2, 3], "f": [1, 2, 4]}, "need at least 10"),
+])
+def test_bad_data_exits_2_with_one_line(write_csv, tiny_config, tmp_path, columns, needle):
+    path = write_csv(columns)
+    out = tmp_path / "run"
+    result = fit(path, "--out", out, "--set", "pipeline=[{fit: {steps: 1}}]")
+    assert result.exit_code == 2, result.stdout
+    assert needle in result.stderr and result.stderr.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("setting,needle", [
+    ("pipeline.0.fit.stpes=3", "did you mean 'steps'"),
+    ("model.grid=many", "model.grid"),
+    ("data.inputs=[x, z]", "z"),
+    ("model.width=[3, 2, 1]", "width"),
+])
+def test_bad_config_exits_2_and_writes_nothing(data_csv, tiny_config, tmp_path, setting, needle):
+    out = tmp_path / "run"
+    result = fit(data_csv, "--config", tiny_config, "--out", out, "--set", setting)
+    assert result.exit_code == 2
+    assert needle in result.stderr and result.stderr.count("\n") == 1
+    assert not out.exists()
+
+
+def test_missing_and_empty_files(tmp_path, tiny_config):
+    result = fit(tmp_path / "nope.csv", "--config", tiny_config)
+    assert result.exit_code == 2 and "not found" in result.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = fit(empty, "--config", tiny_config)
+    assert result.exit_code == 2 and "empty" in result.stderr
+
+
+def test_config_show_reflects_override():
+    result = runner.invoke(app, ["config", "show", "--set", "pipeline.0.fit.steps=7"])
+    assert result.exit_code == 0
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["pipeline"][0]["fit"]["steps"] == 7 and resolved["model"]["grid"] == 5
+
+
+def test_config_schema_lists_every_stage_key():
+    result = runner.invoke(app, ["config", "schema"])
+    assert result.exit_code == 0
+    for key in ("pipeline[].fit.steps", "pipeline[].symbolic.r2_threshold", "data.test_fraction"):
+        assert key in result.stdout
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("kandisc ")
