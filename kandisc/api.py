@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from kandisc.explain import ExplainResult, explain
 from kandisc.pipeline.runner import FitResult, fit_run
+from kandisc.predict import PredictResult, predict
 
-__all__ = ["FitResult", "fit_run"]
+__all__ = ["ExplainResult", "FitResult", "PredictResult", "explain", "fit_run", "predict"]

@@ -107,6 +107,54 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     stdout.print(f"run directory: {run_dir}")
 
 
+@app.command()
+def explain(
+    model: Annotated[Path, typer.Argument(help="A model.pt written by kandisc fit or compile.")],
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="CSV to compute scores on (default: rows stored in the model).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for explain.json and figures (default: <model dir>/explain).")] = None,
+    no_figures: Annotated[bool, typer.Option("--no-figures", help="Skip the figures.")] = False,
+) -> None:
+    """Input importances, network shape, formulas and figures of a saved model."""
+    from rich.table import Table
+
+    from kandisc.api import explain as explain_model
+
+    with user_errors():
+        result = explain_model(model, data, out, figures=not no_figures)
+    table = Table(title=f"input importance ({result.data_source})", show_edge=False)
+    for col in ("rank", "input", "score"):
+        table.add_column(col)
+    for row in result.inputs:
+        table.add_row(str(row["rank"]), row["name"], f"{row['score']:.4g}")
+    for name in result.pruned_inputs:
+        table.add_row("-", name, "pruned")
+    stdout.print(table)
+    before = f"{result.shape_initial} -> " if result.shape_initial else ""
+    stdout.print(f"shape: {before}{result.shape_final}")
+    for target, best in result.formulas.items():
+        stdout.print(f"{target} = {best['sympy'] if best else '(no formula: the model still has spline edges)'}")
+    stdout.print(f"wrote: {result.out_dir}")
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="A model.pt written by kandisc fit or compile.")],
+    data: Annotated[Path, typer.Argument(help="CSV with the model's input columns (any order).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output CSV (default: DATA with suffix .predictions.csv).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+) -> None:
+    """Apply a saved model to new rows; writes the input columns plus <target>_pred columns."""
+    from kandisc.api import predict as predict_rows
+
+    with user_errors():
+        result = predict_rows(model, data, out, overwrite)
+    for warning in result.warnings:
+        stderr.print(f"warning: {warning}", markup=False)
+    for target, r2 in result.r2.items():
+        stdout.print(f"{target}: R² {r2:.6f} against the column in {data}")
+    stdout.print(f"wrote {result.n_rows} predictions to {result.out_path}")
+
+
 @config_app.command("show")
 def config_show(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run spec.")] = None,

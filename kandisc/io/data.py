@@ -279,3 +279,30 @@ class Standardizer:
                 "normalisation record has mean/std of different lengths; re-create the model"
             )
         return cls(**arrays)
+
+
+def read_columns(path: Path | str, required: Sequence[str], allowed: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Read the ``required`` numeric columns of a CSV for prediction (matched by name, any order).
+
+    Columns that are neither required nor ``allowed`` (e.g. the targets) are an error, as are
+    missing columns, non-numeric cells and NaN/inf values; each names the columns involved.
+    """
+    path = Path(path)
+    text, _ = _read_text(path)
+    names = _header(path, text)
+    frame = _parse(path, text, names)
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; the model needs "
+                        f"{', '.join(required)}")
+    extra = [c for c in names if c not in required and c not in allowed]
+    if extra:
+        raise DataError(f"{path}: unexpected column(s) {', '.join(map(repr, extra))}; the model reads "
+                        f"{', '.join(required)} (and may compare with {', '.join(allowed) or 'nothing else'});"
+                        " remove the other columns")
+    present = [c for c in names if c in required or c in allowed]
+    values = np.column_stack([_numeric(path, frame, c) for c in present])
+    if not np.isfinite(values).all():
+        raise DataError(_not_finite(path, values, present).replace(
+            "or set data.dropna: true to drop those rows", "or remove those rows"))
+    return {c: values[:, i] for i, c in enumerate(present)}

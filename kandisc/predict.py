@@ -1,0 +1,84 @@
+"""``kandisc predict``: apply a saved model to new rows matched by column name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kandisc.errors import RunDirError
+from kandisc.io.atomic import atomic_write_text
+from kandisc.io.data import read_columns
+from kandisc.io.model_file import ModelBundle, load_model
+
+
+@dataclass
+class PredictResult:
+    out_path: Path
+    n_rows: int
+    warnings: list[str] = field(default_factory=list)
+    r2: dict[str, float] = field(default_factory=dict)  # when the CSV holds the target columns
+
+
+def needed_columns(bundle: ModelBundle) -> list[str]:
+    """Data columns the model needs: its direct inputs plus every column an auxiliary feature uses."""
+    from kandisc.knowledge.formula import formula_variables
+
+    needed = {n for n in bundle.input_names if n in bundle.data_columns}
+    for text in bundle.auxiliary.values():  # all features are computed, so all their columns count
+        needed |= {v for v in formula_variables(text) if v in bundle.data_columns}
+    return [c for c in bundle.data_columns if c in needed]
+
+
+def model_inputs(bundle: ModelBundle, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """(N, model inputs) raw values: data columns and auxiliary features, in the model's order."""
+    values = dict(columns)
+    if bundle.auxiliary:
+        from kandisc.knowledge.auxiliary import compute_auxiliary
+
+        data_cols = {c: columns[c] for c in bundle.data_columns if c in columns}
+        names, aux_values, _ = compute_auxiliary(data_cols, bundle.auxiliary)
+        values.update({n: aux_values[:, k] for k, n in enumerate(names)})
+    return np.column_stack([values[n] for n in bundle.input_names])
+
+
+def range_warnings(bundle: ModelBundle, x: np.ndarray) -> list[str]:
+    """Rows outside the training range of an input, when the model still has spline edges."""
+    if all(not bool((kan.num_mask > 0).any()) for kan in bundle.model.layers):
+        return []  # a fully symbolic model is a formula: it extends beyond the data like the formula
+    ranges = bundle.extras.get("input_ranges", {})
+    out = []
+    for k, name in enumerate(bundle.input_names):
+        if name not in ranges:
+            continue
+        lo, hi = ranges[name]
+        outside = int(((x[:, k] < lo) | (x[:, k] > hi)).sum())
+        if outside:
+            out.append(f"{outside} row(s) have {name} outside the training range [{lo:.4g}, {hi:.4g}]; "
+                       "splines do not extrapolate, treat those predictions with care")
+    return out
+
+
+def predict(model_path: Path, data_path: Path, out_path: Path | None = None, overwrite: bool = False) -> PredictResult:
+    bundle = load_model(model_path)
+    out_path = Path(out_path) if out_path else Path(data_path).with_suffix(".predictions.csv")
+    if out_path.exists() and not overwrite:
+        raise RunDirError(f"{out_path} exists; pass --overwrite or choose another -o")
+    required = needed_columns(bundle)
+    allowed = list(bundle.output_names) + [c for c in bundle.data_columns if c not in required]
+    columns = read_columns(data_path, required, allowed)
+    x = model_inputs(bundle, columns)
+    pred = bundle.predict(torch.as_tensor(x)).cpu().numpy()
+    frame = pd.DataFrame({c: columns[c] for c in required})
+    r2 = {}
+    for t, target in enumerate(bundle.output_names):
+        frame[f"{target}_pred"] = pred[:, t]
+        if target in columns:
+            truth = columns[target]
+            var = float(np.sum((truth - truth.mean()) ** 2))
+            r2[target] = float(1 - np.sum((pred[:, t] - truth) ** 2) / var) if var > 0 else float("nan")
+    atomic_write_text(out_path, frame.to_csv(index=False))
+    return PredictResult(out_path, len(frame), range_warnings(bundle, x), r2)
