@@ -25,6 +25,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration: resolved values and the schema.")
 app.add_typer(config_app, name="config")
+from kandisc.batch.cli import batch_app  # noqa: E402 (typer and rich only: --help stays fast)
+
+app.add_typer(batch_app, name="batch")
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
