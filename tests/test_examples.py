@@ -44,3 +44,11 @@ def test_example_config_runs(config, tmp_path):
                                       "--out", str(out)])
     assert result.exit_code == 0, result.stderr
     assert json.loads((out / "run.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("spec", sorted((ROOT / "configs" / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_example_sweep_plans(spec, tmp_path):
+    result = CliRunner().invoke(app, ["batch", "plan", str(spec), "--out", str(tmp_path / "batch")])
+    assert result.exit_code == 0, result.stderr
+    rows = (tmp_path / "batch" / "manifest.csv").read_text().splitlines()
+    assert len(rows) == 1 + 12
