@@ -83,7 +83,9 @@ def main() -> None:
     for dtype_name in ("float32", "float64"):
         out = subprocess.run(
             [sys.executable, __file__, "--threads", str(args.threads), "--memory-child", dtype_name],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         print(f"peak memory increase, largest shape forward+backward ({dtype_name}): {float(out):.1f} MB")
 

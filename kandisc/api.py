@@ -1,8 +1,8 @@
 """Plain functions for notebooks and the CLI: they return result objects and never print or exit.
 
-    from kandisc.api import fit_run
-    result = fit_run("data.csv", config="run.yaml")
-    result.summary["test_r2"]
+from kandisc.api import fit_run
+result = fit_run("data.csv", config="run.yaml")
+result.summary["test_r2"]
 """
 
 from __future__ import annotations

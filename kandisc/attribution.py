@@ -84,8 +84,9 @@ def _alive_nodes(model: MultKAN) -> list[list[int]]:
     spec = model.spec
     alive = []
     for nl in range(spec.depth + 1):
-        has_out = (torch.ones(spec.nodes(nl), dtype=torch.bool) if nl == spec.depth
-                   else model.layers[nl].active().any(1).cpu())
+        has_out = (
+            torch.ones(spec.nodes(nl), dtype=torch.bool) if nl == spec.depth else model.layers[nl].active().any(1).cpu()
+        )
         if nl == 0:
             has_in = torch.ones(spec.nodes(0), dtype=torch.bool)
         else:
@@ -138,8 +139,14 @@ class PruneResult:
     shape_after: list
 
 
-def prune(model: MultKAN, x: torch.Tensor, node_threshold: float = 1e-2, edge_threshold: float = 3e-2,
-          input_threshold: float = 1e-2, prune_inputs: bool = True) -> PruneResult:
+def prune(
+    model: MultKAN,
+    x: torch.Tensor,
+    node_threshold: float = 1e-2,
+    edge_threshold: float = 3e-2,
+    input_threshold: float = 1e-2,
+    prune_inputs: bool = True,
+) -> PruneResult:
     """Mask weak hidden nodes, then weak edges, then weak inputs; return the smaller model.
 
     ``model`` itself is left untouched; the result computes what ``model`` with those nodes,
@@ -173,5 +180,4 @@ def prune(model: MultKAN, x: torch.Tensor, node_threshold: float = 1e-2, edge_th
         for node in set(range(work.spec.nodes(nl))) - set(keep[nl]):
             mask_node(work, nl, node)
     pruned = subset(work, keep)
-    return PruneResult(pruned, keep[0], edges_before - pruned.n_edges(), shape_before,
-                       pruned.spec.display_width())
+    return PruneResult(pruned, keep[0], edges_before - pruned.n_edges(), shape_before, pruned.spec.display_width())

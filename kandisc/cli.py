@@ -20,7 +20,10 @@ from kandisc import __version__
 from kandisc.errors import KandiscError
 
 app = typer.Typer(
-    name="kandisc", no_args_is_help=True, rich_markup_mode="rich", pretty_exceptions_show_locals=False,
+    name="kandisc",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
     help="Scientific discovery with Kolmogorov-Arnold Networks: CSV + YAML in, formulas out.",
 )
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration: resolved values and the schema.")
@@ -54,8 +57,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_callback(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """kandisc: train MultKANs on CSV tables, prune them and extract formulas."""
 
@@ -67,11 +71,14 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a c
 def fit(
     data: Annotated[Path, typer.Argument(help="CSV table: input columns and target column(s).")],
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run spec.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (default runs/<time>_<data>_<hash>).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run directory (default runs/<time>_<data>_<hash>).")
+    ] = None,
     set_: SetOption = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides the config).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto (overrides the config).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    prior: Annotated[Path | None, typer.Option(help="Start from a saved model (e.g. from kandisc compile).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Train, prune and symbolify a MultKAN on DATA; write a run directory."""
@@ -79,6 +86,8 @@ def fit(
     from kandisc.pipeline.state import NullSink
     from kandisc.progress import PlainSink, RichSink
 
+    if prior is not None:
+        set_ = [*(set_ or []), "prior.formula=null", f"prior.model_file={prior}"]
     with user_errors():
         from kandisc.io.config import load_config
 
@@ -100,21 +109,29 @@ def print_summary(summary: dict, run_dir: Path) -> None:
         table.add_column(col)
     for target in summary["targets"]:
         r2, rmse = summary["test_r2"].get(target), summary["test_rmse"].get(target)
-        table.add_row(target, "-" if r2 is None else f"{r2:.6f}", "-" if rmse is None else f"{rmse:.3e}",
-                      summary["formulas"].get(target) or "-")
+        table.add_row(
+            target,
+            "-" if r2 is None else f"{r2:.6f}",
+            "-" if rmse is None else f"{rmse:.3e}",
+            summary["formulas"].get(target) or "-",
+        )
     stdout.print(table)
     if summary.get("pruned_inputs"):
         stdout.print(f"pruned inputs: {', '.join(summary['pruned_inputs'])}")
-    stdout.print(f"shape: {summary['shape_initial']} -> {summary['shape_final']}; "
-                 f"{summary['wall_seconds']:.1f} s")
+    stdout.print(f"shape: {summary['shape_initial']} -> {summary['shape_final']}; {summary['wall_seconds']:.1f} s")
     stdout.print(f"run directory: {run_dir}")
 
 
 @app.command()
 def explain(
     model: Annotated[Path, typer.Argument(help="A model.pt written by kandisc fit or compile.")],
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="CSV to compute scores on (default: rows stored in the model).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for explain.json and figures (default: <model dir>/explain).")] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="CSV to compute scores on (default: rows stored in the model).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for explain.json and figures (default: <model dir>/explain)."),
+    ] = None,
     no_figures: Annotated[bool, typer.Option("--no-figures", help="Skip the figures.")] = False,
 ) -> None:
     """Input importances, network shape, formulas and figures of a saved model."""
@@ -143,7 +160,9 @@ def explain(
 def predict(
     model: Annotated[Path, typer.Argument(help="A model.pt written by kandisc fit or compile.")],
     data: Annotated[Path, typer.Argument(help="CSV with the model's input columns (any order).")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output CSV (default: DATA with suffix .predictions.csv).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output CSV (default: DATA with suffix .predictions.csv).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
     """Apply a saved model to new rows; writes the input columns plus <target>_pred columns."""

@@ -42,8 +42,9 @@ def reference_rows(bundle: ModelBundle, data: Path | None) -> tuple[torch.Tensor
     raise DataError("this model file stores no reference rows (e.g. a compiled formula); pass --data CSV")
 
 
-def explain(model_path: Path, data: Path | None = None, out: Path | None = None,
-            formats=("png",), figures: bool = True) -> ExplainResult:
+def explain(
+    model_path: Path, data: Path | None = None, out: Path | None = None, formats=("png",), figures: bool = True
+) -> ExplainResult:
     bundle = load_model(model_path)
     x_raw, source = reference_rows(bundle, data)
     x = bundle.to_model_space(x_raw.to(bundle.model.dtype))
@@ -53,24 +54,35 @@ def explain(model_path: Path, data: Path | None = None, out: Path | None = None,
     tables = attribution_tables(bundle, scores)
     extras = bundle.extras
     result = ExplainResult(
-        inputs=tables["inputs"], pruned_inputs=list(extras.get("pruned_inputs", [])),
-        shape_initial=extras.get("shape_initial"), shape_final=bundle.model.spec.display_width(),
-        formulas=dict(extras.get("formulas") or {}), out_dir=Path(out) if out else Path(model_path).parent / "explain",
+        inputs=tables["inputs"],
+        pruned_inputs=list(extras.get("pruned_inputs", [])),
+        shape_initial=extras.get("shape_initial"),
+        shape_final=bundle.model.spec.display_width(),
+        formulas=dict(extras.get("formulas") or {}),
+        out_dir=Path(out) if out else Path(model_path).parent / "explain",
         data_source=source,
     )
-    report = {**tables, "pruned_inputs": result.pruned_inputs, "shape_initial": result.shape_initial,
-              "shape_final": result.shape_final, "formulas": result.formulas, "data": source,
-              "symbolic_edges": bundle.model.symbolic_edges()}
+    report = {
+        **tables,
+        "pruned_inputs": result.pruned_inputs,
+        "shape_initial": result.shape_initial,
+        "shape_final": result.shape_final,
+        "formulas": result.formulas,
+        "data": source,
+        "symbolic_edges": bundle.model.symbolic_edges(),
+    }
     result.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(result.out_dir / "explain.json", json.dumps(to_jsonable(report), indent=2))
     result.files.append(result.out_dir / "explain.json")
     if figures:
         from kandisc import plots
 
-        result.files += plots.plot_network(bundle.model, x, scores, bundle.input_names, bundle.output_names,
-                                           result.out_dir / "network", formats)
+        result.files += plots.plot_network(
+            bundle.model, x, scores, bundle.input_names, bundle.output_names, result.out_dir / "network", formats
+        )
         names = bundle.input_names + result.pruned_inputs
         values = scores.input_scores.tolist() + [0.0] * len(result.pruned_inputs)
-        result.files += plots.plot_attribution(names, values, result.out_dir / "attribution", formats,
-                                               pruned_inputs=result.pruned_inputs)
+        result.files += plots.plot_attribution(
+            names, values, result.out_dir / "attribution", formats, pruned_inputs=result.pruned_inputs
+        )
     return result

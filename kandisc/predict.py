@@ -57,8 +57,10 @@ def range_warnings(bundle: ModelBundle, x: np.ndarray) -> list[str]:
         lo, hi = ranges[name]
         outside = int(((x[:, k] < lo) | (x[:, k] > hi)).sum())
         if outside:
-            out.append(f"{outside} row(s) have {name} outside the training range [{lo:.4g}, {hi:.4g}]; "
-                       "splines do not extrapolate, treat those predictions with care")
+            out.append(
+                f"{outside} row(s) have {name} outside the training range [{lo:.4g}, {hi:.4g}]; "
+                "splines do not extrapolate, treat those predictions with care"
+            )
     return out
 
 

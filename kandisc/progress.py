@@ -26,8 +26,10 @@ class PlainSink:
 
     def stage_started(self, label: str, total_steps: int) -> None:
         self.total = total_steps
-        self.console.print(f"[{self.clock() - self.t0:7.1f}s] stage {label}" + (
-            f" ({total_steps} steps)" if total_steps else ""), highlight=False)
+        self.console.print(
+            f"[{self.clock() - self.t0:7.1f}s] stage {label}" + (f" ({total_steps} steps)" if total_steps else ""),
+            highlight=False,
+        )
 
     def step(self, label, record, global_step: int, n_edges: int) -> None:
         n = record.step + 1
@@ -45,7 +47,9 @@ class PlainSink:
         if report.stage == "prune":
             self.console.print(
                 f"[{self.clock() - self.t0:7.1f}s] prune: {details['shape_before']} -> {details['shape_after']}, "
-                f"removed inputs: {', '.join(details['pruned_inputs']) or 'none'}", highlight=False)
+                f"removed inputs: {', '.join(details['pruned_inputs']) or 'none'}",
+                highlight=False,
+            )
 
 
 class RichSink:
@@ -56,9 +60,13 @@ class RichSink:
 
         self.console = console
         self.progress = Progress(
-            TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
             TextColumn("train {task.fields[train]} test {task.fields[test]} edges {task.fields[edges]}"),
-            TimeElapsedColumn(), console=console, transient=False,
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         )
         self.task = None
 
@@ -77,13 +85,16 @@ class RichSink:
             self.progress.update(self.task, completed=1)
 
     def step(self, label, record, global_step: int, n_edges: int) -> None:
-        self.progress.update(self.task, advance=1, train=_fmt(record.train_loss), test=_fmt(record.test_loss),
-                             edges=n_edges)
+        self.progress.update(
+            self.task, advance=1, train=_fmt(record.train_loss), test=_fmt(record.test_loss), edges=n_edges
+        )
 
     def stage_finished(self, label: str, report) -> None:
         if report.message:
             self.console.print(f"warning: {label}: {report.message}")
         if report.stage == "prune":
             d = report.details
-            self.console.print(f"prune: {d['shape_before']} -> {d['shape_after']}, removed inputs: "
-                               f"{', '.join(d['pruned_inputs']) or 'none'}")
+            self.console.print(
+                f"prune: {d['shape_before']} -> {d['shape_after']}, removed inputs: "
+                f"{', '.join(d['pruned_inputs']) or 'none'}"
+            )

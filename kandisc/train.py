@@ -8,6 +8,7 @@ restarts the optimiser; repeated failures end the stage with status ``"nonfinite
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -83,9 +84,35 @@ def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer:
     if s.opt == "adam":
         return torch.optim.Adam(params, lr=s.lr)
     return torch.optim.LBFGS(
-        params, lr=s.lr, max_iter=s.lbfgs_iterations, history_size=10,
-        line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32,
+        params,
+        lr=s.lr,
+        max_iter=s.lbfgs_iterations,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-32,
+        tolerance_change=1e-32,
     )
+
+
+def _make_closure(model, optimizer, params, xb, yb, s: TrainSettings, last: dict):
+    """The loss closure an optimiser step calls (possibly several times, for line searches)."""
+
+    def closure():
+        optimizer.zero_grad()
+        objective, _, reg = _objective(model, xb, yb, s)
+        if torch.isfinite(objective):
+            objective.backward()
+            for p in params:  # LBFGS flattens gradients with .view(), which needs contiguity
+                if p.grad is not None and not p.grad.is_contiguous():
+                    p.grad = p.grad.contiguous()
+        else:
+            # Tell the line search this point is bad without poisoning gradients.
+            for p in params:
+                p.grad = torch.zeros_like(p)
+        last["reg"], last["objective"] = float(reg.detach()), float(objective.detach())
+        return objective
+
+    return closure
 
 
 def _all_finite(params) -> bool:
@@ -99,8 +126,13 @@ def rmse(model: MultKAN, x: torch.Tensor, y: torch.Tensor) -> float:
     return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
 
 
-def train(model: MultKAN, data: Dataset, s: TrainSettings, generator: torch.Generator | None = None,
-          callback: StepCallback | None = None) -> TrainResult:
+def train(
+    model: MultKAN,
+    data: Dataset,
+    s: TrainSettings,
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+) -> TrainResult:
     """Run ``s.steps`` optimiser steps on ``data``; the model is updated in place."""
     generator = generator or torch.Generator().manual_seed(0)
     result = TrainResult()
@@ -120,25 +152,10 @@ def train(model: MultKAN, data: Dataset, s: TrainSettings, generator: torch.Gene
         else:
             xb, yb = data.x_train, data.y_train
         snapshot = [p.detach().clone() for p in params]
-        last = {}
-
-        def closure():
-            optimizer.zero_grad()
-            objective, mse, reg = _objective(model, xb, yb, s)
-            if torch.isfinite(objective):
-                objective.backward()
-                for p in params:  # LBFGS flattens gradients with .view(), which needs contiguity
-                    if p.grad is not None and not p.grad.is_contiguous():
-                        p.grad = p.grad.contiguous()
-            else:
-                # Tell the line search this point is bad without poisoning gradients.
-                for p in params:
-                    p.grad = torch.zeros_like(p)
-            last["reg"], last["objective"] = float(reg.detach()), float(objective.detach())
-            return objective
-
+        last: dict[str, float] = {}
+        closure = _make_closure(model, optimizer, params, xb, yb, s, last)
         optimizer.step(closure)
-        finite = _all_finite(params) and torch.isfinite(torch.tensor(last.get("objective", float("nan"))))
+        finite = _all_finite(params) and math.isfinite(last.get("objective", float("nan")))
         if not finite:
             with torch.no_grad():
                 for p, saved in zip(params, snapshot, strict=True):

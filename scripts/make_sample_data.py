@@ -61,6 +61,22 @@ def velocity_addition(rng):
     return c
 
 
+def relativistic_mass(rng):
+    c = uniform(rng, 1000, {"m0": (0, 1), "v": (0, 0.9), "c": (1.1, 2)})
+    c["m"] = c["m0"] / np.sqrt(1 - c["v"] ** 2 / c["c"] ** 2)
+    return c
+
+
+def neo_hookean(rng):
+    # Deformation gradients F = I + U(-0.2, 0.2)^{3x3}; rows with det F <= 0 are dropped.
+    mu, lam = 5 / 12, 5 / 18  # E = 1, nu = 0.2
+    f = np.eye(3) + rng.uniform(-0.2, 0.2, (1000, 3, 3))
+    f = f[np.linalg.det(f) > 0]
+    c = {f"F{i + 1}{j + 1}": f[:, i, j] for i in range(3) for j in range(3)}
+    c["P11"] = mu * (c["F11"] ** 2 + c["F12"] ** 2 + c["F13"] ** 2 - 1) + lam * np.log(np.linalg.det(f))
+    return c
+
+
 DATASETS = {  # name: (generator, seed)
     "quickstart": (quickstart, 0),
     "feature_importance": (feature_importance, 1),
@@ -69,6 +85,8 @@ DATASETS = {  # name: (generator, seed)
     "sin_exp": (sin_exp, 4),
     "squares": (squares, 5),
     "velocity_addition": (velocity_addition, 6),
+    "relativistic_mass": (relativistic_mass, 7),
+    "neo_hookean": (neo_hookean, 8),
 }
 
 

@@ -32,8 +32,9 @@ def test_prune_removes_the_irrelevant_input(importance_model):
 
 
 def test_pruned_model_equals_masked_original():
-    model = MultKAN(ModelSpec.build([4, [3, 2], [2, 1], 1], mult_arity=3, grid=6, base_fun="identity",
-                                    grid_eps=0.5, seed=3))
+    model = MultKAN(
+        ModelSpec.build([4, [3, 2], [2, 1], 1], mult_arity=3, grid=6, base_fun="identity", grid_eps=0.5, seed=3)
+    )
     model.set_symbolic(0, 1, 2, "tanh", [1.0, 0.1, 0.5, 0.0])
     for nl, node in [(0, 2), (1, 1), (1, 3), (2, 0)]:
         mask_node(model, nl, node)

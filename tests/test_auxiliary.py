@@ -54,9 +54,7 @@ def test_non_finite_auxiliary_names_row_values_and_count():
 
 def test_division_by_zero_on_data_is_a_data_error():
     cols = {"x": np.array([1.0, 0.0])}
-    with pytest.raises(
-        DataError, match=r"auxiliary 'inv' = 1/x is not finite on row 2 \(x=0\); 1 row in all"
-    ):
+    with pytest.raises(DataError, match=r"auxiliary 'inv' = 1/x is not finite on row 2 \(x=0\); 1 row in all"):
         compute_auxiliary(cols, {"inv": "1/x"})
 
 

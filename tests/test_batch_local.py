@@ -36,9 +36,7 @@ def fake_fit(data, config=None, out=None, overrides=(), seed=None, overwrite=Fal
         raise RuntimeError("boom")
     info = {"status": "completed", "seed": seed, "omp": os.environ.get("OMP_NUM_THREADS")}
     (out / "run.json").write_text(json.dumps(info))
-    (out / "summary.json").write_text(
-        json.dumps({"status": "completed", "targets": ["y"], "test_r2": {"y": 1}})
-    )
+    (out / "summary.json").write_text(json.dumps({"status": "completed", "targets": ["y"], "test_r2": {"y": 1}}))
     return SimpleNamespace(run_dir=out, status="completed", summary={})
 
 
@@ -200,9 +198,7 @@ def test_resource_check() -> None:
     cores = local.available_cores()
     check_resources(1, 1)
     check_resources(cores + 1, 2, oversubscribe=True)
-    with pytest.raises(
-        ConfigError, match="exceeds the .* cores available; lower them or pass --oversubscribe"
-    ):
+    with pytest.raises(ConfigError, match="exceeds the .* cores available; lower them or pass --oversubscribe"):
         check_resources(cores + 1, 1)
     with pytest.raises(ConfigError, match="at least 1"):
         check_resources(0, 1)

@@ -66,9 +66,7 @@ OPTS = SlurmOptions(
 
 
 def test_golden_script() -> None:
-    text = render_script(
-        Path("/scratch/sweep/manifest.csv"), 10, OPTS, "/opt/venv/bin/python", "/src/checkout"
-    )
+    text = render_script(Path("/scratch/sweep/manifest.csv"), 10, OPTS, "/opt/venv/bin/python", "/src/checkout")
     assert text == GOLDEN.format(version=kandisc.__version__)
 
 

@@ -53,9 +53,7 @@ def _cluster_problem() -> str | None:
     states = proc.stdout.split()
     if proc.returncode != 0 or not states:
         return f"sinfo failed (exit {proc.returncode}): {proc.stderr.strip() or 'no partitions'}"
-    if "up" not in states[0::2] or not any(
-        s.rstrip("*") in ("idle", "mixed", "allocated") for s in states[1::2]
-    ):
+    if "up" not in states[0::2] or not any(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states[1::2]):
         return f"no partition up with a usable node (sinfo: {proc.stdout.strip()})"
     return None
 
@@ -93,9 +91,7 @@ def _wait(job_id: str) -> str:
     deadline = time.monotonic() + WAIT_S
     seen = ""
     while time.monotonic() < deadline:
-        proc = subprocess.run(
-            ["squeue", "-h", "-j", job_id, "-o", "%i %T %R"], capture_output=True, text=True
-        )
+        proc = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i %T %R"], capture_output=True, text=True)
         if proc.returncode != 0 and "Invalid job id" in proc.stderr:
             return seen  # already purged from slurmctld's memory: finished
         if proc.returncode == 0 and not proc.stdout.strip():

@@ -15,8 +15,7 @@ from kandisc.batch.status import collect, exit_code
 
 def _batch(tmp_path: Path, n: int) -> list[Row]:
     rows = [
-        Row(i, tmp_path / "d.csv", None, (f"model.grid={i + 3}",), i, tmp_path / "runs" / f"{i:04d}")
-        for i in range(n)
+        Row(i, tmp_path / "d.csv", None, (f"model.grid={i + 3}",), i, tmp_path / "runs" / f"{i:04d}") for i in range(n)
     ]
     write_manifest(tmp_path / "manifest.csv", rows)
     return rows

@@ -77,12 +77,15 @@ def test_existing_out_is_refused_and_left_intact(data_csv, tiny_config, tmp_path
     assert fit(data_csv, "--config", tiny_config, "--out", out, "--overwrite").exit_code == 0
 
 
-@pytest.mark.parametrize("columns,needle", [
-    ({"x": ["1", "2", "a"] * 5, "f": list(range(15))}, "non-numeric"),
-    ({"x": [1.0, np.nan] * 8, "f": list(range(16))}, "dropna"),
-    ({"x": list(range(15)), "f": [1.0] * 15}, "constant"),
-    ({"x": [1, 2, 3], "f": [1, 2, 4]}, "need at least 10"),
-])
+@pytest.mark.parametrize(
+    "columns,needle",
+    [
+        ({"x": ["1", "2", "a"] * 5, "f": list(range(15))}, "non-numeric"),
+        ({"x": [1.0, np.nan] * 8, "f": list(range(16))}, "dropna"),
+        ({"x": list(range(15)), "f": [1.0] * 15}, "constant"),
+        ({"x": [1, 2, 3], "f": [1, 2, 4]}, "need at least 10"),
+    ],
+)
 def test_bad_data_exits_2_with_one_line(write_csv, tiny_config, tmp_path, columns, needle):
     path = write_csv(columns)
     out = tmp_path / "run"
@@ -92,12 +95,15 @@ def test_bad_data_exits_2_with_one_line(write_csv, tiny_config, tmp_path, column
     assert not out.exists()
 
 
-@pytest.mark.parametrize("setting,needle", [
-    ("pipeline.0.fit.stpes=3", "did you mean 'steps'"),
-    ("model.grid=many", "model.grid"),
-    ("data.inputs=[x, z]", "z"),
-    ("model.width=[3, 2, 1]", "width"),
-])
+@pytest.mark.parametrize(
+    "setting,needle",
+    [
+        ("pipeline.0.fit.stpes=3", "did you mean 'steps'"),
+        ("model.grid=many", "model.grid"),
+        ("data.inputs=[x, z]", "z"),
+        ("model.width=[3, 2, 1]", "width"),
+    ],
+)
 def test_bad_config_exits_2_and_writes_nothing(data_csv, tiny_config, tmp_path, setting, needle):
     out = tmp_path / "run"
     result = fit(data_csv, "--config", tiny_config, "--out", out, "--set", setting)

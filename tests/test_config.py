@@ -73,10 +73,7 @@ def test_unknown_key_in_stage_has_path_and_suggestion(tmp_path: Path) -> None:
 
 def test_unknown_stage_name(tmp_path: Path) -> None:
     message = error_of(tmp_path, "pipeline:\n- fitt: {steps: 5}\n")
-    assert (
-        "unknown stage 'fitt' at pipeline[0] (did you mean 'fit'?); stages: fit, prune, refine, symbolic"
-        in message
-    )
+    assert "unknown stage 'fitt' at pipeline[0] (did you mean 'fit'?); stages: fit, prune, refine, symbolic" in message
 
 
 def test_all_errors_reported_at_once(tmp_path: Path) -> None:
@@ -115,9 +112,7 @@ def test_auxiliary_names(tmp_path: Path) -> None:
     assert "name 'a b' is not a valid identifier" in error_of(tmp_path, "auxiliary: {'a b': x}\n")
     message = error_of(tmp_path, "data: {inputs: [x, y]}\nauxiliary: {x: y*2}\n")
     assert "auxiliary.x has the name of a data column" in message
-    assert load_config(write(tmp_path, "auxiliary: {r: sqrt(x**2+y**2)}\n")).auxiliary == {
-        "r": "sqrt(x**2+y**2)"
-    }
+    assert load_config(write(tmp_path, "auxiliary: {r: sqrt(x**2+y**2)}\n")).auxiliary == {"r": "sqrt(x**2+y**2)"}
 
 
 def test_mult_arity_and_modules(tmp_path: Path) -> None:

@@ -40,8 +40,7 @@ def test_every_config_has_sample_data():
 def test_example_config_runs(config, tmp_path):
     out = tmp_path / "run"
     data = ROOT / "sample_data" / f"{config.stem}.csv"
-    result = CliRunner().invoke(app, ["fit", str(data), "--config", str(shrink(config, tmp_path)),
-                                      "--out", str(out)])
+    result = CliRunner().invoke(app, ["fit", str(data), "--config", str(shrink(config, tmp_path)), "--out", str(out)])
     assert result.exit_code == 0, result.stderr
     assert json.loads((out / "run.json").read_text())["status"] == "completed"
 

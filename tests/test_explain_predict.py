@@ -22,8 +22,10 @@ def trained_run(tmp_path_factory):
     data = folder / "data.csv"
     frame.to_csv(data, index=False)
     config = folder / "run.yaml"
-    config.write_text("model: {width: [4, 5, 1]}\npipeline:\n  - fit: {steps: 20, lamb: 0.001}\n"
-                      "  - prune: {}\n  - fit: {steps: 10}\noutput: {figures: false}\n")
+    config.write_text(
+        "model: {width: [4, 5, 1]}\npipeline:\n  - fit: {steps: 20, lamb: 0.001}\n"
+        "  - prune: {}\n  - fit: {steps: 10}\noutput: {figures: false}\n"
+    )
     out = folder / "out"
     result = runner.invoke(app, ["fit", str(data), "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.stderr
@@ -46,8 +48,9 @@ def test_explain_prints_the_ranking_and_writes_json(trained_run, tmp_path):
 
 def test_explain_with_data_uses_that_csv(trained_run, tmp_path):
     out, data, _ = trained_run
-    result = runner.invoke(app, ["explain", str(out / "model.pt"), "--data", str(data), "--out",
-                                 str(tmp_path / "ex"), "--no-figures"])
+    result = runner.invoke(
+        app, ["explain", str(out / "model.pt"), "--data", str(data), "--out", str(tmp_path / "ex"), "--no-figures"]
+    )
     assert result.exit_code == 0, result.stderr
     assert str(data) in result.stdout
 

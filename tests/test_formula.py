@@ -248,9 +248,7 @@ def test_torch_function_is_differentiable_and_keeps_dtype():
 
 def test_torch_function_constant_and_errors():
     const = to_torch_function(parse_formula("3", None), ["x"])
-    assert torch.equal(
-        const(torch.zeros(4, 1, dtype=torch.float64)), torch.full((4,), 3.0, dtype=torch.float64)
-    )
+    assert torch.equal(const(torch.zeros(4, 1, dtype=torch.float64)), torch.full((4,), 3.0, dtype=torch.float64))
     with pytest.raises(DataError, match="2 columns"):
         to_torch_function(x + y, ["x", "y"])(torch.zeros(3, 3))
     with pytest.raises(FormulaError, match="'Max' is not supported"):

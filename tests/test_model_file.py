@@ -1,7 +1,7 @@
 """model.pt: bit-identical round trip, safe loading, and clear errors for bad files."""
 
-import torch
 import pytest
+import torch
 
 from kandisc.errors import CheckpointError
 from kandisc.io.model_file import FORMAT_VERSION, ModelBundle, load_model, save_model
@@ -13,8 +13,12 @@ def make_bundle():
     model.update_grid(torch.rand(100, 3, dtype=torch.float64) * 2 - 1)
     model.set_symbolic(0, 1, 0, "sin", [1.5, 0.2, 2.0, 0.1])
     model.remove_edge(0, 2, 1)
-    return ModelBundle(model, ["a", "b", "c"], ["y"], normalization={
-        "x_mean": [0.0, 1.0, 2.0], "x_std": [1.0, 2.0, 3.0], "y_mean": [0.5], "y_std": [2.0]})
+    return ModelBundle(
+        model,
+        ["a", "b", "c"],
+        ["y"],
+        normalization={"x_mean": [0.0, 1.0, 2.0], "x_std": [1.0, 2.0, 3.0], "y_mean": [0.5], "y_std": [2.0]},
+    )
 
 
 def test_round_trip_is_bit_identical(tmp_path):

@@ -15,9 +15,7 @@ from kandisc.knowledge.modules import (
 BLOCK = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], dtype=bool)
 
 
-@pytest.mark.parametrize(
-    "item", ["0: [0,1]->[0,1]", "0,'[0,1]->[0,1]'", '0, "[0, 1] -> [0, 1]"', "[0,1]->[0,1]"]
-)
+@pytest.mark.parametrize("item", ["0: [0,1]->[0,1]", "0,'[0,1]->[0,1]'", '0, "[0, 1] -> [0, 1]"', "[0,1]->[0,1]"])
 def test_two_by_two_module_on_4_4_1_is_block_diagonal(item):
     masks = masks_from_config([item], [4, 4, 1])
     np.testing.assert_array_equal(masks[0], BLOCK)

@@ -63,8 +63,10 @@ def trained_like(model):
     """Give the model a smooth, non-trivial function (as after training)."""
     with torch.no_grad():
         for kan in model.layers:
-            kan.coef.copy_(torch.sin(torch.linspace(0, 3, kan.coef.shape[1], dtype=torch.float64))[None, :, None]
-                           * torch.linspace(0.5, 1.5, kan.out_dim, dtype=torch.float64))
+            kan.coef.copy_(
+                torch.sin(torch.linspace(0, 3, kan.coef.shape[1], dtype=torch.float64))[None, :, None]
+                * torch.linspace(0.5, 1.5, kan.out_dim, dtype=torch.float64)
+            )
     return model
 
 

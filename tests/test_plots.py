@@ -36,9 +36,7 @@ def fake_attribution(model: MultKAN, seed: int = 0) -> FakeAttribution:
     gen = torch.Generator().manual_seed(seed)
     spec = model.spec
     nodes = [torch.rand(spec.nodes(layer), generator=gen) for layer in range(spec.depth + 1)]
-    edges = [
-        torch.rand(spec.nodes(layer), spec.subnodes(layer + 1), generator=gen) for layer in range(spec.depth)
-    ]
+    edges = [torch.rand(spec.nodes(layer), spec.subnodes(layer + 1), generator=gen) for layer in range(spec.depth)]
     subs = [torch.rand(spec.subnodes(layer + 1), generator=gen) for layer in range(spec.depth)]
     return FakeAttribution(nodes, edges, subs)
 

@@ -163,9 +163,7 @@ class _Reporter:
 @_user_errors
 def run_cmd(
     manifest: ManifestArg,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", help="parallel fits [default: cores // threads]")
-    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel fits [default: cores // threads]")] = None,
     threads_per_job: Annotated[int, typer.Option(help="torch threads of each fit")] = 1,
     oversubscribe: Annotated[bool, typer.Option(help="allow jobs x threads above the core count")] = False,
 ) -> None:

@@ -70,9 +70,7 @@ def _time(minutes: int) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:00"
 
 
-def render_script(
-    manifest: Path, n_rows: int, opts: SlurmOptions, python: str, pythonpath: str | None = None
-) -> str:
+def render_script(manifest: Path, n_rows: int, opts: SlurmOptions, python: str, pythonpath: str | None = None) -> str:
     """The sbatch script text (pure: everything environment-dependent is a parameter)."""
     batch_dir = manifest.parent
     if re.search(r"\s", str(batch_dir)):

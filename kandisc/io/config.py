@@ -93,9 +93,7 @@ class DataConfig(_Model):
     def _disjoint(self) -> DataConfig:
         both = [c for c in self.inputs or [] if c in (self.targets or [])]
         if both:
-            raise ValueError(
-                f"column {both[0]!r} is in both data.inputs and data.targets; remove it from one of them"
-            )
+            raise ValueError(f"column {both[0]!r} is in both data.inputs and data.targets; remove it from one of them")
         return self
 
 
@@ -111,8 +109,7 @@ def _check_width(value: Any) -> Any:
         ok = all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in ints) and sum(ints) >= 1
         if not ok:
             raise ValueError(
-                f"entry {i} must be an int >= 1 or [n_sum, n_mult] with both >= 0 and a sum >= 1"
-                f" (got {_show(entry)})"
+                f"entry {i} must be an int >= 1 or [n_sum, n_mult] with both >= 0 and a sum >= 1 (got {_show(entry)})"
             )
         out.append(ints if pair else entry)
     return out
@@ -126,10 +123,37 @@ def _check_arity(value: Any) -> Any:
         isinstance(layer, list) and all(is_arity(n) for n in layer) for layer in value
     )
     if not (is_arity(value) or layers_ok):
-        raise ValueError(
-            f"expected an int >= 2 or a list (per layer) of lists of ints >= 2 (got {_show(value)})"
-        )
+        raise ValueError(f"expected an int >= 2 or a list (per layer) of lists of ints >= 2 (got {_show(value)})")
     return value
+
+
+def _prior_shorthand(value: Any) -> Any:
+    """``prior: "x*y"`` means ``prior: {formula: "x*y"}``; ``prior: null`` means no prior."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {"formula": value}
+    return value
+
+
+class PriorConfig(_Model):
+    """Start from known physics: a formula (or saved model) compiled into the network, plus capacity."""
+
+    formula: str | None = _f(None, "prior formula of the input columns, e.g. 2*mu*(F11-1); null = none")
+    model_file: str | None = _f(None, "a model.pt (kandisc compile / fit in raw units) to start from")
+    extra_width: Int = _f(0, "extra numeric sum nodes in every hidden layer of the prior network", ge=0)
+    extra_depth: Int = _f(0, "extra identity layers after the prior's output, to learn an outer function", ge=0)
+    spline_magnitude: Float = _f(0.01, "initial size of the splines added on top of the prior's edges", ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PriorConfig:
+        if self.formula is not None and self.model_file is not None:
+            raise ValueError("give either prior.formula or prior.model_file, not both")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.formula is not None or self.model_file is not None
 
 
 class ModelConfig(_Model):
@@ -283,9 +307,7 @@ class OutputConfig(_Model):
     """What the run writes besides the contract files."""
 
     figures: Bool = _f(True, "write figures")
-    formats: list[Annotated[Literal["png", "pdf", "svg"], BeforeValidator(_lower)]] = _f(
-        ["png"], "figure file formats"
-    )
+    formats: list[Annotated[Literal["png", "pdf", "svg"], BeforeValidator(_lower)]] = _f(["png"], "figure file formats")
     log_every: Int = _f(10, "plain progress line every N steps when stderr is not a terminal", ge=1)
     checkpoints: Bool = _f(False, "keep a model file after every stage (checkpoints/NN_stage.pt)")
 
@@ -300,10 +322,8 @@ class KandiscConfig(_Model):
     threads: Int | None = _f(None, "torch CPU threads; null = 1 for small models, else torch's default", ge=1)
     data: DataConfig = _f(default_factory=DataConfig, doc="")
     auxiliary: dict[str, str] = _f({}, "extra input features, name -> formula of input columns")
-    modules: list[Any] = _f(
-        [], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"}
-    )
-    prior: str | None = _f(None, "formula used as a prior, or null")
+    modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
+    prior: Annotated[PriorConfig, BeforeValidator(_prior_shorthand)] = _f(default_factory=PriorConfig, doc="")
     model: ModelConfig = _f(default_factory=ModelConfig, doc="")
     pipeline: list[StageItem] = _f(
         default_factory=lambda: copy.deepcopy(DEFAULT_PIPELINE),
@@ -338,7 +358,12 @@ class KandiscConfig(_Model):
         return self
 
 
-SECTIONS: dict[str, type[_Model]] = {"data": DataConfig, "model": ModelConfig, "output": OutputConfig}
+SECTIONS: dict[str, type[_Model]] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "output": OutputConfig,
+    "prior": PriorConfig,
+}
 
 
 # ---------------------------------------------------------------- error messages
@@ -463,9 +488,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str | int | float | bool) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             if isinstance(key, str | int | float | bool):
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -482,17 +505,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _one_line(exc)
-        raise ConfigError(
-            f"{path}: cannot read config file ({reason}); pass a readable UTF-8 YAML file"
-        ) from None
+        raise ConfigError(f"{path}: cannot read config file ({reason}); pass a readable UTF-8 YAML file") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            f"{path}: YAML syntax error{where}: {_one_line(exc.problem)}; fix it there"
-        ) from None
+        raise ConfigError(f"{path}: YAML syntax error{where}: {_one_line(exc.problem)}; fix it there") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: YAML syntax error: {_one_line(exc)}") from None
     if data is None:
@@ -550,9 +569,7 @@ def _apply_override(raw: dict[str, Any], text: str) -> tuple[tuple, str]:
         value = yaml.safe_load(value_text)
     except yaml.YAMLError as exc:
         problem = _one_line(getattr(exc, "problem", exc))
-        raise ConfigError(
-            f"--set {text}: the value is not valid YAML ({problem}); quote it or fix brackets"
-        ) from None
+        raise ConfigError(f"--set {text}: the value is not valid YAML ({problem}); quote it or fix brackets") from None
     node: Any = raw
     path: list[Any] = []
     for i, part in enumerate(parts):

@@ -97,9 +97,7 @@ def _parse(path: Path, text: str, names: list[str]) -> pd.DataFrame:
         with warnings.catch_warnings():
             # pandas only warns (and drops data) when the first row is longer than the header.
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                io.StringIO(text), skipinitialspace=True, header=0, names=names, index_col=False
-            )
+            frame = pd.read_csv(io.StringIO(text), skipinitialspace=True, header=0, names=names, index_col=False)
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError):
         raise _long_row(path, text, len(names)) from None
     if frame.empty:
@@ -131,9 +129,7 @@ def _columns(
             raise DataError(f"{path}: column {twice[0]!r} is listed twice in {key}; list it once")
     both = [c for c in inputs if c in targets]
     if both:
-        raise DataError(
-            f"{path}: column {both[0]!r} is in both data.inputs and data.targets; remove it from one"
-        )
+        raise DataError(f"{path}: column {both[0]!r} is in both data.inputs and data.targets; remove it from one")
     if not inputs:
         sep = next(
             (
@@ -180,9 +176,7 @@ def _not_finite(path: Path, values: np.ndarray, names: list[str]) -> str:
 def _check_rows(path: Path, X: np.ndarray, Y: np.ndarray, targets: list[str], n_dropped: int) -> None:
     if X.shape[0] < MIN_ROWS:
         dropped = f" ({n_dropped} rows with NaN/inf dropped)" if n_dropped else ""
-        raise DataError(
-            f"{path}: only {X.shape[0]} usable rows{dropped}; need at least {MIN_ROWS} to fit and test"
-        )
+        raise DataError(f"{path}: only {X.shape[0]} usable rows{dropped}; need at least {MIN_ROWS} to fit and test")
     for j, name in enumerate(targets):
         if np.ptp(Y[:, j]) == 0:
             raise DataError(
@@ -267,17 +261,13 @@ class Standardizer:
     def from_dict(cls, data: dict[str, Any]) -> Standardizer:
         """Inverse of ``to_dict``; a malformed dict (from a damaged model file) is a CheckpointError."""
         try:
-            arrays = {
-                k: np.asarray(data[k], dtype=np.float64) for k in ("x_mean", "x_std", "y_mean", "y_std")
-            }
+            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("x_mean", "x_std", "y_mean", "y_std")}
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(
                 f"normalisation record is damaged ({type(exc).__name__}: {exc}); re-create the model file"
             ) from None
         if arrays["x_mean"].shape != arrays["x_std"].shape or arrays["y_mean"].shape != arrays["y_std"].shape:
-            raise CheckpointError(
-                "normalisation record has mean/std of different lengths; re-create the model"
-            )
+            raise CheckpointError("normalisation record has mean/std of different lengths; re-create the model")
         return cls(**arrays)
 
 
@@ -293,16 +283,22 @@ def read_columns(path: Path | str, required: Sequence[str], allowed: Sequence[st
     frame = _parse(path, text, names)
     missing = [c for c in required if c not in names]
     if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(map(repr, missing))}; the model needs "
-                        f"{', '.join(required)}")
+        raise DataError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))}; the model needs {', '.join(required)}"
+        )
     extra = [c for c in names if c not in required and c not in allowed]
     if extra:
-        raise DataError(f"{path}: unexpected column(s) {', '.join(map(repr, extra))}; the model reads "
-                        f"{', '.join(required)} (and may compare with {', '.join(allowed) or 'nothing else'});"
-                        " remove the other columns")
+        raise DataError(
+            f"{path}: unexpected column(s) {', '.join(map(repr, extra))}; the model reads "
+            f"{', '.join(required)} (and may compare with {', '.join(allowed) or 'nothing else'});"
+            " remove the other columns"
+        )
     present = [c for c in names if c in required or c in allowed]
     values = np.column_stack([_numeric(path, frame, c) for c in present])
     if not np.isfinite(values).all():
-        raise DataError(_not_finite(path, values, present).replace(
-            "or set data.dropna: true to drop those rows", "or remove those rows"))
+        raise DataError(
+            _not_finite(path, values, present).replace(
+                "or set data.dropna: true to drop those rows", "or remove those rows"
+            )
+        )
     return {c: values[:, i] for i, c in enumerate(present)}

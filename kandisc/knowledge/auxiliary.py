@@ -28,17 +28,14 @@ _SHOWN_VALUES = 6  # at most this many column values in a non-finite-row message
 def _check_name(name: object, columns: Mapping[str, np.ndarray], earlier: list[str]) -> None:
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise ConfigError(
-            f"auxiliary name {name!r} is not a valid name; "
-            "use letters, digits and _ (not starting with a digit)"
+            f"auxiliary name {name!r} is not a valid name; use letters, digits and _ (not starting with a digit)"
         )
     if name.startswith("__"):
         raise ConfigError(f"auxiliary name '{name}' is not allowed (names starting with '__' are reserved)")
     if name in CONSTANTS:
         raise ConfigError(f"auxiliary name '{name}' would hide the constant {name}; choose another name")
     if name in columns:
-        raise ConfigError(
-            f"auxiliary name '{name}' clashes with the input column '{name}'; choose another name"
-        )
+        raise ConfigError(f"auxiliary name '{name}' clashes with the input column '{name}'; choose another name")
     if name in earlier:
         raise ConfigError(f"auxiliary name '{name}' is defined twice")
 
@@ -65,9 +62,7 @@ def _format_row(columns: Mapping[str, np.ndarray], names: list[str], row: int) -
     return ", ".join(shown)
 
 
-def _check_finite(
-    name: str, text: str, values: np.ndarray, expr: sp.Expr, columns: Mapping[str, np.ndarray]
-) -> None:
+def _check_finite(name: str, text: str, values: np.ndarray, expr: sp.Expr, columns: Mapping[str, np.ndarray]) -> None:
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size == 0:
         return

@@ -33,19 +33,42 @@ from kandisc.errors import FormulaError
 from kandisc.knowledge.formula import formula_variables, parse_formula
 
 _FUNCTION_EDGES = {
-    sp.exp: "exp", sp.log: "log", sp.sin: "sin", sp.cos: "cos", sp.tan: "tan", sp.tanh: "tanh",
-    sp.sinh: "sinh", sp.cosh: "cosh", sp.asin: "arcsin", sp.acos: "arccos", sp.atan: "arctan",
-    sp.atanh: "arctanh", sp.Abs: "abs", sp.sign: "sgn",
+    sp.exp: "exp",
+    sp.log: "log",
+    sp.sin: "sin",
+    sp.cos: "cos",
+    sp.tan: "tan",
+    sp.tanh: "tanh",
+    sp.sinh: "sinh",
+    sp.cosh: "cosh",
+    sp.asin: "arcsin",
+    sp.acos: "arccos",
+    sp.atan: "arctan",
+    sp.atanh: "arctanh",
+    sp.Abs: "abs",
+    sp.sign: "sgn",
 }
 _R = sp.Rational
 _POWER_EDGES = {
-    _R(1): "x", _R(2): "x^2", _R(3): "x^3", _R(4): "x^4", _R(5): "x^5",
-    _R(-1): "1/x", _R(-2): "1/x^2", _R(-3): "1/x^3", _R(-4): "1/x^4", _R(-5): "1/x^5",
-    _R(1, 2): "sqrt", _R(-1, 2): "1/sqrt", _R(3, 2): "x^1.5",
+    _R(1): "x",
+    _R(2): "x^2",
+    _R(3): "x^3",
+    _R(4): "x^4",
+    _R(5): "x^5",
+    _R(-1): "1/x",
+    _R(-2): "1/x^2",
+    _R(-3): "1/x^3",
+    _R(-4): "1/x^4",
+    _R(-5): "1/x^5",
+    _R(1, 2): "sqrt",
+    _R(-1, 2): "1/sqrt",
+    _R(3, 2): "x^1.5",
 }
 IDENTITY = (1.0, 0.0, 1.0, 0.0)
-SUPPORTED = ("+ - * /, integer and half-integer powers, c**expr, pi, E and "
-             "exp, log, sqrt, sin, cos, tan, tanh, sinh, cosh, arcsin, arccos, arctan, arctanh, abs, sign")
+SUPPORTED = (
+    "+ - * /, integer and half-integer powers, c**expr, pi, E and "
+    "exp, log, sqrt, sin, cos, tan, tanh, sinh, cosh, arcsin, arccos, arctan, arctanh, abs, sign"
+)
 
 
 @dataclass(eq=False)
@@ -229,8 +252,9 @@ class _TreeBuilder:
             return self.cache[core]
         if core.is_Symbol:
             if core.name not in self.inputs:
-                raise FormulaError(f"variable '{core.name}' of {_show(self.expr)!r} is not among the inputs "
-                                   f"({', '.join(self.inputs)})")
+                raise FormulaError(
+                    f"variable '{core.name}' of {_show(self.expr)!r} is not among the inputs ({', '.join(self.inputs)})"
+                )
             return self.inputs[core.name]
         if core.is_Add:
             node = _Node("sum", [[self.edge(t) for t in core.args]])
@@ -340,7 +364,8 @@ def read_formula(text_or_expr, variables: list[str] | None) -> tuple[sp.Expr, li
         names = list(variables) if variables is not None else formula_variables(expr)
         unknown = sorted(s.name for s in expr.free_symbols if s.name not in names)
         if unknown:
-            raise FormulaError(f"variable '{unknown[0]}' of {source!r} is not among the inputs ({', '.join(names)})")
+            listed = ", ".join(names)
+            raise FormulaError(f"variable '{unknown[0]}' of {source!r} is not among the inputs ({listed})")
     else:
         raise FormulaError(f"a formula must be text or a sympy expression, got {type(text_or_expr).__name__}")
     if len(set(names)) != len(names):
@@ -351,8 +376,14 @@ def read_formula(text_or_expr, variables: list[str] | None) -> tuple[sp.Expr, li
     return expr, names, source
 
 
-def compile_formula(text_or_expr, variables: list[str] | None = None, grid: int = 5, k: int = 3,
-                    dtype: torch.dtype = torch.float64, output_name: str = "f"):
+def compile_formula(
+    text_or_expr,
+    variables: list[str] | None = None,
+    grid: int = 5,
+    k: int = 3,
+    dtype: torch.dtype = torch.float64,
+    output_name: str = "f",
+):
     """Formula text (or a sympy expression) -> a ModelBundle whose MultKAN computes it exactly.
 
     ``variables`` are the model's inputs in order (default: the formula's variables in order of
@@ -363,5 +394,10 @@ def compile_formula(text_or_expr, variables: list[str] | None = None, grid: int 
 
     expr, names, source = read_formula(text_or_expr, variables)
     model = plan_network(expr, names).build(grid=grid, k=k, dtype=dtype)
-    return ModelBundle(model=model, input_names=names, output_names=[output_name], data_columns=list(names),
-                       extras={"compiled_from": source})
+    return ModelBundle(
+        model=model,
+        input_names=names,
+        output_names=[output_name],
+        data_columns=list(names),
+        extras={"compiled_from": source},
+    )

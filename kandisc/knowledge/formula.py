@@ -315,9 +315,7 @@ def _column(data: Mapping, name: str):
         raise DataError(f"the formula needs column '{name}', which the data lacks") from None
 
 
-def to_numpy_function(
-    expr: sp.Expr, variables: Sequence[str]
-) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
+def to_numpy_function(expr: sp.Expr, variables: Sequence[str]) -> Callable[[Mapping[str, np.ndarray]], np.ndarray]:
     """A numpy evaluator ``f({name: array}) -> float64 array`` of a (parsed, hence safe) expression.
 
     Domain errors give NaN/inf (no warnings); the caller checks finiteness. The result has the
@@ -416,8 +414,7 @@ def to_torch_function(expr: sp.Expr, variables: Sequence[str]) -> Callable:
         if isinstance(x, torch.Tensor):
             if x.ndim != 2 or x.shape[1] != len(names):
                 raise DataError(
-                    f"expected a 2-D tensor with {len(names)} columns ({', '.join(names)}), "
-                    f"got shape {tuple(x.shape)}"
+                    f"expected a 2-D tensor with {len(names)} columns ({', '.join(names)}), got shape {tuple(x.shape)}"
                 )
             cols = list(x.unbind(1))
         else:

@@ -129,9 +129,7 @@ def _parse_structured(item: dict, label: str) -> tuple[int, list[list[int]]]:
         raise ConfigError(f"{label}: chain must be a string or a list of lists of node ids; {_EXAMPLE}")
     groups = []
     for k, group in enumerate(chain, start=1):
-        ok = isinstance(group, list | tuple) and all(
-            isinstance(i, int) and not isinstance(i, bool) for i in group
-        )
+        ok = isinstance(group, list | tuple) and all(isinstance(i, int) and not isinstance(i, bool) for i in group)
         if not ok:
             raise ConfigError(f"{label}: group {k} must be a list of node ids, got {group!r}")
         groups.append(list(group))
@@ -150,9 +148,7 @@ def _pykan_hint(groups: list[list[int]]) -> str:
 def _normalise(start: int, groups: list[list[int]], width_nodes: Sequence[int], label: str) -> Module:
     n_layers = len(width_nodes) - 1
     if start < 0 or start >= n_layers:
-        raise ConfigError(
-            f"{label}: start layer {start} is out of range; the model has layers 0..{n_layers - 1}"
-        )
+        raise ConfigError(f"{label}: start layer {start} is out of range; the model has layers 0..{n_layers - 1}")
     if len(groups) < 2:
         raise ConfigError(f"{label}: a module needs at least two groups (inputs -> outputs); {_EXAMPLE}")
     crossed = len(groups) - 1

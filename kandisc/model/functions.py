@@ -165,6 +165,4 @@ def get_function(name: str) -> SymbolicFunction:
 
         close = difflib.get_close_matches(name, FUNCTION_NAMES, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(
-            f"unknown symbolic function '{name}'{hint}; known: {', '.join(FUNCTION_NAMES)}"
-        ) from None
+        raise ConfigError(f"unknown symbolic function '{name}'{hint}; known: {', '.join(FUNCTION_NAMES)}") from None

@@ -38,9 +38,18 @@ class LayerTrace:
 
 
 class KANLayer(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int, grid: int, k: int, base_fun: str,
-                 grid_range: tuple[float, float], noise_scale: float, generator: torch.Generator,
-                 dtype: torch.dtype):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        grid: int,
+        k: int,
+        base_fun: str,
+        grid_range: tuple[float, float],
+        noise_scale: float,
+        generator: torch.Generator,
+        dtype: torch.dtype,
+    ):
         super().__init__()
         self.in_dim, self.out_dim, self.k, self.base_fun = in_dim, out_dim, k, base_fun
         low = torch.full((in_dim,), float(grid_range[0]), dtype=dtype)
@@ -48,7 +57,7 @@ class KANLayer(nn.Module):
         self.register_buffer("grid", spline.uniform_grid(low, high, grid, k))
         # Initial spline: small random values at the G+1 grid points, turned into coefficients.
         points = self.grid[:, k : k + grid + 1].transpose(0, 1)  # (G+1, in)
-        noise = (torch.rand(grid + 1, in_dim, out_dim, generator=generator, dtype=torch.float64) - 0.5)
+        noise = torch.rand(grid + 1, in_dim, out_dim, generator=generator, dtype=torch.float64) - 0.5
         noise = (noise * noise_scale / grid).to(dtype)
         basis = spline.dense_basis(points, self.grid, k).transpose(0, 1)  # (in, G+1, K)
         coef = spline.fit_coefficients(basis, noise.transpose(0, 1))  # (in, K, out)
@@ -65,9 +74,7 @@ class KANLayer(nn.Module):
 
     def _refresh_tables(self) -> None:
         # De Boor constants depend only on the grid: rebuilt when it changes, never per batch.
-        table, cols = spline.basis_tables(self.grid, self.k)
-        self.register_buffer("_table", table, persistent=False)
-        self.register_buffer("_cols", cols, persistent=False)
+        self.register_buffer("_table", spline.basis_table(self.grid, self.k), persistent=False)
 
     # ----- structure ---------------------------------------------------------------------------
     @property
@@ -134,7 +141,7 @@ class KANLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, trace: bool = False):
         base = _BASE[self.base_fun](x)
-        feats = spline.basis_features(x, base, self.grid, self.k, (self._table, self._cols))
+        feats = spline.basis_features(x, base, self.grid, self.k, self._table)
         weights = self.numeric_weights()
         out = feats.reshape(x.shape[0], -1) @ weights.reshape(-1, self.out_dim)
         sym_values = []
@@ -151,7 +158,7 @@ class KANLayer(nn.Module):
     def edge_curves(self, x: torch.Tensor) -> torch.Tensor:
         """Per-edge outputs (B, in, out) at inputs ``x`` (B, in): for plots and fitting, not training."""
         base = _BASE[self.base_fun](x)
-        feats = spline.basis_features(x, base, self.grid, self.k, (self._table, self._cols))
+        feats = spline.basis_features(x, base, self.grid, self.k, self._table)
         phi = torch.einsum("bik,iko->bio", feats, self.numeric_weights())
         for name, ins, outs, flat in self.symbolic_groups():
             p = self.sym_params.reshape(-1, 4)[flat]

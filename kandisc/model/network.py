@@ -29,8 +29,9 @@ class MultKAN(nn.Module):
         for layer in range(spec.depth):
             n_in, n_sub, n_nodes = spec.nodes(layer), spec.subnodes(layer + 1), spec.nodes(layer + 1)
             self.layers.append(
-                KANLayer(n_in, n_sub, spec.grid, spec.k, spec.base_fun, spec.grid_range,
-                         spec.noise_scale, generator, dtype)
+                KANLayer(
+                    n_in, n_sub, spec.grid, spec.k, spec.base_fun, spec.grid_range, spec.noise_scale, generator, dtype
+                )
             )
             trainable = spec.affine_trainable
             self.subnode_scale.append(nn.Parameter(torch.ones(n_sub, dtype=dtype), requires_grad=trainable))
@@ -124,10 +125,15 @@ class MultKAN(nn.Module):
         edges = []
         for layer, kan in enumerate(self.layers):
             for i, j in kan.sym_mask.nonzero().tolist():
-                edges.append({
-                    "layer": layer, "i": i, "j": j, "fn": FUNCTION_NAMES[int(kan.sym_fn[i, j])],
-                    "params": [float(v) for v in kan.sym_params[i, j].detach()],
-                })
+                edges.append(
+                    {
+                        "layer": layer,
+                        "i": i,
+                        "j": j,
+                        "fn": FUNCTION_NAMES[int(kan.sym_fn[i, j])],
+                        "params": [float(v) for v in kan.sym_params[i, j].detach()],
+                    }
+                )
         return edges
 
     # ----- grids ---------------------------------------------------------------------------

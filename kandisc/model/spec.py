@@ -43,9 +43,7 @@ def normalize_arity(mult_arity, width: list[list[int]]) -> list[list[int]]:
             raise ValueError(f"mult_arity must be >= 2, got {mult_arity}")
         return [[mult_arity] * n_mult for _, n_mult in width]
     if not isinstance(mult_arity, list | tuple) or len(mult_arity) != len(width):
-        raise ValueError(
-            f"mult_arity must be an int or one list per layer ({len(width)} lists), got {mult_arity!r}"
-        )
+        raise ValueError(f"mult_arity must be an int or one list per layer ({len(width)} lists), got {mult_arity!r}")
     result = []
     for layer, (arities, (_, n_mult)) in enumerate(zip(mult_arity, width, strict=True)):
         arities = list(arities) if isinstance(arities, list | tuple) else [arities] * n_mult

@@ -50,14 +50,13 @@ def _cox_de_boor(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
     return b
 
 
-def basis_tables(grid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def basis_table(grid: torch.Tensor, k: int) -> torch.Tensor:
     """Per-interval polynomial form of the k+1 non-zero bases, computed once per grid.
 
     On knot interval ``idx`` = [t_idx, t_idx+1) each basis is a polynomial of degree k in the
     local coordinate s = (x - t_idx)/h. Row ``r = idx + 1`` of ``table`` (in, n_knots+1, D) holds
-    [t_idx, 1/h, coefficients a[m, p] of basis m = 0..k (j = idx-k+m) in powers p = k..0]; rows 0
-    and ``n_knots`` (outside the extended grid) are all zero, as are phantom bases. ``cols``
-    (in, n_knots+1, k+1) gives each local basis's feature column (1-based: column 0 is the base).
+    [t_idx, 1/h, coefficients a[p, m] of power p = k..0 for basis m = 0..k (j = idx-k+m)]; rows 0
+    and ``n_knots`` (outside the extended grid) are all zero, as are phantom bases.
     """
     n_in, n_knots = grid.shape
     work = grid.to(torch.float64)
@@ -69,37 +68,37 @@ def basis_tables(grid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
     idx = torch.arange(n_int, device=grid.device)
     j = idx[:, None] - k + torch.arange(k + 1, device=grid.device)  # (n_int, k+1) basis ids
     valid = (j >= 0) & (j < n_basis)
-    local = torch.gather(dense, 3, j.clamp(0, n_basis - 1).expand(n_in, -1, -1).unsqueeze(2)
-                         .expand(-1, -1, k + 1, -1))  # (in, n_int, point, m)
+    local = torch.gather(
+        dense, 3, j.clamp(0, n_basis - 1).expand(n_in, -1, -1).unsqueeze(2).expand(-1, -1, k + 1, -1)
+    )  # (in, n_int, point, m)
     local = local * valid.to(local.dtype)[None, :, None, :]
     powers = nodes.unsqueeze(-1) ** torch.arange(k, -1, -1, dtype=torch.float64)  # (point, p)
     coef = torch.linalg.solve(powers, local)  # (in, n_int, p, m): exact polynomial coefficients
-    body = torch.cat([lo.unsqueeze(-1), (1.0 / (hi - lo)).unsqueeze(-1),
-                      coef.transpose(-1, -2).reshape(n_in, n_int, -1)], dim=-1)
+    # Stored power-major (p, m) so that each Horner step reads one contiguous run of k+1 values.
+    body = torch.cat([lo.unsqueeze(-1), (1.0 / (hi - lo)).unsqueeze(-1), coef.reshape(n_in, n_int, -1)], dim=-1)
     outside = torch.zeros(n_in, 1, body.shape[-1], dtype=torch.float64, device=grid.device)
-    table = torch.cat([outside, body, outside], dim=1).to(grid.dtype)
-    cols = (j.clamp(0, n_basis - 1) + 1).expand(n_in, -1, -1)
-    edge_cols = torch.ones(n_in, 1, k + 1, dtype=torch.long, device=grid.device)
-    return table.contiguous(), torch.cat([edge_cols, cols, edge_cols], dim=1).contiguous()
+    return torch.cat([outside, body, outside], dim=1).to(grid.dtype).contiguous()
 
 
-def _local_values(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, cols: torch.Tensor, k: int,
-                  with_deriv: bool = True):
+def _local_values(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, k: int, with_deriv: bool = True):
     """Non-zero bases (B, in, k+1), their x-derivatives (or None) and their feature columns."""
     row = torch.searchsorted(grid, x.transpose(0, 1).contiguous(), right=True).transpose(0, 1)
     row = row.clamp_(max=grid.shape[1])  # x beyond the last knot -> the "outside" row
     n_in, n_rows = table.shape[0], table.shape[1]
     flat = (row + torch.arange(n_in, device=x.device) * n_rows).reshape(-1)  # rows of the flat table
     consts = torch.index_select(table.reshape(n_in * n_rows, -1), 0, flat).view(*row.shape, -1)
-    col = torch.index_select(cols.reshape(n_in * n_rows, -1), 0, flat).view(*row.shape, -1)
+    # Local basis m of interval idx is basis j = idx - k + m, feature column j + 1 = row - k + m;
+    # outside rows carry zero values, so clamping their columns is harmless.
+    n_basis = grid.shape[1] - 1 - k
+    col = (row.unsqueeze(-1) + torch.arange(-k, 1, device=x.device)).clamp_(1, n_basis)
     s = ((x - consts[..., 0]) * consts[..., 1]).unsqueeze(-1)
-    a = consts[..., 2:].unflatten(-1, (k + 1, k + 1))  # (B, in, m, p) highest power first
-    values = a[..., 0]  # Horner's scheme over the powers
-    deriv = a[..., 0] * k if with_deriv else None
+    a = consts[..., 2:].unflatten(-1, (k + 1, k + 1))  # (B, in, p, m) highest power first
+    values = a[..., 0, :]  # Horner's scheme over the powers
+    deriv = a[..., 0, :] * k if with_deriv else None
     for p in range(1, k + 1):
-        values = values * s + a[..., p]
+        values = values * s + a[..., p, :]
         if with_deriv and p < k:
-            deriv = deriv * s + a[..., p] * (k - p)
+            deriv = deriv * s + a[..., p, :] * (k - p)
     if with_deriv:
         deriv = deriv * consts[..., 1:2]
     return values, deriv, col
@@ -109,9 +108,9 @@ class _BasisFeatures(torch.autograd.Function):
     """Dense features with an analytic backward: no autograd graph through de Boor's triangle."""
 
     @staticmethod
-    def forward(ctx, x, base, grid, table, cols, k):
+    def forward(ctx, x, base, grid, table, k):
         with torch.no_grad():
-            values, deriv, col = _local_values(x, grid, table, cols, k, with_deriv=ctx.needs_input_grad[0])
+            values, deriv, col = _local_values(x, grid, table, k, with_deriv=ctx.needs_input_grad[0])
             out = torch.zeros(x.shape[0], x.shape[1], grid.shape[1] - k, dtype=x.dtype, device=x.device)
             out[..., 0] = base
             out.scatter_add_(2, col, values)  # phantom entries are 0 and may share a column
@@ -125,23 +124,23 @@ class _BasisFeatures(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = (torch.gather(grad_out, 2, col) * deriv).sum(-1)
         grad_base = grad_out[..., 0] if ctx.needs_input_grad[1] else None
-        return grad_x, grad_base, None, None, None, None
+        return grad_x, grad_base, None, None, None
 
 
-def basis_features(x: torch.Tensor, base: torch.Tensor, grid: torch.Tensor, k: int,
-                   tables: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def basis_features(
+    x: torch.Tensor, base: torch.Tensor, grid: torch.Tensor, k: int, table: torch.Tensor | None = None
+) -> torch.Tensor:
     """Dense features ``(B, in, G + k + 1)``: column 0 the base function, columns 1.. the bases.
 
-    Pass ``tables`` (from :func:`basis_tables`) to skip rebuilding them on every call.
+    Pass ``table`` (from :func:`basis_table`) to skip rebuilding it on every call.
     """
-    table, cols = tables if tables is not None else basis_tables(grid, k)
-    return _BasisFeatures.apply(x, base, grid, table, cols, k)
+    table = table if table is not None else basis_table(grid, k)
+    return _BasisFeatures.apply(x, base, grid, table, k)
 
 
 def local_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Non-zero bases (B, in, k+1) and their derivatives at ``x``; zero outside the extended grid."""
-    table, cols = basis_tables(grid, k)
-    values, deriv, _ = _local_values(x, grid, table, cols, k)
+    values, deriv, _ = _local_values(x, grid, basis_table(grid, k), k)
     return values, deriv
 
 
@@ -151,9 +150,7 @@ def dense_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
     return basis_features(x, zero, grid, k)[..., 1:]
 
 
-def fit_coefficients(
-    basis: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-10
-) -> torch.Tensor:
+def fit_coefficients(basis: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-10) -> torch.Tensor:
     """Least squares per input: ``basis`` (in, M, K), ``targets`` (in, M, out) -> coef (in, K, out).
 
     Solved through ridge-stabilised normal equations in float64 (B-spline Gram matrices are

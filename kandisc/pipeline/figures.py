@@ -25,14 +25,19 @@ def write_figures(run, prep, state, scores, y_test, pred_test) -> list[str]:
     bundle, fmts = state.bundle, list(prep.cfg.output.formats)
     folder = run.figures_dir
     written = []
-    written += plots.plot_network(bundle.model, state.data.x_train, scores, bundle.input_names,
-                                  bundle.output_names, folder / "network", fmts)
+    written += plots.plot_network(
+        bundle.model, state.data.x_train, scores, bundle.input_names, bundle.output_names, folder / "network", fmts
+    )
     rows = _metrics_rows(run)
     if rows:
         written += plots.plot_loss(rows, folder / "loss", fmts)
-    written += plots.plot_attribution(bundle.input_names + state.pruned_inputs,
-                                      scores.input_scores.tolist() + [0.0] * len(state.pruned_inputs),
-                                      folder / "attribution", fmts, pruned_inputs=state.pruned_inputs)
+    written += plots.plot_attribution(
+        bundle.input_names + state.pruned_inputs,
+        scores.input_scores.tolist() + [0.0] * len(state.pruned_inputs),
+        folder / "attribution",
+        fmts,
+        pruned_inputs=state.pruned_inputs,
+    )
     if len(y_test):
         written += plots.plot_pred_vs_true(y_test, pred_test, bundle.output_names, folder / "pred_vs_true", fmts)
     candidates = {t: f.get("candidates", []) for t, f in state.formulas.items() if f.get("candidates")}

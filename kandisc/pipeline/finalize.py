@@ -42,8 +42,12 @@ def attribution_tables(bundle, scores) -> dict:
         active = bundle.model.layers[layer].active().cpu()
         for i, j in active.nonzero().tolist():
             edges.append({"layer": layer, "i": i, "j": j, "score": float(table[i, j])})
-    return {"inputs": ranked, "nodes": [t.tolist() for t in scores.node_scores], "edges": edges,
-            "outputs": list(bundle.output_names)}
+    return {
+        "inputs": ranked,
+        "nodes": [t.tolist() for t in scores.node_scores],
+        "edges": edges,
+        "outputs": list(bundle.output_names),
+    }
 
 
 def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
@@ -56,17 +60,21 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
     scores = attribute(bundle.model, data.x_train)
     tables = attribution_tables(bundle, scores)
     x_raw_train = prep.x_all[train_idx][:, [prep.model_inputs.index(n) for n in bundle.input_names]]
-    bundle.extras.update({
-        "attribution": tables,
-        "attribution_raw": scores.to_dict(),
-        "input_ranges": {n: [float(prep.x_all[train_idx][:, i].min()), float(prep.x_all[train_idx][:, i].max())]
-                         for i, n in enumerate(prep.model_inputs)},
-        "shape_initial": state.shape_history[0],
-        "pruned_inputs": list(state.pruned_inputs),
-        "stages": [{"stage": r.stage, "label": r.label, "status": r.status, **r.details} for r in state.reports],
-        "formulas": {t: f.get("best") for t, f in state.formulas.items()},
-        "test_r2": test_m["r2"],
-    })
+    bundle.extras.update(
+        {
+            "attribution": tables,
+            "attribution_raw": scores.to_dict(),
+            "input_ranges": {
+                n: [float(prep.x_all[train_idx][:, i].min()), float(prep.x_all[train_idx][:, i].max())]
+                for i, n in enumerate(prep.model_inputs)
+            },
+            "shape_initial": state.shape_history[0],
+            "pruned_inputs": list(state.pruned_inputs),
+            "stages": [{"stage": r.stage, "label": r.label, "status": r.status, **r.details} for r in state.reports],
+            "formulas": {t: f.get("best") for t, f in state.formulas.items()},
+            "test_r2": test_m["r2"],
+        }
+    )
     bundle.tensors["reference_x"] = torch.as_tensor(x_raw_train[:REFERENCE_ROWS])
     save_model(bundle, run.model_path)
     run.write_json("attribution.json", tables)

@@ -74,6 +74,13 @@ def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
         x_all = np.concatenate([table.X, values], axis=1)
         model_inputs += names
     width = resolve_width(cfg.model, model_inputs, table.target_names)
+    if cfg.prior.active:
+        if cfg.model.width is not None or cfg.modules:
+            raise ConfigError(
+                "prior: the network's shape comes from the prior formula; remove model.width "
+                "and modules (use prior.extra_width / prior.extra_depth for more capacity)"
+            )
+        width = prior_model(cfg, model_inputs, table.target_names, None).spec.display_width()
     masks = None
     if cfg.modules:
         from kandisc.knowledge.modules import masks_from_config
@@ -82,22 +89,58 @@ def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
     return Prepared(cfg, table, model_inputs, x_all, width, masks, aux_exprs, resolve_device(cfg.device))
 
 
+def prior_model(cfg: KandiscConfig, inputs: list[str], targets: list[str], normalization: dict | None) -> MultKAN:
+    """The network compiled from ``prior.formula`` / ``prior.model_file`` with the requested capacity."""
+    from kandisc.knowledge.prior import model_from_prior, prior_from_model_file
+
+    p, m = cfg.prior, cfg.model
+    if p.model_file is not None:
+        return prior_from_model_file(p.model_file, inputs, targets, p.spline_magnitude, normalization)
+    return model_from_prior(
+        p.formula,
+        inputs,
+        targets,
+        extra_width=p.extra_width,
+        extra_depth=p.extra_depth,
+        spline_magnitude=p.spline_magnitude,
+        grid=m.grid,
+        k=m.k,
+        base_fun=m.base_fun,
+        seed=cfg.seed,
+        dtype=_DTYPES[m.dtype],
+        normalization=normalization,
+    )
+
+
 def build_bundle(prep: Prepared, train_idx: np.ndarray) -> ModelBundle:
     cfg, m = prep.cfg, prep.cfg.model
-    spec = ModelSpec.build(
-        prep.width, mult_arity=m.mult_arity, grid=m.grid, k=m.k, base_fun=m.base_fun,
-        grid_eps=m.grid_eps, grid_range=tuple(m.grid_range), noise_scale=m.noise_scale, seed=cfg.seed,
-    )
-    model = MultKAN(spec, dtype=_DTYPES[m.dtype], device=prep.device)
-    if prep.module_masks is not None:
-        for kan, allowed in zip(model.layers, prep.module_masks, strict=True):
-            kan.remove_edges(~torch.as_tensor(allowed, device=prep.device))
     normalization = None
     if cfg.data.standardize:
         normalization = Standardizer.fit(prep.x_all[train_idx], prep.table.Y[train_idx]).to_dict()
+    if cfg.prior.active:
+        model = prior_model(cfg, prep.model_inputs, prep.table.target_names, normalization).to(prep.device)
+    else:
+        spec = ModelSpec.build(
+            prep.width,
+            mult_arity=m.mult_arity,
+            grid=m.grid,
+            k=m.k,
+            base_fun=m.base_fun,
+            grid_eps=m.grid_eps,
+            grid_range=tuple(m.grid_range),
+            noise_scale=m.noise_scale,
+            seed=cfg.seed,
+        )
+        model = MultKAN(spec, dtype=_DTYPES[m.dtype], device=prep.device)
+    if prep.module_masks is not None:
+        for kan, allowed in zip(model.layers, prep.module_masks, strict=True):
+            kan.remove_edges(~torch.as_tensor(allowed, device=prep.device))
     return ModelBundle(
-        model=model, input_names=list(prep.model_inputs), output_names=list(prep.table.target_names),
-        data_columns=list(prep.table.input_names), auxiliary=dict(cfg.auxiliary),
+        model=model,
+        input_names=list(prep.model_inputs),
+        output_names=list(prep.table.target_names),
+        data_columns=list(prep.table.input_names),
+        auxiliary=dict(cfg.auxiliary),
         normalization=normalization,
     )
 
@@ -111,7 +154,8 @@ def model_space_data(bundle: ModelBundle, x_all: np.ndarray, y: np.ndarray, trai
         if bundle.normalization:
             n = bundle.normalization
             yy = (yy - torch.tensor(n["y_mean"], dtype=yy.dtype, device=yy.device)) / torch.tensor(
-                n["y_std"], dtype=yy.dtype, device=yy.device)
+                n["y_std"], dtype=yy.dtype, device=yy.device
+            )
         return bundle.to_model_space(x), yy
 
     x_train, y_train = tensors(train_idx)
@@ -137,16 +181,31 @@ class _MetricsSink:
 
 
 def _versions() -> dict:
-    return {"kandisc": __version__, "torch": str(torch.__version__), "numpy": np.__version__,
-            "python": platform.python_version()}
+    return {
+        "kandisc": __version__,
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def fit_run(data: Path, config: Path | None = None, out: Path | None = None, overrides=(),
-            seed: int | None = None, device: str | None = None, overwrite: bool = False,
-            progress: ProgressSink | None = None, argv: list[str] | None = None) -> FitResult:
+def fit_run(
+    data: Path,
+    config: Path | None = None,
+    out: Path | None = None,
+    overrides=(),
+    seed: int | None = None,
+    device: str | None = None,
+    overwrite: bool = False,
+    progress: ProgressSink | None = None,
+    argv: list[str] | None = None,
+) -> FitResult:
     """Validate, train, write the run directory; see the module docstring for the guarantees."""
-    sets = list(overrides) + ([f"seed={seed}"] if seed is not None else []) + (
-        [f"device={device}"] if device is not None else [])
+    sets = (
+        list(overrides)
+        + ([f"seed={seed}"] if seed is not None else [])
+        + ([f"device={device}"] if device is not None else [])
+    )
     prep = prepare(Path(data), Path(config) if config else None, sets)
     cfg = prep.cfg
     config_yaml = config_to_yaml(cfg)
@@ -171,16 +230,27 @@ def _default_threads(prep: Prepared) -> int:
 def _run(run: RunDir, prep: Prepared, data: Path, overrides, progress, argv) -> FitResult:
     cfg = prep.cfg
     run.write_config(config_to_yaml(cfg))
-    run.start(argv if argv is not None else sys.argv, cfg.seed, Path(data).resolve(), prep.table.sha256,
-              _versions(), extra={"device": prep.device, "overrides": list(overrides)})
+    run.start(
+        argv if argv is not None else sys.argv,
+        cfg.seed,
+        Path(data).resolve(),
+        prep.table.sha256,
+        _versions(),
+        extra={"device": prep.device, "overrides": list(overrides)},
+    )
     state = None
     try:
         train_idx, test_idx = split(prep.table, cfg.data.test_fraction, cfg.seed)
         bundle = build_bundle(prep, train_idx)
         dataset = model_space_data(bundle, prep.x_all, prep.table.Y, train_idx, test_idx)
         with run.metrics_writer() as writer:
-            state = RunState(bundle, dataset, torch.Generator().manual_seed(cfg.seed),
-                             _MetricsSink(writer, progress or NullSink()), aux_exprs=prep.aux_exprs)
+            state = RunState(
+                bundle,
+                dataset,
+                torch.Generator().manual_seed(cfg.seed),
+                _MetricsSink(writer, progress or NullSink()),
+                aux_exprs=prep.aux_exprs,
+            )
             state.shape_history.append(bundle.model.spec.display_width())
             from kandisc.pipeline.stages import run_pipeline
 

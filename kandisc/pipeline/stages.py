@@ -50,9 +50,12 @@ def _split_rows(state: RunState, which: str):
 def prune_stage(state: RunState, params: dict) -> StageReport:
     state.sink.stage_started("prune", 0)
     result = prune(
-        state.model, _split_rows(state, params["on"]),
-        node_threshold=params["node_threshold"], edge_threshold=params["edge_threshold"],
-        input_threshold=params["input_threshold"], prune_inputs=params["prune_inputs"],
+        state.model,
+        _split_rows(state, params["on"]),
+        node_threshold=params["node_threshold"],
+        edge_threshold=params["edge_threshold"],
+        input_threshold=params["input_threshold"],
+        prune_inputs=params["prune_inputs"],
     )
     bundle, keep = state.bundle, result.kept_inputs
     dropped = [n for i, n in enumerate(bundle.input_names) if i not in keep]
@@ -65,8 +68,10 @@ def prune_stage(state: RunState, params: dict) -> StageReport:
     d = state.data
     state.data = Dataset(d.x_train[:, keep], d.y_train, d.x_test[:, keep], d.y_test)
     details = {
-        "shape_before": result.shape_before, "shape_after": result.shape_after,
-        "removed_edges": result.removed_edges, "pruned_inputs": dropped,
+        "shape_before": result.shape_before,
+        "shape_after": result.shape_after,
+        "removed_edges": result.removed_edges,
+        "pruned_inputs": dropped,
         "kept_inputs": list(bundle.input_names),
     }
     return StageReport("prune", "prune", details=details)

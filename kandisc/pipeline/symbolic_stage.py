@@ -47,8 +47,7 @@ def sample_edge_curves(model, x: torch.Tensor, edges: list[tuple[int, int, int]]
 
 
 def _numeric_edges(model) -> list[tuple[int, int, int]]:
-    return [(layer, i, j) for layer, kan in enumerate(model.layers)
-            for i, j in (kan.num_mask > 0).nonzero().tolist()]
+    return [(layer, i, j) for layer, kan in enumerate(model.layers) for i, j in (kan.num_mask > 0).nonzero().tolist()]
 
 
 def _zero_negligible(state: RunState, threshold: float) -> list[tuple[int, int, int]]:
@@ -77,8 +76,9 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[int, l
         layer, i, j = order[choice.edge]
         state.model.set_symbolic(layer, i, j, choice.name, choice.params)
     snapped = {c.edge for c in share}
-    left = [{"edge": list(order[c.edge]), "reason": c.reason} for c in choices
-            if c.name is None and c.edge not in snapped]
+    left = [
+        {"edge": list(order[c.edge]), "reason": c.reason} for c in choices if c.name is None and c.edge not in snapped
+    ]
     return len(share), left
 
 
@@ -96,12 +96,18 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
             run_training(state, f"symbolic {round_index + 1}", tune)
     if params["retrain_steps"]:
         run_training(state, "symbolic tune", tune)
-    details = {"snapped_edges": snapped, "zeroed_edges": [list(e) for e in zeroed],
-               "numeric_edges": unsnapped, "edges": state.model.symbolic_edges()}
+    details = {
+        "snapped_edges": snapped,
+        "zeroed_edges": [list(e) for e in zeroed],
+        "numeric_edges": unsnapped,
+        "edges": state.model.symbolic_edges(),
+    }
     message = ""
     if unsnapped:
-        message = (f"{len(unsnapped)} edge(s) stayed splines (no library function reached r2_threshold "
-                   f"{params['r2_threshold']}); formulas depending on them are not reported")
+        message = (
+            f"{len(unsnapped)} edge(s) stayed splines (no library function reached r2_threshold "
+            f"{params['r2_threshold']}); formulas depending on them are not reported"
+        )
     mismatches = extract_formulas(state, params)
     if mismatches:
         message = (message + "; " if message else "") + "; ".join(mismatches)
@@ -132,8 +138,9 @@ def extract_formulas(state: RunState, params: dict) -> list[str]:
         entry = {"check": {"status": status, "max_relative_error": err}, "best": None, "candidates": []}
         state.formulas[target] = entry
         if status == "mismatch":
-            mismatches.append(f"BUG: the formula for {target} differs from the model by {err:.2e} "
-                              "(relative); it was not written")
+            mismatches.append(
+                f"BUG: the formula for {target} differs from the model by {err:.2e} (relative); it was not written"
+            )
             continue
         if status != "ok":
             continue

@@ -199,9 +199,7 @@ def _draw_layer(ax, lay: _Layout, layer: int, state, alpha, curve, fn_names) -> 
     if len(removed):
         segs = np.stack([src[removed[:, 0]], dst[removed[:, 1]]], axis=1)
         ax.add_collection(
-            LineCollection(
-                segs, colors=[COLOURS[REMOVED]], linewidths=0.6, linestyles=":", alpha=0.6, zorder=1
-            )
+            LineCollection(segs, colors=[COLOURS[REMOVED]], linewidths=0.6, linestyles=":", alpha=0.6, zorder=1)
         )
     edges = lay.edges[layer]
     if not len(edges):
@@ -287,9 +285,7 @@ def _draw_nodes(ax, model: MultKAN, lay: _Layout, node_alpha: list[np.ndarray]) 
         tops = xy[owner[factors]] - [0, 0.07]
         factor_rgba = np.zeros((len(factors), 4))
         factor_rgba[:, 3] = node_alpha[layer][owner[factors]]
-        ax.add_collection(
-            LineCollection(np.stack([subs, tops], 1), colors=factor_rgba, linewidths=0.8, zorder=4)
-        )
+        ax.add_collection(LineCollection(np.stack([subs, tops], 1), colors=factor_rgba, linewidths=0.8, zorder=4))
         ax.scatter(
             subs[:, 0],
             subs[:, 1],
@@ -363,9 +359,7 @@ def plot_network(
         for layer, kan in enumerate(model.layers):
             scores = None if attribution is None else attribution.edge_scores[layer]
             fn_names = np.array(FUNCTION_NAMES, dtype=object)[_numpy(kan.sym_fn)]
-            _draw_layer(
-                ax, lay, layer, states[layer], _alphas(scores, states[layer], beta), curves[layer], fn_names
-            )
+            _draw_layer(ax, lay, layer, states[layer], _alphas(scores, states[layer], beta), curves[layer], fn_names)
         node_alpha = [
             np.ones(len(xy))
             if attribution is None

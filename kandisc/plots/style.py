@@ -98,9 +98,7 @@ def save_figure(
     return written
 
 
-def fit_fontsize(
-    text_width_chars: int, room_inches: float, largest: float = 9.0, smallest: float = MIN_FONT
-) -> float:
+def fit_fontsize(text_width_chars: int, room_inches: float, largest: float = 9.0, smallest: float = MIN_FONT) -> float:
     """Largest font size (pt) at which ``text_width_chars`` characters fit into ``room_inches``.
 
     Uses an average glyph width of 0.6 em (DejaVu Sans); never below ``smallest``.

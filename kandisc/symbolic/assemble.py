@@ -40,9 +40,7 @@ def assemble(bundle) -> Assembly:
     symbols = [sp.Symbol(name) for name in bundle.input_names]
     norm = bundle.normalization
     if norm:
-        nodes = [
-            (s - _num(m)) / _num(d) for s, m, d in zip(symbols, norm["x_mean"], norm["x_std"], strict=True)
-        ]
+        nodes = [(s - _num(m)) / _num(d) for s, m, d in zip(symbols, norm["x_mean"], norm["x_std"], strict=True)]
     else:
         nodes = list(symbols)
     numeric = []

@@ -150,7 +150,7 @@ def _fit_block(edge: _EdgeData, names: list[str], axes, box, zooms: int, refine_
             a, b = _search(fn, lim, edge, axes, zooms, box)
             a, b = _best_start(*_refine(fn, lim, edge, a, b, refine_steps, box))
             a, b = _canonical(name, lim, edge, a, b)
-        c, d, residual, _ = _solve_cd(fn(torch.addcmul(b[:, None], a[:, None], x)), y)
+        c, d, residual, _ = _solve_cd(fn(_arg(a[:, None], b[:, None], x)), y)
         sse = residual.square().sum(-1)
         found = torch.isfinite(sse)
         params[:, k] = torch.stack([a, b, c, d], 1)
@@ -170,9 +170,7 @@ def _check_inputs(x, y, a_range, b_range, mesh, zooms, refine_steps):
     if not (a_range[0] < a_range[1] and b_range[0] < b_range[1]):
         raise ValueError(f"a_range and b_range must be (low, high) with low < high; got {a_range}, {b_range}")
     if mesh < 2 or zooms < 0 or refine_steps < 0:
-        raise ValueError(
-            f"need mesh >= 2, zooms >= 0, refine_steps >= 0; got {mesh}, {zooms}, {refine_steps}"
-        )
+        raise ValueError(f"need mesh >= 2, zooms >= 0, refine_steps >= 0; got {mesh}, {zooms}, {refine_steps}")
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float64
     x = x.detach().to(device="cpu", dtype=dtype)
     y = y.detach().to(device="cpu", dtype=dtype)
@@ -255,7 +253,7 @@ def _mesh_r2(fn: Fn, edge: _EdgeData, a: torch.Tensor, b: torch.Tensor, ok: torc
     x, a, b = edge.x32[:, None, :], a.float(), b.float()
     for s in range(0, n_points, step):
         sl = slice(s, s + step)
-        z = fn(torch.addcmul(b[:, sl, None], a[:, sl, None], x))  # (E, p, M)
+        z = fn(_arg(a[:, sl, None], b[:, sl, None], x))  # (E, p, M)
         mean = z.mean(-1, keepdim=True)
         z = z.sub_(mean)  # z is a fresh tensor: centre it in place
         var = torch.einsum("epm,epm->ep", z, z)
@@ -333,9 +331,14 @@ def _project_out(v: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
     return v - (v * fc).sum(-1, keepdim=True) / sff * fc
 
 
+def _arg(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """a·x+b broadcast (twice as fast as addcmul's broadcasting kernel)."""
+    return (x * a).add_(b)
+
+
 def _curve(fn: Fn, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """f(a·x+b) for a, b of shape (E, K): (E, K, M)."""
-    return fn(torch.addcmul(b[..., None], a[..., None], x[:, None, :]))
+    return fn(_arg(a[..., None], b[..., None], x[:, None, :]))
 
 
 def _sse_at(fn: Fn, lim: _Limits, edge: _EdgeData, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -353,7 +356,7 @@ def _lm_steps(fn: Fn, edge: _EdgeData, a, b, lam) -> tuple[torch.Tensor, torch.T
     (c, d) can absorb projected out.
     """
     x = edge.x[:, None, :]
-    u = torch.addcmul(b[..., None], a[..., None], x)
+    u = _arg(a[..., None], b[..., None], x)
     h = torch.finfo(x.dtype).eps ** (1 / 3) * u.abs().clamp(min=1.0)
     slope = (fn(u + h) - fn(u - h)) / (2 * h)  # central difference: no autograd state needed
     c, _, residual, fc = _solve_cd(fn(u), edge.y[:, None, :])

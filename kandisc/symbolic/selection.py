@@ -64,9 +64,7 @@ class Choice:
     reason: str
 
 
-def score_candidates(
-    fits: EdgeFits, complexities: Mapping[str, float], weight_simple: float = 0.8
-) -> torch.Tensor:
+def score_candidates(fits: EdgeFits, complexities: Mapping[str, float], weight_simple: float = 0.8) -> torch.Tensor:
     """Scores (E, F) of the module's rule, lower is better; inf for '0' and for invalid fits.
 
     ``complexities`` overrides the library's complexity by name; missing names use the library's.
@@ -96,9 +94,7 @@ def choose(
 
 
 def _complexities(names: list[str], overrides: Mapping[str, float]) -> torch.Tensor:
-    return torch.tensor(
-        [float(overrides.get(n, FUNCTIONS[n].complexity)) for n in names], dtype=torch.float64
-    )
+    return torch.tensor([float(overrides.get(n, FUNCTIONS[n].complexity)) for n in names], dtype=torch.float64)
 
 
 def _choose_edge(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor, threshold: float) -> Choice:

@@ -172,10 +172,7 @@ def _tidy_number(text: str) -> sp.Expr:
 def round_floats(expr: sp.Expr, digits: int) -> sp.Expr:
     """Round every Float to ``digits`` decimals (integral results become Integers)."""
     return expr.xreplace(
-        {
-            f: _tidy_number(f"{round(float(f), digits):.{digits}f}".rstrip("0").rstrip("."))
-            for f in expr.atoms(sp.Float)
-        }
+        {f: _tidy_number(f"{round(float(f), digits):.{digits}f}".rstrip("0").rstrip(".")) for f in expr.atoms(sp.Float)}
     )
 
 
@@ -200,9 +197,7 @@ def _drop_small_terms(expr: sp.Expr, scorer: Scorer, limit: int) -> list[sp.Expr
     return variants
 
 
-def build_candidates(
-    expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candidates: int = 8
-) -> list[Candidate]:
+def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candidates: int = 8) -> list[Candidate]:
     """Candidates on the Pareto front (complexity vs test RMSE), the best one flagged."""
     pool = [scorer.candidate(round_significant(expr), "model")]
     expanded = expand_constants(expr)
