@@ -18,6 +18,7 @@ from kandisc.model import MultKAN
 from kandisc.model import stats as model_stats
 
 MAX_CONSECUTIVE_ROLLBACKS = 3
+NONFINITE_LOSS = 1e300  # what the optimiser sees for a non-finite loss
 
 
 @dataclass
@@ -94,22 +95,21 @@ def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer:
     )
 
 
-def _make_closure(model, optimizer, params, xb, yb, s: TrainSettings, last: dict):
+def _make_closure(model, optimizer, params, xb, yb, s: TrainSettings):
     """The loss closure an optimiser step calls (possibly several times, for line searches)."""
 
     def closure():
         optimizer.zero_grad()
-        objective, _, reg = _objective(model, xb, yb, s)
-        if torch.isfinite(objective):
-            objective.backward()
-            for p in params:  # LBFGS flattens gradients with .view(), which needs contiguity
-                if p.grad is not None and not p.grad.is_contiguous():
-                    p.grad = p.grad.contiguous()
-        else:
-            # Tell the line search this point is bad without poisoning gradients.
+        objective = _objective(model, xb, yb, s)[0]
+        if not torch.isfinite(objective):
+            # A huge finite value with zero gradient makes the line search back off; NaN would break it.
             for p in params:
                 p.grad = torch.zeros_like(p)
-        last["reg"], last["objective"] = float(reg.detach()), float(objective.detach())
+            return objective.new_tensor(NONFINITE_LOSS)
+        objective.backward()
+        for p in params:  # LBFGS flattens gradients with .view(), which needs contiguity
+            if p.grad is not None and not p.grad.is_contiguous():
+                p.grad = p.grad.contiguous()
         return objective
 
     return closure
@@ -152,10 +152,11 @@ def train(
         else:
             xb, yb = data.x_train, data.y_train
         snapshot = [p.detach().clone() for p in params]
-        last: dict[str, float] = {}
-        closure = _make_closure(model, optimizer, params, xb, yb, s, last)
+        closure = _make_closure(model, optimizer, params, xb, yb, s)
         optimizer.step(closure)
-        finite = _all_finite(params) and math.isfinite(last.get("objective", float("nan")))
+        with torch.no_grad():  # judge the parameters the step ended at, not its last trial point
+            objective, _, reg = (float(v) for v in _objective(model, xb, yb, s))
+        finite = _all_finite(params) and math.isfinite(objective)
         if not finite:
             with torch.no_grad():
                 for p, saved in zip(params, snapshot, strict=True):
@@ -173,7 +174,7 @@ def train(
             continue
         consecutive = 0
         record = StepRecord(
-            step, rmse(model, data.x_train, data.y_train), rmse(model, data.x_test, data.y_test), last["reg"]
+            step, rmse(model, data.x_train, data.y_train), rmse(model, data.x_test, data.y_test), reg
         )
         result.history.append(record)
         result.steps_done = step + 1

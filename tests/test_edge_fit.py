@@ -242,3 +242,14 @@ def test_exp_data_picks_exp():
     (c,) = choose(fit_edges(x, torch.exp(x), DEFAULT_LIBRARY), {})
     assert c.name == "exp" and c.r2 > 1 - 1e-12
     assert c.params == pytest.approx((1.0, 0.0, 1.0, 0.0), abs=1e-8)
+
+
+def test_a_parabola_is_not_taken_for_the_crest_of_a_sine():
+    # With spline-like wiggles, sin(0.09x - 1.5)·255 + 254 (a flat crest, huge cancelling c and d)
+    # fitted x^2 marginally better before such flat fits were excluded from the search.
+    x = torch.linspace(-3, 1.5, M, dtype=torch.float64)[None]
+    wiggle = 1e-3 * torch.sin(17 * torch.linspace(0, 1, M, dtype=torch.float64) + 17)
+    fits = fit_edges(x, 0.2 * x**2 + wiggle, DEFAULT_LIBRARY)
+    (c,) = choose(fits, {})
+    assert c.name == "x^2"
+    assert abs(fits.params[0, fits.names.index("sin"), 2]) < 100  # sin's own fit is a real one

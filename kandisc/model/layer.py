@@ -163,7 +163,7 @@ class KANLayer(nn.Module):
         for name, ins, outs, flat in self.symbolic_groups():
             p = self.sym_params.reshape(-1, 4)[flat]
             y = p[:, 2] * FUNCTIONS[name].torch_fn(p[:, 0] * x[:, ins] + p[:, 1]) + p[:, 3]
-            phi[:, ins, outs] = y
+            phi[:, ins, outs] = phi[:, ins, outs] + y  # a prior edge may carry a spline too
         return phi
 
     # ----- grids -------------------------------------------------------------------------------

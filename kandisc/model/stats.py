@@ -42,7 +42,9 @@ def layer_stats(trace: LayerTrace) -> LayerStats:
     numeric = numeric_edge_std(trace)
     edge = numeric.clone()
     for ins, outs, values in trace.sym_values:
-        edge = edge.index_put((ins, outs), _std(values))
+        # An edge can be symbolic and numeric at once (priors): measure the sum of both parts.
+        numeric_part = torch.einsum("bek,ek->be", trace.features[:, ins, :], trace.weights[ins, :, outs])
+        edge = edge.index_put((ins, outs), _std(values + numeric_part))
     return LayerStats(edge, numeric, _std(trace.x), _std(trace.out))
 
 

@@ -114,10 +114,13 @@ def in_columns(formulas: dict, aux_exprs: dict, names: list[str]) -> dict:
         return dict(formulas)
     from kandisc.knowledge.auxiliary import substitute_auxiliary
     from kandisc.knowledge.formula import parse_formula
+    from kandisc.symbolic.simplify import round_significant
 
     out = {}
     for target, text in formulas.items():
-        out[target] = None if text is None else str(substitute_auxiliary(parse_formula(text, names), aux_exprs))
+        if text is not None:
+            text = str(round_significant(substitute_auxiliary(parse_formula(text, names), aux_exprs), 15))
+        out[target] = text
     return out
 
 

@@ -31,7 +31,7 @@ def _num(value: float) -> sp.Expr:
     value = float(value)
     if value == int(value) and abs(value) < 1e12:
         return sp.Integer(int(value))
-    return sp.Float(value, 17)
+    return sp.Float(value, 15)
 
 
 def assemble(bundle) -> Assembly:

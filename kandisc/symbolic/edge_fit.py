@@ -11,9 +11,10 @@ and samples:
 
 1. a coarse mesh over ``a_range`` × ``b_range`` (``mesh`` values per axis, plus small |a| values
    spaced geometrically so gentle curves are not skipped), evaluated in cache-sized chunks (2 MB);
-2. ``zooms`` finer 9×9 meshes, each centred on the best point so far and reaching its neighbours;
-3. ``refine_steps`` Levenberg-Marquardt steps on (a, b) with (c, d) re-solved in closed form at
-   every step (Kaufman's variable-projection Jacobian), accepted per edge only when the error drops.
+2. ``zooms`` finer 9×9 meshes around each of the 3 best local maxima of the coarse mesh (separate
+   basins), each centred on that start's best point so far and reaching its old neighbours;
+3. ``refine_steps`` Levenberg-Marquardt steps on (a, b) from each start, with (c, d) re-solved in
+   closed form at every step (Kaufman's variable-projection Jacobian); the best start is kept.
 
 The mesh stages only rank candidates, so they run in float32 (half the memory traffic); the
 refinement and every reported number use the input's dtype. The only Python loop is over library
@@ -116,7 +117,11 @@ def fit_edges(
     zooms: int = 3,
     refine_steps: int = 10,
 ) -> EdgeFits:
-    """Fit y ≈ c·f(a·x+b)+d for every edge (rows of x, y: (E, M)) and every function in ``library``."""
+    """Fit y ≈ c·f(a·x+b)+d for every edge (rows of x, y: (E, M)) and every function in ``library``.
+
+    Works in x's dtype (float32 or float64; others become float64) on the CPU and returns CPU
+    tensors. Unknown function names raise ``ConfigError``; malformed x, y raise ``ValueError``.
+    """
     x, y = _check_inputs(x, y, a_range, b_range, mesh, zooms, refine_steps)
     names = [get_function(name).name for name in library]
     axes = _coarse_axes(a_range, b_range, mesh, x.dtype)

@@ -108,8 +108,10 @@ class Scorer:
         def closure():
             opt.zero_grad()
             value = loss()
-            if torch.isfinite(value):
-                value.backward()
+            if not torch.isfinite(value):  # e.g. log of a negative argument: make the line search back off
+                values.grad = torch.zeros_like(values)
+                return torch.tensor(1e300, dtype=torch.float64)
+            value.backward()
             return value
 
         opt.step(closure)
@@ -118,7 +120,7 @@ class Scorer:
         if not (math.isfinite(end_loss) and end_loss <= start_loss):
             return expr
         fitted = values.detach().tolist()
-        return template.xreplace({p: sp.Float(v, 17) for p, v in zip(params, fitted, strict=True)})
+        return template.xreplace({p: sp.Float(v, 15) for p, v in zip(params, fitted, strict=True)})
 
 
 def _snap_targets(value: float) -> list[sp.Expr]:
@@ -144,29 +146,39 @@ def expand_constants(expr: sp.Expr) -> sp.Expr:
 
 
 def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
-    """Greedy constant snapping (largest constants first), each kept only if the loss allows."""
-    current, current_rmse = expr, scorer.rmse(expr)
-    floor = 1e-6 * scorer.y_scale
-    for const in sorted(expr.atoms(sp.Float), key=lambda f: -abs(float(f))):
-        if const not in current.atoms(sp.Float):
-            continue
+    """Snap constants (largest first) to simple numbers, refitting the others after each snap.
+
+    A snap is kept when the refitted test RMSE stays within ``SNAP_TOLERANCE`` of the unsnapped
+    (refitted) expression's, so snaps cannot add up to a large loss.
+    """
+    current = scorer.refit(expr)
+    limit = scorer.rmse(current) * SNAP_TOLERANCE + 1e-6 * scorer.y_scale
+    failed: set[float] = set()
+    for _ in range(3 * len(expr.atoms(sp.Float)) + 1):
+        pending = [f for f in current.atoms(sp.Float) if round(float(f), 9) not in failed]
+        if not pending:
+            break
+        const = max(pending, key=lambda f: abs(float(f)))
         for target in _snap_targets(float(const)):
-            trial = current.xreplace({const: target})
-            rmse = scorer.rmse(trial)
-            if rmse <= current_rmse * SNAP_TOLERANCE + floor:
-                current, current_rmse = trial, min(rmse, current_rmse) if rmse < current_rmse else rmse
+            trial = scorer.refit(current.xreplace({const: target}))
+            if scorer.rmse(trial) <= limit:
+                current = trial
                 break
+        else:
+            failed.add(round(float(const), 9))
     return current
 
 
 def _tidy_number(text: str) -> sp.Expr:
-    """A sympy number printed exactly as ``text`` (no float noise such as 21.181799999999999)."""
+    """The number ``text`` as a sympy number: an Integer when integral, else a 15-digit Float.
+
+    15 digits print without float noise (0.37, not 0.36999999999999999) yet keep arithmetic exact
+    enough; fewer-digit sympy Floats would compute with that coarse binary precision.
+    """
     value = float(text)
     if value == int(value) and abs(value) < 1e15:
         return sp.Integer(int(value))
-    mantissa = text.lower().split("e")[0]
-    significant = len(mantissa.replace("-", "").replace(".", "").lstrip("0")) or 1
-    return sp.Float(text, significant)
+    return sp.Float(text, 15)
 
 
 def round_floats(expr: sp.Expr, digits: int) -> sp.Expr:
@@ -204,8 +216,7 @@ def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candi
     pool.append(scorer.candidate(round_significant(expanded), "expanded"))
     current = expanded
     if snap:
-        current = snap_constants(scorer.refit(expanded), scorer)
-        current = scorer.refit(current)
+        current = snap_constants(expanded, scorer)
         if complexity(current) <= _MAX_SIMPLIFY_NODES:
             simplified = sp.simplify(current)
             if scorer.rmse(simplified) <= scorer.rmse(current) * SNAP_TOLERANCE + 1e-9 * scorer.y_scale:
