@@ -7,8 +7,11 @@ result.summary["test_r2"]
 
 from __future__ import annotations
 
+from kandisc.compile import CompileResult, compile_formula
 from kandisc.explain import ExplainResult, explain
 from kandisc.pipeline.runner import FitResult, fit_run
 from kandisc.predict import PredictResult, predict
 
-__all__ = ["ExplainResult", "FitResult", "PredictResult", "explain", "fit_run", "predict"]
+__all__ = [
+    "CompileResult", "ExplainResult", "FitResult", "PredictResult", "compile_formula", "explain", "fit_run", "predict",
+]

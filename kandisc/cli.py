@@ -177,6 +177,26 @@ def predict(
     stdout.print(f"wrote {result.n_rows} predictions to {result.out_path}")
 
 
+@app.command("compile")
+def compile_(
+    formula: Annotated[str, typer.Argument(help='A formula such as "x*y + sin(z)" (** for powers).')],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model.")] = Path("model.pt"),
+    variables: Annotated[str | None, typer.Option(help="Comma-separated input order (default: as they appear).")] = None,
+    output_name: Annotated[str, typer.Option(help="Name of the output.")] = "f",
+    plot: Annotated[bool, typer.Option(help="Also write a network figure next to the model.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model file.")] = False,
+) -> None:
+    """Turn a formula into a MultKAN whose edges are symbolic (KAN 2.0's kanpiler)."""
+    from kandisc.api import compile_formula
+
+    with user_errors():
+        names = [v.strip() for v in variables.split(",")] if variables else None
+        result = compile_formula(formula, out, names, output_name, plot, overwrite)
+    stdout.print(f"inputs: {', '.join(result.input_names)}; output: {output_name}")
+    stdout.print(f"shape: {result.shape}; {result.n_edges} symbolic edges")
+    stdout.print(f"wrote {result.model_path}" + (f" and {result.figure}" if result.figure else ""))
+
+
 @config_app.command("show")
 def config_show(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run spec.")] = None,

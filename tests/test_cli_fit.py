@@ -138,3 +138,29 @@ def test_config_schema_lists_every_stage_key():
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("kandisc ")
+
+
+def test_compile_writes_a_symbolic_model(tmp_path):
+    out = tmp_path / "model.pt"
+    result = runner.invoke(app, ["compile", "x*y + sin(z)", "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert "inputs: x, y, z" in result.stdout and "[3, [1, 1], 1]" in result.stdout
+    from kandisc.io.model_file import load_model
+
+    bundle = load_model(out)
+    assert bundle.model.n_edges() == 5 and all(e["fn"] for e in bundle.model.symbolic_edges())
+    again = runner.invoke(app, ["compile", "x*y", "--out", str(out)])
+    assert again.exit_code == 2 and "exists" in again.stderr
+
+
+@pytest.mark.parametrize("formula,token", [
+    ("__import__('os').system('x')", "__import__"),
+    ("x.__class__", "__class__"),
+    ("lambda: 1", "lambda"),
+    ("open('f')", "open"),
+    ("foo(x)", "foo"),
+])
+def test_compile_rejects_unsafe_formulas(formula, token, tmp_path):
+    result = runner.invoke(app, ["compile", formula, "--out", str(tmp_path / "m.pt")])
+    assert result.exit_code == 2 and token in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "m.pt").exists()
