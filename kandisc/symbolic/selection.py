@@ -16,8 +16,11 @@ For each edge, with w = ``weight_simple`` and C a function's complexity:
    nothing, so at w = 0.8 a fit with 1 − r² ≤ 1.5e-5 never loses to a more complex function.
    Complexity is not divided by the library's largest one, so adding an exotic function to the
    library never changes the choice among the others.
-3. Scores within 0.01 of the best are ties, won by the function listed first in the library
-   (so sin, not cos, for a sinusoid: they are equal up to a phase).
+3. Ties: candidates of the winner's complexity whose misfit 1 − r² + 1e-6 is within a factor 4
+   of the winner's explain the edge equally well (such differences are spline noise), and the
+   first of them in library order wins: sin, not cos, for a sinusoid (equal up to a phase); x^2,
+   not a sin arc that fits a parabola's spline wiggles slightly better. A misfit 60 times larger
+   is no tie (1/sqrt at 1 − r² = 9e-5 does not take a log edge fitted to 5e-7).
 4. An edge without candidates gets name None and stays numeric; the reason gives its best fit.
 
 Examples at w = 0.8 (score in brackets):
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from kandisc.symbolic.edge_fit import EdgeFits
 
 _MISFIT_FLOOR = 1e-6
-_TIE = 0.01
+_TIE_RATIO = 4.0  # misfits within this factor of the winner's (same complexity) are ties
 _ZERO = "0"
 
 
@@ -101,8 +104,10 @@ def _choose_edge(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor
     n_candidates = int(torch.isfinite(score).sum())
     if n_candidates == 0:
         return _numeric(fits, e, threshold)
-    tied = (score <= score.min() + _TIE).nonzero()
-    k = int(tied[0, 0])  # first in library order among the ties
+    winner = int(score.argmin())
+    misfit = (1.0 - fits.r2[e].double()).clamp(min=0.0) + _MISFIT_FLOOR
+    tied = torch.isfinite(score) & (comp == comp[winner]) & (misfit <= _TIE_RATIO * misfit[winner])
+    k = int(tied.nonzero()[0, 0])  # first in library order among the ties
     order = torch.argsort(score, stable=True)
     runner = [int(j) for j in order[:2] if int(j) != k and torch.isfinite(score[j])]
     reason = f"best score of {n_candidates} with r2 >= {threshold:g}"

@@ -4,7 +4,8 @@ Steps: expand (numeric factors pulled out of sums, products and exponentials so 
 network constants merge); snap constants to 0, integers, simple rationals and rational multiples
 of π, keeping a snap only when the test RMSE stays within ``SNAP_TOLERANCE``; refit the remaining
 constants jointly (LBFGS on the training rows); then offer simpler variants (constants rounded,
-small additive terms dropped and refitted). Complexity is the number of nodes of the sympy tree.
+small additive terms dropped and refitted). Complexity is the number of nodes of the sympy tree,
+a fitted decimal constant counting as two (so 5/12 is simpler than 0.416667).
 
 Choice of the reported "best": the simplest candidate whose test RMSE is at most
 ``BEST_FACTOR`` × the lowest test RMSE plus ``1e-9``·std(y) (so round-off differences between
@@ -25,7 +26,7 @@ from kandisc.symbolic.assemble import evaluate
 
 SNAP_TOLERANCE = 1.1  # a snap may raise the test RMSE by at most 10 % (plus a 1e-6·std(y) floor)
 BEST_FACTOR = 2.0
-SNAP_DISTANCE = 0.02  # only snap a constant within 2 % (relative, floor 0.02 absolute) of a target
+SNAP_DISTANCE = 0.02  # integers within 0.02 may be tried; rationals and multiples of pi within 0.002
 _MAX_SIMPLIFY_NODES = 300
 
 
@@ -52,7 +53,8 @@ class Candidate:
 
 
 def complexity(expr: sp.Expr) -> int:
-    return sum(1 for _ in sp.preorder_traversal(expr))
+    """Nodes of the sympy tree, a fitted (Float) constant counting twice: exact constants are simpler."""
+    return sum(2 if isinstance(node, sp.Float) else 1 for node in sp.preorder_traversal(expr))
 
 
 class Scorer:
@@ -124,16 +126,17 @@ class Scorer:
 
 
 def _snap_targets(value: float) -> list[sp.Expr]:
-    """Simple numbers near ``value``: 0, integers, p/q (q <= 12) and (p/q)·π, nearest first."""
+    """Simple numbers near ``value``, nearest first: 0 and integers (within 0.02), p/q with
+    q <= 12 and |p| <= 100, and (p/q)·π with q <= 12 and |p| <= 12 (within 0.002)."""
     targets = []
-    tol = max(SNAP_DISTANCE * abs(value), 0.02)
-    if abs(value) <= tol:
-        targets.append(sp.Integer(0))
+    nearest = round(value)
+    if abs(value - nearest) <= SNAP_DISTANCE:
+        targets.append(sp.Integer(nearest))
     frac = Fraction(value).limit_denominator(12)
-    if abs(float(frac) - value) <= tol:
+    if frac.denominator > 1 and abs(frac.numerator) <= 100 and abs(float(frac) - value) <= SNAP_DISTANCE / 10:
         targets.append(sp.Rational(frac.numerator, frac.denominator))
     pi_frac = Fraction(value / math.pi).limit_denominator(12)
-    if pi_frac != 0 and abs(float(pi_frac) * math.pi - value) <= tol:
+    if pi_frac != 0 and abs(pi_frac.numerator) <= 12 and abs(float(pi_frac) * math.pi - value) <= SNAP_DISTANCE / 10:
         targets.append(sp.Rational(pi_frac.numerator, pi_frac.denominator) * sp.pi)
     return sorted(targets, key=lambda t: abs(float(t) - value))
 
