@@ -164,3 +164,12 @@ def test_compile_rejects_unsafe_formulas(formula, token, tmp_path):
     result = runner.invoke(app, ["compile", formula, "--out", str(tmp_path / "m.pt")])
     assert result.exit_code == 2 and token in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_cli_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, kandisc.cli; print(sorted(m for m in ('torch', 'matplotlib', 'sympy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -54,9 +54,12 @@ def basis_table(grid: torch.Tensor, k: int) -> torch.Tensor:
     """Per-interval polynomial form of the k+1 non-zero bases, computed once per grid.
 
     On knot interval ``idx`` = [t_idx, t_idx+1) each basis is a polynomial of degree k in the
-    local coordinate s = (x - t_idx)/h. Row ``r = idx + 1`` of ``table`` (in, n_knots+1, D) holds
-    [t_idx, 1/h, coefficients a[p, m] of power p = k..0 for basis m = 0..k (j = idx-k+m)]; rows 0
-    and ``n_knots`` (outside the extended grid) are all zero, as are phantom bases.
+    local coordinate s = (x - t_idx)/h. Column ``i·(n_knots+1) + r`` (input i, row r = idx + 1) of
+    the (D, in·(n_knots+1)) table holds [t_idx, 1/h, a[p, m] for powers p = k..0 and bases
+    m = 0..k (j = idx-k+m), then the x-derivative's coefficients (k-p)·a[p, m]/h for p < k].
+    Rows 0 and ``n_knots`` (outside the extended grid) are all zero, as are phantom bases. The
+    layout is coefficient-major so that one ``index_select`` yields a contiguous (B, in) plane
+    per coefficient, which Horner's scheme then combines with fused multiply-adds.
     """
     n_in, n_knots = grid.shape
     work = grid.to(torch.float64)
@@ -74,34 +77,39 @@ def basis_table(grid: torch.Tensor, k: int) -> torch.Tensor:
     local = local * valid.to(local.dtype)[None, :, None, :]
     powers = nodes.unsqueeze(-1) ** torch.arange(k, -1, -1, dtype=torch.float64)  # (point, p)
     coef = torch.linalg.solve(powers, local)  # (in, n_int, p, m): exact polynomial coefficients
-    # Stored power-major (p, m) so that each Horner step reads one contiguous run of k+1 values.
-    body = torch.cat([lo.unsqueeze(-1), (1.0 / (hi - lo)).unsqueeze(-1), coef.reshape(n_in, n_int, -1)], dim=-1)
+    inv_h = (1.0 / (hi - lo)).unsqueeze(-1)
+    factors = torch.arange(k, 0, -1, dtype=torch.float64, device=grid.device)[:, None]  # k - p for p < k
+    deriv = coef[:, :, :k, :] * factors * inv_h.unsqueeze(-1)
+    body = torch.cat([lo.unsqueeze(-1), inv_h, coef.flatten(2), deriv.flatten(2)], dim=-1)
     outside = torch.zeros(n_in, 1, body.shape[-1], dtype=torch.float64, device=grid.device)
-    return torch.cat([outside, body, outside], dim=1).to(grid.dtype).contiguous()
+    table = torch.cat([outside, body, outside], dim=1)  # (in, n_knots+1, D)
+    return table.reshape(-1, table.shape[-1]).transpose(0, 1).to(grid.dtype).contiguous()
 
 
 def _local_values(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, k: int, with_deriv: bool = True):
-    """Non-zero bases (B, in, k+1), their x-derivatives (or None) and their feature columns."""
+    """Non-zero bases and their x-derivatives (or None), each a (B, in, k+1) view, and their columns."""
+    n_batch, n_in = x.shape
+    n_rows = grid.shape[1] + 1
     row = torch.searchsorted(grid, x.transpose(0, 1).contiguous(), right=True).transpose(0, 1)
     row = row.clamp_(max=grid.shape[1])  # x beyond the last knot -> the "outside" row
-    n_in, n_rows = table.shape[0], table.shape[1]
-    flat = (row + torch.arange(n_in, device=x.device) * n_rows).reshape(-1)  # rows of the flat table
-    consts = torch.index_select(table.reshape(n_in * n_rows, -1), 0, flat).view(*row.shape, -1)
+    flat = (row + torch.arange(n_in, device=x.device) * n_rows).reshape(-1)  # columns of the table
+    consts = torch.index_select(table, 1, flat).view(-1, n_batch, n_in)  # (D, B, in)
     # Local basis m of interval idx is basis j = idx - k + m, feature column j + 1 = row - k + m;
     # outside rows carry zero values, so clamping their columns is harmless.
     n_basis = grid.shape[1] - 1 - k
     col = (row.unsqueeze(-1) + torch.arange(-k, 1, device=x.device)).clamp_(1, n_basis)
-    s = ((x - consts[..., 0]) * consts[..., 1]).unsqueeze(-1)
-    a = consts[..., 2:].unflatten(-1, (k + 1, k + 1))  # (B, in, p, m) highest power first
-    values = a[..., 0, :]  # Horner's scheme over the powers
-    deriv = a[..., 0, :] * k if with_deriv else None
-    for p in range(1, k + 1):
-        values = values * s + a[..., p, :]
-        if with_deriv and p < k:
-            deriv = deriv * s + a[..., p, :] * (k - p)
+    s = (x - consts[0]) * consts[1]
+    coefs = consts[2:].view(2 * k + 1, k + 1, n_batch, n_in)  # a[p] then (k-p)·a[p]/h, p highest first
+    values = coefs[0]
+    for p in range(1, k + 1):  # Horner's scheme, one fused multiply-add per power
+        values = torch.addcmul(coefs[p], values, s)
+    deriv = None
     if with_deriv:
-        deriv = deriv * consts[..., 1:2]
-    return values, deriv, col
+        deriv = coefs[k + 1]
+        for p in range(1, k):
+            deriv = torch.addcmul(coefs[k + 1 + p], deriv, s)
+        deriv = deriv.permute(1, 2, 0)
+    return values.permute(1, 2, 0), deriv, col
 
 
 class _BasisFeatures(torch.autograd.Function):

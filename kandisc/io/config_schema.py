@@ -1,0 +1,376 @@
+"""The config schema: pydantic models of every YAML key, with its type, default and one-line doc.
+
+Owns ``KandiscConfig`` and its sections (``DataConfig``, ``PriorConfig``, ``ModelConfig``,
+``OutputConfig``), the stage models of ``pipeline`` (``STAGE_MODELS``, ``StageItem``),
+``DEFAULT_PIPELINE`` and the validators that check single values. Loading, ``--set`` overrides,
+error messages and YAML output live in :mod:`kandisc.io.config`, which re-exports these names.
+Function names, formulas and module strings stay plain strings here; the symbolic and knowledge
+layers validate them.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import keyword
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+DEFAULT_PIPELINE: list[Any] = [
+    {"fit": {"steps": 50, "lamb": 0.01}},
+    {"prune": {}},
+    {"fit": {"steps": 50}},
+    {"refine": {"grid": 10}},
+    {"fit": {"steps": 50}},
+    {"symbolic": {}},
+]
+
+
+def _no_bool(value: Any) -> Any:
+    # pydantic's lax mode reads true as 1; in a config that is always a typo, never intended.
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_not_number", "expected a number, not true/false")
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+# Lax numbers (PyYAML reads `1e-3` as a string; pydantic turns it into 0.001) but never booleans.
+Int = Annotated[int, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool)]
+Bool = Annotated[bool, Field(strict=True)]
+
+
+def _f(default: Any = ..., doc: str = "", **kw: Any) -> Any:
+    return Field(default, description=doc, **kw)
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML, cut short so a message stays one readable line."""
+    try:
+        text = repr(value) if isinstance(value, str) else _flow(value)
+    except yaml.YAMLError:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _flow(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False)
+    return text.strip().removesuffix("...").strip()  # PyYAML ends a bare scalar with "..."
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Model):
+    """Which CSV columns are inputs and targets, and how rows are split and scaled."""
+
+    inputs: list[str] | None = _f(None, "input column names; null = every column except the targets")
+    targets: list[str] | None = _f(None, "target column name(s); null = the last column")
+    test_fraction: Float = _f(0.2, "fraction of rows held out for testing", gt=0, lt=1)
+    standardize: Bool = _f(False, "z-score inputs and targets; stored with the model, undone in outputs")
+    dropna: Bool = _f(False, "drop rows with NaN/inf instead of failing")
+
+    @field_validator("inputs", "targets", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            value = [value]  # a single column name is the common case for targets
+        if isinstance(value, list):
+            value = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+            if not value:
+                raise ValueError("empty list (got []; allowed: one or more column names, or null)")
+            dups = sorted({v for v in value if isinstance(v, str) and value.count(v) > 1})
+            if dups:
+                raise ValueError(f"column {dups[0]!r} is listed twice; list each column once")
+        return value
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> DataConfig:
+        both = [c for c in self.inputs or [] if c in (self.targets or [])]
+        if both:
+            raise ValueError(f"column {both[0]!r} is in both data.inputs and data.targets; remove it from one of them")
+        return self
+
+
+def _check_width(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) < 2:
+        raise ValueError(f"expected a list of at least 2 layer widths (got {_show(value)}; e.g. [2, 5, 1])")
+    out = []
+    for i, entry in enumerate(value):
+        pair = isinstance(entry, list | tuple) and len(entry) == 2
+        ints = list(entry) if pair else [entry]
+        ok = all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in ints) and sum(ints) >= 1
+        if not ok:
+            raise ValueError(
+                f"entry {i} must be an int >= 1 or [n_sum, n_mult] with both >= 0 and a sum >= 1 (got {_show(entry)})"
+            )
+        out.append(ints if pair else entry)
+    return out
+
+
+def _check_arity(value: Any) -> Any:
+    def is_arity(n: Any) -> bool:
+        return isinstance(n, int) and not isinstance(n, bool) and n >= 2
+
+    layers_ok = isinstance(value, list) and all(
+        isinstance(layer, list) and all(is_arity(n) for n in layer) for layer in value
+    )
+    if not (is_arity(value) or layers_ok):
+        raise ValueError(f"expected an int >= 2 or a list (per layer) of lists of ints >= 2 (got {_show(value)})")
+    return value
+
+
+def _prior_shorthand(value: Any) -> Any:
+    """``prior: "x*y"`` means ``prior: {formula: "x*y"}``; ``prior: null`` means no prior."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {"formula": value}
+    return value
+
+
+class PriorConfig(_Model):
+    """Start from known physics: a formula (or saved model) compiled into the network, plus capacity."""
+
+    formula: str | None = _f(None, "prior formula of the input columns, e.g. 2*mu*(F11-1); null = none")
+    model_file: str | None = _f(None, "a model.pt (kandisc compile / fit in raw units) to start from")
+    extra_width: Int = _f(0, "extra numeric sum nodes in every hidden layer of the prior network", ge=0)
+    extra_depth: Int = _f(0, "extra identity layers after the prior's output, to learn an outer function", ge=0)
+    spline_magnitude: Float = _f(0.01, "initial size of the splines added on top of the prior's edges", ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PriorConfig:
+        if self.formula is not None and self.model_file is not None:
+            raise ValueError("give either prior.formula or prior.model_file, not both")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.formula is not None or self.model_file is not None
+
+
+class ModelConfig(_Model):
+    """The MultKAN architecture and its B-spline grids."""
+
+    width: Annotated[list[int | list[int]] | None, BeforeValidator(_check_width)] = _f(
+        None,
+        "layer widths, e.g. [2, 5, 1] or [2, [3, 2], 1] ([n_sum, n_mult]); null = [n_inputs, 5, n_targets]",
+        json_schema_extra={"type": "list of int or [n_sum, n_mult], or null"},
+    )
+    grid: Int = _f(5, "number of B-spline grid intervals per edge", ge=1)
+    k: Int = _f(3, "B-spline order", ge=1, le=5)
+    mult_arity: Annotated[int | list[list[int]], BeforeValidator(_check_arity)] = _f(
+        2,
+        "inputs per multiplication node: one int, or per layer a list of ints",
+        json_schema_extra={"type": "int >= 2 or list of lists of int >= 2"},
+    )
+    base_fun: Annotated[Literal["silu", "identity", "zero"], BeforeValidator(_lower)] = _f(
+        "silu", "residual base function added to each spline"
+    )
+    grid_eps: Float = _f(0.02, "0 = grid from data quantiles, 1 = uniform grid", ge=0, le=1)
+    grid_range: list[Float] = _f([-1.0, 1.0], "initial grid range [low, high]")
+    noise_scale: Float = _f(0.3, "scale of the random initial spline coefficients", ge=0)
+    dtype: Annotated[Literal["float64", "float32"], BeforeValidator(_lower)] = _f(
+        "float64", "floating-point precision (float64 keeps formula constants exact)"
+    )
+
+    @field_validator("grid_range")
+    @classmethod
+    def _range(cls, value: list[float]) -> list[float]:
+        if len(value) != 2 or not value[0] < value[1]:
+            raise ValueError(f"expected two numbers [low, high] with low < high (got {_show(value)})")
+        return value
+
+
+class _Stage(_Model):
+    """Base of the pipeline stage models; dumps as the user-facing one-key form {name: {params}}."""
+
+    @model_serializer(mode="wrap")
+    def _one_key(self, handler: Any) -> dict[str, Any]:
+        params = handler(self)
+        return {params.pop("stage"): params}
+
+    def params(self) -> dict[str, Any]:
+        """The stage's parameters as a plain dict (without the stage name)."""
+        return self.model_dump()[self.stage]
+
+
+class FitStage(_Stage):
+    """Train the model (LBFGS or Adam) with optional sparsity regularisation."""
+
+    stage: Literal["fit"] = "fit"
+    steps: Int = _f(50, "optimiser steps", ge=0)
+    opt: Annotated[Literal["lbfgs", "adam"], BeforeValidator(_lower)] = _f("lbfgs", "optimiser")
+    lr: Float = _f(1.0, "learning rate", gt=0)
+    lamb: Float = _f(0.0, "overall regularisation strength (0 = none)", ge=0)
+    lamb_l1: Float = _f(1.0, "weight of the L1 norm of edge activations", ge=0)
+    lamb_entropy: Float = _f(2.0, "weight of the entropy of edge activations", ge=0)
+    lamb_coef: Float = _f(0.0, "weight of the L1 norm of spline coefficients", ge=0)
+    lamb_coefdiff: Float = _f(0.0, "weight of the L1 norm of coefficient differences", ge=0)
+    batch: Int = _f(-1, "rows per step; -1 = full batch", ge=-1)
+    update_grid: Bool = _f(True, "re-fit spline grids to the data during training")
+    grid_update_every: Int = _f(5, "steps between grid updates", ge=1)
+    stop_grid_update_step: Int = _f(50, "no grid updates after this step", ge=0)
+
+    @field_validator("batch")
+    @classmethod
+    def _batch(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("batch 0 is empty (got 0; allowed: -1 for full batch, or >= 1)")
+        return value
+
+
+class PruneStage(_Stage):
+    """Remove nodes, edges and inputs whose attribution scores fall below thresholds."""
+
+    stage: Literal["prune"] = "prune"
+    node_threshold: Float = _f(1e-2, "prune hidden nodes scoring below this", ge=0)
+    edge_threshold: Float = _f(3e-2, "prune edges scoring below this", ge=0)
+    input_threshold: Float = _f(1e-2, "prune inputs scoring below this", ge=0)
+    prune_inputs: Bool = _f(True, "also remove unimportant input variables")
+    on: Annotated[Literal["train", "test"], BeforeValidator(_lower)] = _f(
+        "train", "rows the attribution scores are computed on"
+    )
+
+
+class RefineStage(_Stage):
+    """Move the splines onto a finer grid (then fit again)."""
+
+    stage: Literal["refine"] = "refine"
+    grid: Int = _f(..., "new number of grid intervals (required)", ge=1, examples=[10])
+
+
+class SymbolicStage(_Stage):
+    """Snap every edge to the best symbolic function and assemble formulas."""
+
+    stage: Literal["symbolic"] = "symbolic"
+    library: list[str] | None = _f(None, "function names to try; null = the default library")
+    complexities: dict[str, Float] = _f({}, "complexity overrides, function name -> complexity")
+    weight_simple: Float = _f(0.8, "0 = prefer accuracy, 1 = prefer simplicity", ge=0, le=1)
+    r2_threshold: Float = _f(0.9, "edges fitting worse than this R^2 stay splines", ge=0, le=1)
+    zero_threshold: Float = _f(1e-3, "edges with attribution below this become the zero function", ge=0)
+    retrain_steps: Int = _f(20, "fit steps after snapping, to tune affine constants", ge=0)
+    rounds: Int = _f(3, "snap/retrain rounds", ge=1)
+    snap_constants: Bool = _f(True, "round constants close to simple numbers")
+    max_candidates: Int = _f(8, "formulas kept per target on the Pareto list", ge=1)
+
+
+STAGE_MODELS: dict[str, type[_Stage]] = {
+    "fit": FitStage,
+    "prune": PruneStage,
+    "refine": RefineStage,
+    "symbolic": SymbolicStage,
+}
+Stage = Union[FitStage, PruneStage, RefineStage, SymbolicStage]  # noqa: UP007 (discriminated union)
+
+
+def _stage_item(value: Any) -> Any:
+    """Turn the user's {fit: {...}} or "prune" into the tagged form the discriminated union reads."""
+    if isinstance(value, _Stage):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, params),) = value.items()
+    elif isinstance(value, str):
+        name, params = value, {}
+    else:
+        raise PydanticCustomError(
+            "stage_shape",
+            "expected a stage name or a one-key mapping like {example} (got {got})",
+            {"got": _show(value), "example": "{fit: {steps: 50}}"},
+        )
+    if name not in STAGE_MODELS:
+        close = difflib.get_close_matches(str(name), STAGE_MODELS, n=1)
+        raise PydanticCustomError("unknown_stage", "unknown stage", {"name": name, "close": close})
+    params = {} if params is None else params
+    if isinstance(params, dict) and True in params and name == "prune":
+        params = {("on" if k is True else k): v for k, v in params.items()}  # YAML 1.1 reads `on:` as true
+    if not isinstance(params, dict) or "stage" in params:
+        raise PydanticCustomError(
+            "stage_shape",
+            "parameters must be a mapping of known keys (got {got})",
+            {"got": _show(params), "sub": name},
+        )
+    return {**params, "stage": name}
+
+
+StageItem = Annotated[Annotated[Stage, Field(discriminator="stage")], BeforeValidator(_stage_item)]
+
+
+class OutputConfig(_Model):
+    """What the run writes besides the contract files."""
+
+    figures: Bool = _f(True, "write figures")
+    formats: list[Annotated[Literal["png", "pdf", "svg"], BeforeValidator(_lower)]] = _f(["png"], "figure file formats")
+    log_every: Int = _f(10, "plain progress line every N steps when stderr is not a terminal", ge=1)
+    checkpoints: Bool = _f(False, "keep a model file after every stage (checkpoints/NN_stage.pt)")
+
+
+class KandiscConfig(_Model):
+    """Everything a `kandisc fit` run needs besides the data file."""
+
+    seed: Int = _f(0, "random seed for the split, the initial model and training", ge=0)
+    device: Annotated[Literal["cpu", "cuda", "auto"], BeforeValidator(_lower)] = _f(
+        "cpu", "torch device; auto = cuda when available"
+    )
+    threads: Int | None = _f(None, "torch CPU threads; null = 1 for small models, else torch's default", ge=1)
+    data: DataConfig = _f(default_factory=DataConfig, doc="")
+    auxiliary: dict[str, str] = _f({}, "extra input features, name -> formula of input columns")
+    modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
+    prior: Annotated[PriorConfig, BeforeValidator(_prior_shorthand)] = _f(default_factory=PriorConfig, doc="")
+    model: ModelConfig = _f(default_factory=ModelConfig, doc="")
+    pipeline: list[StageItem] = _f(
+        default_factory=lambda: copy.deepcopy(DEFAULT_PIPELINE),
+        doc="ordered stages, each {name: {params}} or a bare name",
+        validate_default=True,
+        json_schema_extra={"type": "list of stages"},
+    )
+    output: OutputConfig = _f(default_factory=OutputConfig, doc="")
+
+    @field_validator("auxiliary")
+    @classmethod
+    def _aux_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not name.isidentifier() or keyword.iskeyword(name):
+                raise ValueError(f"name {name!r} is not a valid identifier; use letters, digits and _")
+        return value
+
+    @field_validator("modules")
+    @classmethod
+    def _modules(cls, value: list[Any]) -> list[Any]:
+        for i, item in enumerate(value):
+            if not isinstance(item, str | dict):
+                raise ValueError(f"item {i} must be a string or a mapping (got {_show(item)})")
+        return value
+
+    @model_validator(mode="after")
+    def _aux_clash(self) -> KandiscConfig:
+        columns = (self.data.inputs or []) + (self.data.targets or [])
+        for name in self.auxiliary:
+            if name in columns:
+                raise ValueError(f"auxiliary.{name} has the name of a data column; rename the feature")
+        return self
+
+
+SECTIONS: dict[str, type[_Model]] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "output": OutputConfig,
+    "prior": PriorConfig,
+}
