@@ -38,7 +38,7 @@ def test_defaults_without_file() -> None:
     cfg = load_config(None)
     assert cfg.seed == 0 and cfg.device == "cpu" and cfg.threads is None
     assert cfg.data.test_fraction == 0.2 and cfg.model.width is None
-    assert [s.stage for s in cfg.pipeline] == ["fit", "prune", "fit", "refine", "fit", "symbolic"]
+    assert [s.stage for s in cfg.pipeline] == ["fit", "prune", "fit", "prune", "fit", "refine", "fit", "symbolic"]
     assert cfg.model_dump()["pipeline"][0]["fit"]["lamb"] == 0.01
     assert KandiscConfig().model_dump() == cfg.model_dump()
 
@@ -178,7 +178,7 @@ def test_override_into_bare_stage_name(tmp_path: Path) -> None:
         ("model.grid=-5", "--set model.grid=-5: model.grid: out of range (got -5; allowed: >= 1)"),
         ("model.grid.x=5", "--set model.grid.x=5: model.grid holds 5, which has no keys"),
         ("model.width=[2,", "--set model.width=[2,: the value is not valid YAML"),
-        ("pipeline.9.fit.steps=5", "--set pipeline.9.fit.steps=5: pipeline has 6 items"),
+        ("pipeline.9.fit.steps=5", "--set pipeline.9.fit.steps=5: pipeline has 8 items"),
         (
             "pipeline.0.fitt.steps=5",
             "--set pipeline.0.fitt.steps=5: pipeline[0] is a 'fit' stage, not 'fitt'",
@@ -199,7 +199,7 @@ def test_errors_from_file_and_override_both_reported(tmp_path: Path) -> None:
 
 
 def test_round_trip_through_yaml(tmp_path: Path) -> None:
-    cfg = load_config(None, ["model.width=[2,[3,2],1]", "data.targets=[y]", "pipeline.3.refine.grid=20"])
+    cfg = load_config(None, ["model.width=[2,[3,2],1]", "data.targets=[y]", "pipeline.5.refine.grid=20"])
     text = config_to_yaml(cfg)
     assert "width: [2, [3, 2], 1]" in text
     assert list(yaml.safe_load(text)) == list(KandiscConfig.model_fields)  # schema key order

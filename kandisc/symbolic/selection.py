@@ -17,11 +17,15 @@ For each edge, with w = ``weight_simple`` and C a function's complexity:
    Complexity is not divided by the library's largest one, so adding an exotic function to the
    library never changes the choice among the others.
 3. Ties: candidates of the winner's complexity whose misfit 1 − r² + 1e-6 is within a factor 4
-   of the winner's explain the edge equally well (such differences are spline noise), and the
-   first of them in library order wins: sin, not cos, for a sinusoid (equal up to a phase); x^2,
-   not a sin arc that fits a parabola's spline wiggles slightly better. A misfit 60 times larger
-   is no tie (1/sqrt at 1 − r² = 9e-5 does not take a log edge fitted to 5e-7).
-4. An edge without candidates gets name None and stays numeric; the reason gives its best fit.
+   of the winner's explain the edge equally well, and the first of them in library order wins:
+   sin, not cos, for a sinusoid (equal up to a phase). A misfit 60 times larger is no tie: 1/sqrt
+   at 1 − r² = 9e-5 does not take a log edge fitted to 5e-7.
+4. Power laws first: if x, x^2, ... x^5 of no more complexity than the winner fits the edge to
+   spline accuracy (1 − r² ≤ 1e-4), the first such power wins. A trained spline is rarely known
+   better than that, and a cos crest or a gaussian top that matches its last digits (1 − r² of
+   5e-7 against 7e-5 for x^2 on the y² edge of exp(sin(πx)+y²)) is no evidence against the
+   parabola; a narrow window of exp or log that a power fits that well is equally a power.
+5. An edge without candidates gets name None and stays numeric; the reason gives its best fit.
 
 Examples at w = 0.8 (score in brackets):
 
@@ -48,6 +52,8 @@ if TYPE_CHECKING:
 
 _MISFIT_FLOOR = 1e-6
 _TIE_RATIO = 4.0  # misfits within this factor of the winner's (same complexity) are ties
+_SPLINE_ACCURACY = 1e-4  # 1 - r² below which a power law is preferred (rule 4)
+_POWERS = ("x", "x^2", "x^3", "x^4", "x^5")
 _ZERO = "0"
 
 
@@ -104,10 +110,7 @@ def _choose_edge(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor
     n_candidates = int(torch.isfinite(score).sum())
     if n_candidates == 0:
         return _numeric(fits, e, threshold)
-    winner = int(score.argmin())
-    misfit = (1.0 - fits.r2[e].double()).clamp(min=0.0) + _MISFIT_FLOOR
-    tied = torch.isfinite(score) & (comp == comp[winner]) & (misfit <= _TIE_RATIO * misfit[winner])
-    k = int(tied.nonzero()[0, 0])  # first in library order among the ties
+    k = _pick(fits, e, score, comp)
     order = torch.argsort(score, stable=True)
     runner = [int(j) for j in order[:2] if int(j) != k and torch.isfinite(score[j])]
     reason = f"best score of {n_candidates} with r2 >= {threshold:g}"
@@ -115,6 +118,19 @@ def _choose_edge(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor
         reason += f" (runner-up: {fits.names[runner[0]]} r2={float(fits.r2[e, runner[0]]):.6g})"
     params = tuple(float(v) for v in fits.params[e, k])
     return Choice(e, fits.names[k], params, float(fits.r2[e, k]), float(comp[k]), reason)
+
+
+def _pick(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor) -> int:
+    """Index of the chosen function: rules 2-4 of the module docstring."""
+    winner = int(score.argmin())
+    eligible = torch.isfinite(score)
+    misfit = (1.0 - fits.r2[e].double()).clamp(min=0.0) + _MISFIT_FLOOR
+    power = torch.tensor([n in _POWERS for n in fits.names])
+    powers = eligible & power & (comp <= comp[winner]) & (misfit <= _SPLINE_ACCURACY + _MISFIT_FLOOR)
+    if bool(powers.any()):
+        return int(powers.nonzero()[0, 0])
+    tied = eligible & (comp == comp[winner]) & (misfit <= _TIE_RATIO * misfit[winner])
+    return int(tied.nonzero()[0, 0])  # first in library order among the ties
 
 
 def _numeric(fits: EdgeFits, e: int, threshold: float) -> Choice:
