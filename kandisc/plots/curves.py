@@ -289,6 +289,8 @@ def _pareto_panel(ax, target: str, cands: Sequence[Mapping]) -> None:
         zorder=2,
     )
     ax.set_yscale("log")
+    if cx.min() == cx.max():  # a single complexity: give the axis integer room on both sides
+        ax.set_xlim(cx.min() - 1, cx.max() + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for k, (c, r, expr, best) in enumerate(pts):
         if best:
