@@ -8,9 +8,14 @@
 set -euo pipefail
 
 root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-recipe="$root/../shared/tools/slurm-ci.sh"
-if [ ! -f "$recipe" ]; then
-  echo "ci-slurm.sh: $recipe not found (expected the shared tools next to the repository)" >&2
+# The shared tools sit next to the repository (../shared); a clone elsewhere finds them in /work/shared,
+# or wherever SLURM_CI_RECIPE points.
+recipe=""
+for candidate in "${SLURM_CI_RECIPE:-}" "$root/../shared/tools/slurm-ci.sh" /work/shared/tools/slurm-ci.sh; do
+  if [ -n "$candidate" ] && [ -f "$candidate" ]; then recipe=$candidate; break; fi
+done
+if [ -z "$recipe" ]; then
+  echo "ci-slurm.sh: slurm-ci.sh not found in ../shared/tools or /work/shared/tools; set SLURM_CI_RECIPE" >&2
   exit 1
 fi
 
