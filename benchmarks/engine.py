@@ -10,7 +10,6 @@ time). Also prints the peak memory increase of the largest shape (in a fresh sub
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
@@ -54,13 +53,24 @@ def bench_shape(n_in: int, n_out: int, grid: int, batch: int, dtype: torch.dtype
     return _time(kan_step, reps), _time(mm_step, reps)
 
 
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def peak_memory_child(dtype_name: str) -> None:
+    """Peak resident memory added by forward+backward of the largest shape (Linux: VmHWM reset)."""
     n_in, n_out, grid, batch = SHAPES[-1]
     dtype = getattr(torch, dtype_name)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    bench_shape(n_in, n_out, grid, batch, dtype, reps=1)  # warm up allocator and kernels
+    with open("/proc/self/clear_refs", "w") as fh:  # reset the peak to the current resident size
+        fh.write("5")
+    before = _status_kb("VmRSS")
     bench_shape(n_in, n_out, grid, batch, dtype, reps=2)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((after - before) / 1024)
+    print((_status_kb("VmHWM") - before) / 1024)
 
 
 def main() -> None:
