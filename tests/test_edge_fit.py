@@ -160,11 +160,12 @@ def test_log_is_never_fitted_through_nonpositive_arguments():
     assert (a * x + b).min() > 0
 
 
-def test_results_do_not_depend_on_the_chunk_size(monkeypatch):
+def test_results_do_not_depend_on_chunks_and_blocks(monkeypatch):
     x, y = _random_edges(4, seed=2)
     lib = ["sin", "1/x", "gaussian"]
     big = fit_edges(x, y, lib)
-    monkeypatch.setattr(edge_fit, "_CHUNK_ELEMENTS", 3 * M)
+    monkeypatch.setattr(edge_fit, "_CHUNK_ELEMENTS", 3 * M)  # chunks of one mesh point
+    monkeypatch.setattr(edge_fit, "_BLOCK_ELEMENTS", 3 * M)  # blocks of one edge
     small = fit_edges(x, y, lib)
     assert torch.allclose(big.r2, small.r2, rtol=0, atol=1e-12)
     assert torch.allclose(big.params, small.params, rtol=1e-6, atol=1e-9)
@@ -226,6 +227,21 @@ def test_rule_breaks_ties_by_library_order_and_honours_overrides():
     assert choose(_fits([row]), {})[0].name == "sin"
     assert choose(_fits([dict(reversed(row.items()))]), {})[0].name == "cos"
     assert choose(_fits([row]), {"sin": 5})[0].name == "cos"
+    # Misfits within a factor 4 at equal complexity are ties; a factor 60 is not.
+    assert choose(_fits([{"exp": 1 - 5.1e-7, "sin": 1 - 4.1e-7}]), {})[0].name == "exp"
+    assert choose(_fits([{"1/sqrt": 1 - 8.9e-5, "log": 1 - 4.6e-7}]), {})[0].name == "log"
+
+
+def test_rule_prefers_a_power_law_that_fits_to_spline_accuracy():
+    # The y^2 edge of a trained exp(sin(pi x) + y^2) model: a cos crest and a gaussian top match
+    # the spline's last digits, the parabola is what it is.
+    row = {"x^2": 1 - 6.84e-5, "cos": 1 - 4.83e-7, "gaussian": 1 - 5.88e-7}
+    assert choose(_fits([row]), {})[0].name == "x^2"
+    assert choose(_fits([{"x^2": 1 - 6.84e-5, "gaussian": 1 - 5.88e-7}]), {})[0].name == "x^2"
+    # Not at a visible misfit, and not against a simpler winner.
+    assert choose(_fits([{"x^2": 1 - 1.7e-3, "exp": 1.0}]), {})[0].name == "exp"
+    assert choose(_fits([{"x": 1 - 1e-5, "x^3": 1 - 1e-6}]), {})[0].name == "x"
+    assert choose(_fits([{"x^2": 1 - 5e-5, "x": 1 - 1e-5}]), {})[0].name == "x"
 
 
 def test_weight_simple_trades_accuracy_for_simplicity():

@@ -55,7 +55,7 @@ def assemble(bundle) -> Assembly:
                 a, b, c, d = (float(v) for v in params[i, j])
                 fn = FUNCTIONS[FUNCTION_NAMES[int(fn_ids[i, j])]]
                 total += _num(c) * fn.sympy(_num(a) * nodes[i] + _num(b)) + _num(d)
-            scale, bias = float(model.subnode_scale[layer][j]), float(model.subnode_bias[layer][j])
+            scale, bias = float(model.subnode_scale[layer][j].detach()), float(model.subnode_bias[layer][j].detach())
             subs.append(_num(scale) * total + _num(bias))
         n_sum = spec.width[layer + 1][0]
         new_nodes = subs[:n_sum]

@@ -10,7 +10,7 @@ form cancels catastrophically in float32). Per library function, batched over ed
 and samples:
 
 1. a coarse mesh over ``a_range`` × ``b_range`` (``mesh`` values per axis, plus small |a| values
-   spaced geometrically so gentle curves are not skipped), evaluated in cache-sized chunks (2 MB);
+   spaced geometrically so gentle curves are not skipped), evaluated in chunks of 8 MB;
 2. ``zooms`` finer 9×9 meshes around each of the 3 best local maxima of the coarse mesh (separate
    basins), each centred on that start's best point so far and reaching its old neighbours;
 3. ``refine_steps`` Levenberg-Marquardt steps on (a, b) from each start, with (c, d) re-solved in
@@ -54,7 +54,11 @@ from kandisc.model.functions import FUNCTIONS, get_function
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
-_CHUNK_ELEMENTS = 1 << 18  # (edge, mesh point, sample) elements per chunk: 2 MB in float64, cache-sized
+# Memory bounds: a mesh chunk is (edge, mesh point, sample) elements in float32 (8 MB; few, large
+# chunks also keep the number of multi-threaded ops small), a refinement block has that many
+# (edge, start, trial, sample) elements in the input's dtype (8 MB in float64).
+_CHUNK_ELEMENTS = 1 << 21
+_BLOCK_ELEMENTS = 1 << 20
 _ZOOM_POINTS = 9
 # Levenberg-Marquardt trials per step: damping factors (times the current damping) and stretches.
 _DAMPINGS = torch.tensor([1e-2, 1e-1, 1.0, 10.0, 1e-2], dtype=torch.float64)
@@ -126,7 +130,7 @@ def fit_edges(
     names = [get_function(name).name for name in library]
     axes = _coarse_axes(a_range, b_range, mesh, x.dtype)
     # Blocks of edges bound the memory of the refinement's (edge, start, trial, sample) tensors.
-    block = max(1, _CHUNK_ELEMENTS * 4 // (_STARTS * len(_DAMPINGS) * x.shape[1]))
+    block = max(1, _BLOCK_ELEMENTS // (_STARTS * len(_DAMPINGS) * x.shape[1]))
     parts = [
         _fit_block(_EdgeData.build(xb, yb), names, axes, (a_range, b_range), zooms, refine_steps)
         for xb, yb in zip(x.split(block), y.split(block), strict=True)
