@@ -88,21 +88,66 @@ def test_constant_snapping_keeps_only_snaps_that_fit():
     assert best.test_rmse < 1e-6 and sp.simplify(best.expr - (sp.sin(sp.pi * x) + sp.Float(0.37) * x)) == 0
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("quickstart", "exp(y**2 + sin(pi*x))"),
-    ("product", "x*y"),
-])
-def test_recovers_the_law_from_sample_data(name, expected, tmp_path):
+def run_example(name: str, tmp_path: Path) -> tuple[dict, str]:
     out = tmp_path / name
     result = CliRunner().invoke(app, ["fit", str(ROOT / "sample_data" / f"{name}.csv"), "--config",
                                       str(ROOT / "configs" / f"{name}.yaml"), "--out", str(out),
                                       "--set", "output.figures=false"])
     assert result.exit_code == 0, result.stderr
-    summary = json.loads((out / "summary.json").read_text())
-    formula = sp.sympify(summary["formulas"]["f"])  # our own output, not user input
-    assert sp.simplify(formula - sp.sympify(expected)) == 0
+    return json.loads((out / "summary.json").read_text()), result.stdout
+
+
+def rounded(expr: sp.Expr, digits: int = 3) -> sp.Expr:
+    return expr.xreplace({f: sp.Float(round(float(f), digits)) for f in expr.atoms(sp.Float)})
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("quickstart", "exp(y**2 + sin(pi*x))"),
+    ("product", "x*y"),
+    ("sin_exp", "sin(x)*exp(y)"),
+    ("squares", "x**2 + y**2 + z"),
+    ("velocity_addition", "(x + y)/(1 + x*y)"),
+])
+def test_recovers_the_law_from_sample_data(name, expected, tmp_path):
+    summary, stdout = run_example(name, tmp_path)
+    formula = rounded(sp.sympify(summary["formulas"]["f"]))  # our own output, not user input
+    truth = sp.sympify(expected)
+    names = sorted(str(v) for v in truth.free_symbols | formula.free_symbols)
+    points = np.random.default_rng(3).uniform(-0.9, 0.9, (200, len(names)))
+    diff = sp.lambdify(sp.symbols(names), formula - truth)(*points.T)
+    assert np.max(np.abs(diff)) < 1e-9, formula  # exact after rounding constants to 3 decimals
     assert summary["formula_checks"]["f"]["status"] == "ok"
-    assert expected in result.stdout
-    rows = (out / "formulas.csv").read_text().splitlines()
+    assert summary["test_r2"]["f"] >= 0.999
+    assert summary["formulas"]["f"] in stdout
+    if name == "squares":
+        assert summary["pruned_inputs"] == ["w"]
+
+
+def test_formula_files(tmp_path):
+    run_example("product", tmp_path)
+    rows = (tmp_path / "product" / "formulas.csv").read_text().splitlines()
     assert rows[0].startswith("target,complexity,test_rmse,test_r2,sympy,latex")
-    assert (out / "formulas" / "f.tex").read_text().startswith("f = ")
+    assert (tmp_path / "product" / "formulas" / "f.tex").read_text().startswith("f = ")
+
+
+def test_relativistic_mass_with_auxiliary_features(tmp_path):
+    summary, _ = run_example("relativistic_mass", tmp_path)
+    m0, v, c = sp.symbols("m0 v c")
+    formula = rounded(sp.sympify(summary["formulas_in_columns"]["m"]))
+    diff = sp.lambdify((m0, v, c), formula - m0 / sp.sqrt(1 - v**2 / c**2))
+    rng = np.random.default_rng(0)
+    assert np.max(np.abs(diff(rng.uniform(0, 1, 50), rng.uniform(0, 0.9, 50), rng.uniform(1.1, 2, 50)))) < 1e-9
+    assert "gamma" in summary["formulas"]["m"]
+
+
+def test_neo_hookean_from_the_linear_elastic_prior(tmp_path):
+    summary, _ = run_example("neo_hookean", tmp_path)
+    expr = sp.expand(sp.sympify(summary["formulas"]["P11"]))
+    f11, f12, f13, det = sp.symbols("F11 F12 F13 detF")
+    mu, lam = 5 / 12, 5 / 18
+    for term, target in ((f11**2, mu), (f12**2, mu), (f13**2, mu)):
+        assert abs(float(expr.coeff(term)) - target) < 0.02 * target
+    log_terms = [t for t in expr.args if t.has(sp.log)]
+    assert len(log_terms) == 1 and abs(float(log_terms[0].as_coeff_Mul()[0]) - lam) < 0.02 * lam
+    offset = float(expr.as_coeff_Add()[0])
+    assert abs(offset + mu) < 0.02 * mu
