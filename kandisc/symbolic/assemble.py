@@ -55,7 +55,7 @@ def assemble(bundle) -> Assembly:
                 a, b, c, d = (float(v) for v in params[i, j])
                 fn = FUNCTIONS[FUNCTION_NAMES[int(fn_ids[i, j])]]
                 total += _num(c) * fn.sympy(_num(a) * nodes[i] + _num(b)) + _num(d)
-            scale, bias = float(model.subnode_scale[layer][j].detach()), float(model.subnode_bias[layer][j].detach())
+            scale, bias = model.subnode_scale[layer][j].item(), model.subnode_bias[layer][j].item()
             subs.append(_num(scale) * total + _num(bias))
         n_sum = spec.width[layer + 1][0]
         new_nodes = subs[:n_sum]
@@ -64,7 +64,7 @@ def assemble(bundle) -> Assembly:
             new_nodes.append(sp.Mul(*subs[start : start + arity]))
             start += arity
         nodes = [
-            _num(float(model.node_scale[layer][n])) * v + _num(float(model.node_bias[layer][n]))
+            _num(model.node_scale[layer][n].item()) * v + _num(model.node_bias[layer][n].item())
             for n, v in enumerate(new_nodes)
         ]
     if norm:
