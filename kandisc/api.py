@@ -13,5 +13,12 @@ from kandisc.pipeline.runner import FitResult, fit_run
 from kandisc.predict import PredictResult, predict
 
 __all__ = [
-    "CompileResult", "ExplainResult", "FitResult", "PredictResult", "compile_formula", "explain", "fit_run", "predict",
+    "CompileResult",
+    "ExplainResult",
+    "FitResult",
+    "PredictResult",
+    "compile_formula",
+    "explain",
+    "fit_run",
+    "predict",
 ]

@@ -30,18 +30,6 @@ class Attribution:
     def input_scores(self) -> torch.Tensor:
         return self.node_scores[0]
 
-    def to_dict(self) -> dict:
-        return {
-            "node_scores": [t.tolist() for t in self.node_scores],
-            "edge_scores": [t.tolist() for t in self.edge_scores],
-            "subnode_scores": [t.tolist() for t in self.subnode_scores],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Attribution:
-        conv = lambda rows: [torch.tensor(r, dtype=torch.float64) for r in rows]  # noqa: E731
-        return cls(conv(d["node_scores"]), conv(d["edge_scores"]), conv(d["subnode_scores"]))
-
 
 @torch.no_grad()
 def attribute(model: MultKAN, x: torch.Tensor) -> Attribution:

@@ -181,7 +181,9 @@ def predict(
 def compile_(
     formula: Annotated[str, typer.Argument(help='A formula such as "x*y + sin(z)" (** for powers).')],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the model.")] = Path("model.pt"),
-    variables: Annotated[str | None, typer.Option(help="Comma-separated input order (default: as they appear).")] = None,
+    variables: Annotated[
+        str | None, typer.Option(help="Comma-separated input order (default: as they appear).")
+    ] = None,
     output_name: Annotated[str, typer.Option(help="Name of the output.")] = "f",
     plot: Annotated[bool, typer.Option(help="Also write a network figure next to the model.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model file.")] = False,

@@ -18,8 +18,14 @@ class CompileResult:
     figure: Path | None = None
 
 
-def compile_formula(formula: str, out: Path, variables: list[str] | None = None, output_name: str = "f",
-                    plot: bool = False, overwrite: bool = False) -> CompileResult:
+def compile_formula(
+    formula: str,
+    out: Path,
+    variables: list[str] | None = None,
+    output_name: str = "f",
+    plot: bool = False,
+    overwrite: bool = False,
+) -> CompileResult:
     from kandisc.knowledge.compiler import compile_formula as compile_bundle
 
     out = Path(out)
@@ -38,7 +44,9 @@ def compile_formula(formula: str, out: Path, variables: list[str] | None = None,
         from kandisc import plots
 
         x_ref = torch.rand(200, bundle.model.spec.n_inputs, dtype=bundle.model.dtype) * 2 - 1
-        figure = plots.plot_network(bundle.model, x_ref, None, bundle.input_names, bundle.output_names,
-                                    out.with_suffix(""), ("png",))[0]
-    return CompileResult(out, list(bundle.input_names), bundle.model.spec.display_width(), bundle.model.n_edges(),
-                         figure)
+        figure = plots.plot_network(
+            bundle.model, x_ref, None, bundle.input_names, bundle.output_names, out.with_suffix(""), ("png",)
+        )[0]
+    return CompileResult(
+        out, list(bundle.input_names), bundle.model.spec.display_width(), bundle.model.n_edges(), figure
+    )

@@ -173,9 +173,7 @@ def train(
                 break
             continue
         consecutive = 0
-        record = StepRecord(
-            step, rmse(model, data.x_train, data.y_train), rmse(model, data.x_test, data.y_test), reg
-        )
+        record = StepRecord(step, rmse(model, data.x_train, data.y_train), rmse(model, data.x_test, data.y_test), reg)
         result.history.append(record)
         result.steps_done = step + 1
         if callback is not None:

@@ -153,13 +153,16 @@ def test_compile_writes_a_symbolic_model(tmp_path):
     assert again.exit_code == 2 and "exists" in again.stderr
 
 
-@pytest.mark.parametrize("formula,token", [
-    ("__import__('os').system('x')", "__import__"),
-    ("x.__class__", "__class__"),
-    ("lambda: 1", "lambda"),
-    ("open('f')", "open"),
-    ("foo(x)", "foo"),
-])
+@pytest.mark.parametrize(
+    "formula,token",
+    [
+        ("__import__('os').system('x')", "__import__"),
+        ("x.__class__", "__class__"),
+        ("lambda: 1", "lambda"),
+        ("open('f')", "open"),
+        ("foo(x)", "foo"),
+    ],
+)
 def test_compile_rejects_unsafe_formulas(formula, token, tmp_path):
     result = runner.invoke(app, ["compile", formula, "--out", str(tmp_path / "m.pt")])
     assert result.exit_code == 2 and token in result.stderr and result.stderr.count("\n") == 1

@@ -15,12 +15,15 @@ runner = CliRunner()
 def test_module_string_gives_a_block_diagonal_first_layer_that_survives(write_csv, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (400, 4))
-    path = write_csv({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "d": x[:, 3],
-                      "f": np.sin(x[:, 0] + x[:, 1]) + (x[:, 2] * x[:, 3])})
+    path = write_csv(
+        {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "d": x[:, 3], "f": np.sin(x[:, 0] + x[:, 1]) + (x[:, 2] * x[:, 3])}
+    )
     config = tmp_path / "run.yaml"
-    config.write_text("model: {width: [4, 4, 1]}\nmodules: ['0: [0,1]->[0,1]']\npipeline:\n"
-                      "  - fit: {steps: 5}\n  - prune: {edge_threshold: 0.0, node_threshold: 0.0, input_threshold: 0.0}\n"
-                      "  - refine: {grid: 7}\n  - fit: {steps: 2}\noutput: {figures: false}\n")
+    config.write_text(
+        "model: {width: [4, 4, 1]}\nmodules: ['0: [0,1]->[0,1]']\npipeline:\n"
+        "  - fit: {steps: 5}\n  - prune: {edge_threshold: 0.0, node_threshold: 0.0, input_threshold: 0.0}\n"
+        "  - refine: {grid: 7}\n  - fit: {steps: 2}\noutput: {figures: false}\n"
+    )
     out = tmp_path / "run"
     result = runner.invoke(app, ["fit", str(path), "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.stderr
@@ -32,8 +35,9 @@ def test_module_string_gives_a_block_diagonal_first_layer_that_survives(write_cs
 
 def test_overlapping_modules_are_a_config_error(write_csv, tmp_path):
     path = write_csv({"a": np.arange(20.0), "b": np.arange(20.0) ** 2, "f": np.arange(20.0) ** 3})
-    result = runner.invoke(app, ["fit", str(path), "--set", "modules=['0: [0]->[0]', '0: [0,1]->[1]']",
-                                 "--out", str(tmp_path / "run")])
+    result = runner.invoke(
+        app, ["fit", str(path), "--set", "modules=['0: [0]->[0]', '0: [0,1]->[1]']", "--out", str(tmp_path / "run")]
+    )
     assert result.exit_code == 2 and "both contain node 0" in result.stderr
     assert not (tmp_path / "run").exists()
 
@@ -44,8 +48,10 @@ def test_standardised_data_gives_formulas_in_raw_units(write_csv, tmp_path):
     y = rng.uniform(-5, 5, 300)
     path = write_csv({"x": x, "y": y, "f": 3 * x + 100 + y**2})
     config = tmp_path / "run.yaml"
-    config.write_text("data: {standardize: true}\nmodel: {width: [2, 1, 1]}\npipeline:\n  - fit: {steps: 30}\n"
-                      "  - symbolic: {}\noutput: {figures: false}\n")
+    config.write_text(
+        "data: {standardize: true}\nmodel: {width: [2, 1, 1]}\npipeline:\n  - fit: {steps: 30}\n"
+        "  - symbolic: {}\noutput: {figures: false}\n"
+    )
     out = tmp_path / "run"
     result = runner.invoke(app, ["fit", str(path), "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.stderr

@@ -51,13 +51,26 @@ def test_formula_after_pruning_and_with_standardised_data():
     model.remove_edge(0, 2, 0), model.remove_edge(0, 2, 1), model.remove_edge(0, 2, 2)  # input 2 unused
     x_raw = np.random.default_rng(1).uniform([0, 10, -1, 100], [1, 20, 1, 300], (300, 4))
     norm = {"x_mean": x_raw.mean(0).tolist(), "x_std": x_raw.std(0).tolist(), "y_mean": [3.0], "y_std": [7.0]}
-    pruned = prune(model, torch.as_tensor((x_raw - x_raw.mean(0)) / x_raw.std(0)), edge_threshold=0.0,
-                   node_threshold=0.0, input_threshold=1e-9)
+    pruned = prune(
+        model,
+        torch.as_tensor((x_raw - x_raw.mean(0)) / x_raw.std(0)),
+        edge_threshold=0.0,
+        node_threshold=0.0,
+        input_threshold=1e-9,
+    )
     assert pruned.kept_inputs == [0, 1, 3]
     kept = [0, 1, 3]
-    bundle = ModelBundle(pruned.model, ["a", "b", "d"], ["y"], normalization={
-        "x_mean": [norm["x_mean"][i] for i in kept], "x_std": [norm["x_std"][i] for i in kept],
-        "y_mean": norm["y_mean"], "y_std": norm["y_std"]})
+    bundle = ModelBundle(
+        pruned.model,
+        ["a", "b", "d"],
+        ["y"],
+        normalization={
+            "x_mean": [norm["x_mean"][i] for i in kept],
+            "x_std": [norm["x_std"][i] for i in kept],
+            "y_mean": norm["y_mean"],
+            "y_std": norm["y_std"],
+        },
+    )
     assembly = assemble(bundle)
     assert {str(s) for s in assembly.exprs[0].free_symbols} == {"a", "b", "d"}
     ((status, err),) = verify(bundle, assembly, x_raw[:, kept])
@@ -90,9 +103,19 @@ def test_constant_snapping_keeps_only_snaps_that_fit():
 
 def run_example(name: str, tmp_path: Path) -> tuple[dict, str]:
     out = tmp_path / name
-    result = CliRunner().invoke(app, ["fit", str(ROOT / "sample_data" / f"{name}.csv"), "--config",
-                                      str(ROOT / "configs" / f"{name}.yaml"), "--out", str(out),
-                                      "--set", "output.figures=false"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            str(ROOT / "sample_data" / f"{name}.csv"),
+            "--config",
+            str(ROOT / "configs" / f"{name}.yaml"),
+            "--out",
+            str(out),
+            "--set",
+            "output.figures=false",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     return json.loads((out / "summary.json").read_text()), result.stdout
 
@@ -101,13 +124,16 @@ def rounded(expr: sp.Expr, digits: int = 3) -> sp.Expr:
     return expr.xreplace({f: sp.Float(round(float(f), digits)) for f in expr.atoms(sp.Float)})
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("quickstart", "exp(y**2 + sin(pi*x))"),
-    ("product", "x*y"),
-    ("sin_exp", "sin(x)*exp(y)"),
-    ("squares", "x**2 + y**2 + z"),
-    ("velocity_addition", "(x + y)/(1 + x*y)"),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("quickstart", "exp(y**2 + sin(pi*x))"),
+        ("product", "x*y"),
+        ("sin_exp", "sin(x)*exp(y)"),
+        ("squares", "x**2 + y**2 + z"),
+        ("velocity_addition", "(x + y)/(1 + x*y)"),
+    ],
+)
 def test_recovers_the_law_from_sample_data(name, expected, tmp_path):
     summary, stdout = run_example(name, tmp_path)
     formula = rounded(sp.sympify(summary["formulas"]["f"]))  # our own output, not user input

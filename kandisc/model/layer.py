@@ -77,10 +77,6 @@ class KANLayer(nn.Module):
         self.register_buffer("_table", spline.basis_table(self.grid, self.k), persistent=False)
 
     # ----- structure ---------------------------------------------------------------------------
-    @property
-    def n_intervals(self) -> int:
-        return self.grid.shape[1] - 1 - 2 * self.k
-
     def symbolic_groups(self) -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(function name, input idx, output idx, flat edge idx) per function used; cached."""
         if self._groups is None:

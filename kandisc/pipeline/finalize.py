@@ -63,7 +63,6 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
     bundle.extras.update(
         {
             "attribution": tables,
-            "attribution_raw": scores.to_dict(),
             "input_ranges": {
                 n: [float(prep.x_all[train_idx][:, i].min()), float(prep.x_all[train_idx][:, i].max())]
                 for i, n in enumerate(prep.model_inputs)
