@@ -22,24 +22,33 @@ SHAPES = [(2, 5, 5, 1000), (16, 32, 5, 4096), (100, 100, 10, 2048)]  # in, out, 
 K = 3
 
 
-def _time(fn, reps: int) -> float:
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _time(fn, reps: int, device: str = "cpu") -> float:
     for _ in range(3):
         fn()
+    _sync(device)
     best = float("inf")
     for _ in range(reps):
         start = time.perf_counter()
         fn()
+        _sync(device)
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def bench_shape(n_in: int, n_out: int, grid: int, batch: int, dtype: torch.dtype, reps: int) -> tuple[float, float]:
+def bench_shape(
+    n_in: int, n_out: int, grid: int, batch: int, dtype: torch.dtype, reps: int, device: str = "cpu"
+) -> tuple[float, float]:
     gen = torch.Generator().manual_seed(0)
-    layer = KANLayer(n_in, n_out, grid, K, "silu", (-1.0, 1.0), 0.3, gen, dtype)
-    x = (torch.rand(batch, n_in, generator=gen, dtype=dtype) * 2 - 1).requires_grad_()
+    layer = KANLayer(n_in, n_out, grid, K, "silu", (-1.0, 1.0), 0.3, gen, dtype).to(device)
+    x = (torch.rand(batch, n_in, generator=gen, dtype=dtype) * 2 - 1).to(device).requires_grad_()
     width = n_in * (grid + K)
-    a = torch.rand(batch, width, dtype=dtype, requires_grad=True)
-    w = torch.rand(width, n_out, dtype=dtype, requires_grad=True)
+    a = torch.rand(batch, width, dtype=dtype, device=device, requires_grad=True)
+    w = torch.rand(width, n_out, dtype=dtype, device=device, requires_grad=True)
 
     def kan_step():
         layer.zero_grad(set_to_none=True)
@@ -50,7 +59,7 @@ def bench_shape(n_in: int, n_out: int, grid: int, batch: int, dtype: torch.dtype
         a.grad = w.grad = None
         (a @ w).sum().backward()
 
-    return _time(kan_step, reps), _time(mm_step, reps)
+    return _time(kan_step, reps, device), _time(mm_step, reps, device)
 
 
 def _status_kb(field: str) -> int:
@@ -77,19 +86,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (timings synchronise the GPU)")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_child:
         peak_memory_child(args.memory_child)
         return
-    print(f"torch {torch.__version__}, threads={args.threads}, k={K}; times are min of {args.reps} (ms)")
+    print(f"torch {torch.__version__}, device={args.device}, threads={args.threads}, k={K}; min of {args.reps} (ms)")
     print(f"{'shape':>24} {'dtype':>8} {'kan f+b':>9} {'matmul f+b':>11} {'ratio':>6}")
     for dtype in (torch.float32, torch.float64):
         for n_in, n_out, grid, batch in SHAPES:
-            kan, mm = bench_shape(n_in, n_out, grid, batch, dtype, args.reps)
+            kan, mm = bench_shape(n_in, n_out, grid, batch, dtype, args.reps, args.device)
             label = f"[{n_in}->{n_out}] G={grid} B={batch}"
             print(f"{label:>24} {str(dtype)[6:]:>8} {kan * 1e3:9.3f} {mm * 1e3:11.3f} {kan / mm:6.2f}")
+    if args.device != "cpu":
+        return  # peak resident memory is a CPU measure
     for dtype_name in ("float32", "float64"):
         out = subprocess.run(
             [sys.executable, __file__, "--threads", str(args.threads), "--memory-child", dtype_name],

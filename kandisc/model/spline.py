@@ -75,7 +75,7 @@ def basis_table(grid: torch.Tensor, k: int) -> torch.Tensor:
         dense, 3, j.clamp(0, n_basis - 1).expand(n_in, -1, -1).unsqueeze(2).expand(-1, -1, k + 1, -1)
     )  # (in, n_int, point, m)
     local = local * valid.to(local.dtype)[None, :, None, :]
-    powers = nodes.unsqueeze(-1) ** torch.arange(k, -1, -1, dtype=torch.float64)  # (point, p)
+    powers = nodes.unsqueeze(-1) ** torch.arange(k, -1, -1, dtype=torch.float64, device=grid.device)  # (point, p)
     coef = torch.linalg.solve(powers, local)  # (in, n_int, p, m): exact polynomial coefficients
     inv_h = (1.0 / (hi - lo)).unsqueeze(-1)
     factors = torch.arange(k, 0, -1, dtype=torch.float64, device=grid.device)[:, None]  # k - p for p < k
