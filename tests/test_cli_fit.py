@@ -176,3 +176,61 @@ def test_cli_import_is_light():
     code = "import sys, kandisc.cli; print(sorted(m for m in ('torch', 'matplotlib', 'sympy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_unknown_symbolic_function_fails_before_training(data_csv, tmp_path):
+    out = tmp_path / "run"
+    result = fit(data_csv, "--out", out, "--set", "pipeline=[{fit: {steps: 1}}, {symbolic: {library: [x, sinn]}}]")
+    assert result.exit_code == 2 and "pipeline[1].symbolic" in result.stderr and "did you mean 'sin'" in result.stderr
+    assert not out.exists()
+
+
+class _StopAt:
+    """A progress sink that raises at a given global step (a stand-in for Ctrl-C or a crash)."""
+
+    def __init__(self, step, error):
+        self.at, self.error = step, error
+
+    def stage_started(self, label, total_steps):
+        pass
+
+    def step(self, label, record, global_step, n_edges):
+        if global_step == self.at:
+            raise self.error
+
+    def stage_finished(self, label, report):
+        pass
+
+
+def test_interrupted_run_is_marked_and_keeps_the_model(data_csv, tiny_config, tmp_path):
+    from kandisc.api import fit_run
+    from kandisc.io.model_file import load_model
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit_run(data_csv, tiny_config, out, progress=_StopAt(2, KeyboardInterrupt()))
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["end_time"]
+    assert load_model(out / "model.pt").model.spec.n_inputs == 2
+    assert len((out / "metrics.csv").read_text().splitlines()) == 1 + 2
+
+
+def test_failed_run_records_the_error(data_csv, tiny_config, tmp_path):
+    from kandisc.api import fit_run
+
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError):
+        fit_run(data_csv, tiny_config, out, progress=_StopAt(1, RuntimeError("boom")))
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed" and "boom" in run["error"]
+
+
+def test_ctrl_c_exits_130(data_csv, tiny_config, monkeypatch):
+    import kandisc.api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kandisc.api, "fit_run", interrupted)
+    result = fit(data_csv, "--config", tiny_config)
+    assert result.exit_code == 130 and "interrupted" in result.stderr

@@ -81,12 +81,26 @@ def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
                 "and modules (use prior.extra_width / prior.extra_depth for more capacity)"
             )
         width = prior_model(cfg, model_inputs, table.target_names, None).spec.display_width()
+    _check_symbolic_libraries(cfg)
     masks = None
     if cfg.modules:
         from kandisc.knowledge.modules import masks_from_config
 
         masks = masks_from_config(cfg.modules, width, cfg.model.mult_arity)
     return Prepared(cfg, table, model_inputs, x_all, width, masks, aux_exprs, resolve_device(cfg.device))
+
+
+def _check_symbolic_libraries(cfg: KandiscConfig) -> None:
+    """Unknown function names in a symbolic stage fail now, not after the training stages."""
+    from kandisc.model.functions import get_function
+
+    for index, item in enumerate(cfg.pipeline):
+        if item.stage == "symbolic":
+            for name in [*(item.library or []), *item.complexities]:
+                try:
+                    get_function(name)
+                except ConfigError as err:
+                    raise ConfigError(f"pipeline[{index}].symbolic: {err}") from None
 
 
 def prior_model(cfg: KandiscConfig, inputs: list[str], targets: list[str], normalization: dict | None) -> MultKAN:
