@@ -46,7 +46,7 @@ def test_fit_writes_a_complete_run(data_csv, tiny_config, tmp_path):
     result = fit(data_csv, "--config", tiny_config, "--out", out)
     assert result.exit_code == 0, result.stderr
     assert f"run directory: {out}" in result.stdout
-    for name in ("config.yaml", "run.json", "metrics.csv", "model.pt", "summary.json", "attribution.json"):
+    for name in ("config.yaml", "run.json", "metrics.csv", "model.pt", "summary.json", "attribution.json", "report.md"):
         assert (out / name).exists(), name
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "completed" and run["seed"] == 0 and len(run["data"]["sha256"]) == 64

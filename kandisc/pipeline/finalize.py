@@ -104,6 +104,9 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
         summary["figures"] = write_figures(run, prep, state, scores, y_raw[test_idx], pred_test)
     summary["wall_seconds"] = round(run.elapsed(), 3)
     run.write_json("summary.json", summary)
+    from kandisc.pipeline.report import render_report
+
+    run.write_text("report.md", render_report(run.path.name, summary, tables, state.formulas, state.reports))
     return summary
 
 

@@ -1,0 +1,92 @@
+"""``report.md``: a fit run as a short document a scientist can read or paste from.
+
+Built only from what the run already wrote into ``summary.json`` and the stage reports: results per
+target, the formula candidates, input importances, the stages that ran, and the figures.
+"""
+
+from __future__ import annotations
+
+
+def _num(value, fmt: str = ".4g") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def _results(summary: dict) -> list[str]:
+    lines = ["## Results", "", "| target | test R² | test RMSE | train RMSE | formula |", "|---|---|---|---|---|"]
+    for t in summary["targets"]:
+        formula = summary["formulas"].get(t)
+        lines.append(
+            f"| {t} | {_num(summary['test_r2'].get(t), '.6f')} | {_num(summary['test_rmse'].get(t))} | "
+            f"{_num(summary['train_rmse'].get(t))} | {f'`{formula}`' if formula else '(splines)'} |"
+        )
+    in_columns = summary.get("formulas_in_columns") or {}
+    if summary.get("auxiliary") and any(in_columns.values()):
+        lines += ["", "In the CSV's own columns (auxiliary features substituted):", ""]
+        lines += [f"- {t} = `{f}`" for t, f in in_columns.items() if f]
+    return lines
+
+
+def _candidates(formulas: dict) -> list[str]:
+    lines = []
+    for target, entry in formulas.items():
+        rows = entry.get("candidates") or []
+        if not rows:
+            continue
+        lines += [
+            "",
+            f"### Candidates for {target}",
+            "",
+            "| complexity | test RMSE | test R² | formula | |",
+            "|---|---|---|---|---|",
+        ]
+        for row in rows:
+            mark = "**best**" if row["is_best"] else ""
+            lines.append(
+                f"| {row['complexity']} | {_num(row['test_rmse'])} | {_num(row['test_r2'], '.6f')} | "
+                f"`{row['sympy']}` | {mark} |"
+            )
+    return lines
+
+
+def _importance(tables: dict, pruned: list[str]) -> list[str]:
+    lines = ["## Input importance", "", "| rank | input | score |", "|---|---|---|"]
+    lines += [f"| {row['rank']} | {row['name']} | {row['score']:.4g} |" for row in tables["inputs"]]
+    lines += [f"| – | {name} | pruned |" for name in pruned]
+    return lines
+
+
+def _stages(reports) -> list[str]:
+    lines = ["## Stages", ""]
+    for r in reports:
+        d = r.details
+        if r.stage == "fit":
+            text = f"{d['steps']} steps, train RMSE {_num(d['train_rmse'])}, test RMSE {_num(d['test_rmse'])}"
+        elif r.stage == "prune":
+            text = (
+                f"{d['shape_before']} → {d['shape_after']}, inputs removed: {', '.join(d['pruned_inputs']) or 'none'}"
+            )
+        elif r.stage == "refine":
+            text = f"grid {d['grid_before']} → {d['grid']}"
+        else:
+            text = f"{d['snapped_edges']} edges snapped, {len(d['numeric_edges'])} left as splines"
+        lines.append(f"- **{r.label}** ({r.status}): {text}" + (f" — {r.message}" if r.message else ""))
+    return lines
+
+
+def render_report(run_name: str, summary: dict, tables: dict, formulas: dict, reports) -> str:
+    lines = [
+        f"# kandisc run {run_name}",
+        "",
+        f"Inputs: {', '.join(summary['inputs'])}; targets: {', '.join(summary['targets'])}; "
+        f"network {summary['shape_initial']} → {summary['shape_final']} ({summary['n_edges']} edges); "
+        f"{_num(summary['wall_seconds'], '.1f')} s.",
+        "",
+    ]
+    lines += _results(summary) + _candidates(formulas) + [""]
+    lines += _importance(tables, summary.get("pruned_inputs", [])) + [""] + _stages(reports)
+    if summary.get("warnings"):
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
+    pngs = [f for f in summary.get("figures", []) if f.endswith(".png")]
+    if pngs:
+        lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in pngs]
+    return "\n".join(lines) + "\n"
