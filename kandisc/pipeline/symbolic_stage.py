@@ -10,6 +10,7 @@ checked against the model on held-out rows, and turned into a Pareto list of can
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -68,8 +69,15 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[int, l
     library = [n for n in (params["library"] or DEFAULT_LIBRARY) if n != "0"]
     complexities = {n: FUNCTIONS[n].complexity for n in library} | dict(params["complexities"])
     x, y, order = sample_edge_curves(state.model, state.data.x_train, edges)
-    fits = fit_edges(x, y, library)
-    choices = choose(fits, complexities, params["weight_simple"], params["r2_threshold"])
+    # Fit on each edge's input mapped to [-1, 1], so the (a, b) search range means the same for a
+    # hidden edge whose input spans 0.1 as for one spanning 100; then map a, b back.
+    mid = (x.max(1).values + x.min(1).values) / 2
+    half = ((x.max(1).values - x.min(1).values) / 2).clamp(min=1e-12)
+    fits = fit_edges((x - mid[:, None]) / half[:, None], y, library)
+    choices = [
+        _unscale(c, float(mid[c.edge]), float(half[c.edge]))
+        for c in choose(fits, complexities, params["weight_simple"], params["r2_threshold"])
+    ]
     ready = sorted((c for c in choices if c.name is not None), key=lambda c: -c.r2)
     share = ready[: max(1, math.ceil(len(ready) / rounds_left))] if ready else []
     for choice in share:
@@ -80,6 +88,14 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[int, l
         {"edge": list(order[c.edge]), "reason": c.reason} for c in choices if c.name is None and c.edge not in snapped
     ]
     return len(share), left
+
+
+def _unscale(choice, mid: float, half: float):
+    """f(a'·u + b') with u = (x - mid)/half is f(a·x + b) with a = a'/half, b = b' - a'·mid/half."""
+    if choice.name is None:
+        return choice
+    a, b, c, d = choice.params
+    return dataclasses.replace(choice, params=(a / half, b - a * mid / half, c, d))
 
 
 def symbolic_stage(state: RunState, params: dict) -> StageReport:

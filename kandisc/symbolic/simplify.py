@@ -145,7 +145,27 @@ def expand_constants(expr: sp.Expr) -> sp.Expr:
     """Pull numeric factors out so that equivalent constants of the network merge into one."""
     if complexity(expr) > _MAX_SIMPLIFY_NODES:
         return expr
-    return sp.expand(expr, power_exp=True, power_base=False, log=False, multinomial=True, mul=True)
+    expanded = sp.expand(expr, power_exp=True, power_base=False, log=False, multinomial=True, mul=True)
+    # log(c·u) = log(c) + log(u) for a positive number c: the scale inside a log is an offset.
+    split = expanded.replace(_log_of_scaled, _split_log)
+    return sp.expand(split, power_exp=True, power_base=False, log=False, multinomial=True, mul=True)
+
+
+def _scale_and_rest(node) -> tuple[sp.Expr, sp.Expr]:
+    arg = node.args[0]
+    return arg.as_independent(*arg.free_symbols, as_Add=False)
+
+
+def _log_of_scaled(node) -> bool:
+    if not isinstance(node, sp.log) or not node.args[0].free_symbols:
+        return False
+    scale, _ = _scale_and_rest(node)
+    return scale != 1 and bool(scale.is_positive)
+
+
+def _split_log(node) -> sp.Expr:
+    scale, rest = _scale_and_rest(node)
+    return sp.Float(math.log(float(scale)), 15) + sp.log(rest)
 
 
 def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
@@ -220,9 +240,13 @@ def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candi
     current = expanded
     if snap:
         current = snap_constants(expanded, scorer)
+        # Snapping can expose new structure (log(c·u) once log(c·u + b) lost its b): expand and snap again.
+        current = snap_constants(expand_constants(current), scorer)
         if complexity(current) <= _MAX_SIMPLIFY_NODES:
             simplified = sp.simplify(current)
-            if scorer.rmse(simplified) <= scorer.rmse(current) * SNAP_TOLERANCE + 1e-9 * scorer.y_scale:
+            # Keep sympy's rewrite only when it is simpler (it likes to fold offsets back into logs).
+            simpler = complexity(simplified) < complexity(current)
+            if simpler and scorer.rmse(simplified) <= scorer.rmse(current) * SNAP_TOLERANCE + 1e-9 * scorer.y_scale:
                 current = simplified
         pool.append(scorer.candidate(round_significant(current), "snapped"))
     for digits in (6, 4, 3, 2):
