@@ -9,7 +9,6 @@ and progress to stderr. Heavy modules (torch, matplotlib, sympy) are imported in
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,7 @@ import typer
 from rich.console import Console
 
 from kandisc import __version__
-from kandisc.errors import KandiscError
+from kandisc.cli_errors import user_errors
 
 app = typer.Typer(
     name="kandisc",
@@ -34,19 +33,6 @@ app.add_typer(batch_app, name="batch")
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def user_errors():
-    """Turn user errors into one stderr line + exit 2, and Ctrl-C into exit 130."""
-    try:
-        yield
-    except KandiscError as err:
-        stderr.print(f"error: {err}", markup=False)
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        stderr.print("interrupted", markup=False)
-        raise typer.Exit(130) from None
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,6 @@ any failed or was interrupted, 3 while some are pending or running.
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import sys
@@ -17,7 +16,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kandisc.errors import ConfigError, KandiscError
+from kandisc.cli_errors import user_errors
+from kandisc.errors import ConfigError
 
 batch_app = typer.Typer(
     name="batch",
@@ -37,18 +37,7 @@ def _stderr() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
-def _user_errors(fn):
-    """A KandiscError becomes one line on stderr and exit 2 (the CLI-wide convention)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except KandiscError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise typer.Exit(2) from None
-
-    return wrapper
+_user_errors = user_errors()  # one error-to-exit-code convention for every command
 
 
 @batch_app.command("plan")
