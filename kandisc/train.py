@@ -155,7 +155,7 @@ def train(
         closure = _make_closure(model, optimizer, params, xb, yb, s)
         optimizer.step(closure)
         with torch.no_grad():  # judge the parameters the step ended at, not its last trial point
-            objective, _, reg = (float(v) for v in _objective(model, xb, yb, s))
+            objective, mse, reg = (float(v) for v in _objective(model, xb, yb, s))
         finite = _all_finite(params) and math.isfinite(objective)
         if not finite:
             with torch.no_grad():
@@ -173,7 +173,9 @@ def train(
                 break
             continue
         consecutive = 0
-        record = StepRecord(step, rmse(model, data.x_train, data.y_train), rmse(model, data.x_test, data.y_test), reg)
+        # Full batch: the check above already evaluated the training loss at these parameters.
+        train_loss = rmse(model, data.x_train, data.y_train) if use_batches else math.sqrt(mse)
+        record = StepRecord(step, train_loss, rmse(model, data.x_test, data.y_test), reg)
         result.history.append(record)
         result.steps_done = step + 1
         if callback is not None:

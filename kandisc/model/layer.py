@@ -135,18 +135,20 @@ class KANLayer(nn.Module):
         w_spline = self.coef * (self.scale_sp * self.num_mask).unsqueeze(1)
         return torch.cat([w_base, w_spline], dim=1)
 
+    def symbolic_values(self, x: torch.Tensor):
+        """(input idx, output idx, (B, E_f) values c·f(a·x+b)+d) for each function group in use."""
+        for name, ins, outs, flat in self.symbolic_groups():
+            p = self.sym_params.reshape(-1, 4)[flat]
+            yield ins, outs, p[:, 2] * FUNCTIONS[name].torch_fn(p[:, 0] * x[:, ins] + p[:, 1]) + p[:, 3]
+
     def forward(self, x: torch.Tensor, trace: bool = False):
         base = _BASE[self.base_fun](x)
         feats = spline.basis_features(x, base, self.grid, self.k, self._table)
         weights = self.numeric_weights()
         out = feats.reshape(x.shape[0], -1) @ weights.reshape(-1, self.out_dim)
-        sym_values = []
-        for name, ins, outs, flat in self.symbolic_groups():
-            p = self.sym_params.reshape(-1, 4)[flat]
-            y = p[:, 2] * FUNCTIONS[name].torch_fn(p[:, 0] * x[:, ins] + p[:, 1]) + p[:, 3]
+        sym_values = list(self.symbolic_values(x))
+        for _, outs, y in sym_values:
             out = out.index_add(1, outs, y)
-            if trace:
-                sym_values.append((ins, outs, y))
         if trace:
             return out, LayerTrace(x, feats, weights, out, sym_values)
         return out
@@ -156,9 +158,7 @@ class KANLayer(nn.Module):
         base = _BASE[self.base_fun](x)
         feats = spline.basis_features(x, base, self.grid, self.k, self._table)
         phi = torch.einsum("bik,iko->bio", feats, self.numeric_weights())
-        for name, ins, outs, flat in self.symbolic_groups():
-            p = self.sym_params.reshape(-1, 4)[flat]
-            y = p[:, 2] * FUNCTIONS[name].torch_fn(p[:, 0] * x[:, ins] + p[:, 1]) + p[:, 3]
+        for ins, outs, y in self.symbolic_values(x):
             phi[:, ins, outs] = phi[:, ins, outs] + y  # a prior edge may carry a spline too
         return phi
 
