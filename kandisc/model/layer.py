@@ -19,12 +19,6 @@ from torch import nn
 from kandisc.model import spline
 from kandisc.model.functions import FUNCTION_IDS, FUNCTION_NAMES, FUNCTIONS
 
-_BASE = {
-    "silu": torch.nn.functional.silu,
-    "identity": lambda x: x,
-    "zero": torch.zeros_like,
-}
-
 
 @dataclass
 class LayerTrace:
@@ -142,8 +136,7 @@ class KANLayer(nn.Module):
             yield ins, outs, p[:, 2] * FUNCTIONS[name].torch_fn(p[:, 0] * x[:, ins] + p[:, 1]) + p[:, 3]
 
     def forward(self, x: torch.Tensor, trace: bool = False):
-        base = _BASE[self.base_fun](x)
-        feats = spline.basis_features(x, base, self.grid, self.k, self._table)
+        feats = spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
         weights = self.numeric_weights()
         out = feats.reshape(x.shape[0], -1) @ weights.reshape(-1, self.out_dim)
         sym_values = list(self.symbolic_values(x))
@@ -155,8 +148,7 @@ class KANLayer(nn.Module):
 
     def edge_curves(self, x: torch.Tensor) -> torch.Tensor:
         """Per-edge outputs (B, in, out) at inputs ``x`` (B, in): for plots and fitting, not training."""
-        base = _BASE[self.base_fun](x)
-        feats = spline.basis_features(x, base, self.grid, self.k, self._table)
+        feats = spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
         phi = torch.einsum("bik,iko->bio", feats, self.numeric_weights())
         for ins, outs, y in self.symbolic_values(x):
             phi[:, ins, outs] = phi[:, ins, outs] + y  # a prior edge may carry a spline too

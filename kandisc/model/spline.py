@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import torch
 
+from kandisc.model import native
+from kandisc.model.spec import BASE_FUNCTIONS
+
 
 def uniform_grid(low: torch.Tensor, high: torch.Tensor, n_intervals: int, k: int) -> torch.Tensor:
     """Extended uniform knots ``(in, G + 2k + 1)`` for per-input ranges ``low``/``high`` of shape (in,)."""
@@ -112,38 +115,68 @@ def _local_values(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, k: i
     return values.permute(1, 2, 0), deriv, col
 
 
+def _base_and_slope(x: torch.Tensor, base_fun: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The base function b(x) and its derivative, for the eager path."""
+    if base_fun == "silu":
+        sig = torch.sigmoid(x)
+        return x * sig, sig * (1 + x * (1 - sig))
+    if base_fun == "identity":
+        return x, torch.ones_like(x)
+    if base_fun == "zero":
+        return torch.zeros_like(x), torch.zeros_like(x)
+    raise ValueError(f"unknown base function {base_fun!r}; expected one of {BASE_FUNCTIONS}")
+
+
 class _BasisFeatures(torch.autograd.Function):
-    """Dense features with an analytic backward: no autograd graph through de Boor's triangle."""
+    """Dense features with an analytic backward: no autograd graph through de Boor's triangle.
+
+    CPU float32/float64 inputs go through the fused compiled kernel when it was built
+    (:mod:`kandisc.model.native`); everything else through the eager torch path below.
+    """
 
     @staticmethod
-    def forward(ctx, x, base, grid, table, k):
+    def forward(ctx, x, grid, table, k, base_fun):
+        ctx.k, ctx.base_fun = k, base_fun
+        if native.usable(x, grid, table, k):
+            ctx.native = True
+            sigma = torch.sigmoid(x.detach()) if base_fun == "silu" else None
+            out, rows = native.features(x, sigma, grid, table, k, base_fun, keep_rows=ctx.needs_input_grad[0])
+            ctx.n_knots = grid.shape[1]
+            ctx.save_for_backward(x, sigma, rows, table)
+            return out
+        ctx.native = False
         with torch.no_grad():
+            base, slope = _base_and_slope(x, base_fun)
             values, deriv, col = _local_values(x, grid, table, k, with_deriv=ctx.needs_input_grad[0])
             out = torch.zeros(x.shape[0], x.shape[1], grid.shape[1] - k, dtype=x.dtype, device=x.device)
             out[..., 0] = base
             out.scatter_add_(2, col, values)  # phantom entries are 0 and may share a column
-        ctx.save_for_backward(deriv, col)
+        ctx.save_for_backward(slope, deriv, col)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        deriv, col = ctx.saved_tensors
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = (torch.gather(grad_out, 2, col) * deriv).sum(-1)
-        grad_base = grad_out[..., 0] if ctx.needs_input_grad[1] else None
-        return grad_x, grad_base, None, None, None
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        if ctx.native:
+            x, sigma, rows, table = ctx.saved_tensors
+            grad_x = native.grad_input(x, sigma, rows, table, ctx.n_knots, ctx.k, ctx.base_fun, grad_out)
+        else:
+            slope, deriv, col = ctx.saved_tensors
+            grad_x = (torch.gather(grad_out, 2, col) * deriv).sum(-1) + grad_out[..., 0] * slope
+        return grad_x, None, None, None, None
 
 
 def basis_features(
-    x: torch.Tensor, base: torch.Tensor, grid: torch.Tensor, k: int, table: torch.Tensor | None = None
+    x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str = "zero", table: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Dense features ``(B, in, G + k + 1)``: column 0 the base function, columns 1.. the bases.
+    """Dense features ``(B, in, G + k + 1)``: column 0 the base function b(x), columns 1.. the bases.
 
-    Pass ``table`` (from :func:`basis_table`) to skip rebuilding it on every call.
+    ``base_fun`` is one of :data:`BASE_FUNCTIONS`. Pass ``table`` (from :func:`basis_table`) to
+    skip rebuilding it on every call.
     """
     table = table if table is not None else basis_table(grid, k)
-    return _BasisFeatures.apply(x, base, grid, table, k)
+    return _BasisFeatures.apply(x, grid, table, k, base_fun)
 
 
 def local_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,8 +187,7 @@ def local_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> tuple[torch.Tens
 
 def dense_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
     """All ``G + k`` bases at ``x`` (B, in) as (B, in, G + k); used for fits, not the hot path."""
-    zero = torch.zeros_like(x)
-    return basis_features(x, zero, grid, k)[..., 1:]
+    return basis_features(x, grid, k)[..., 1:]
 
 
 def fit_coefficients(basis: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-10) -> torch.Tensor:

@@ -1,0 +1,205 @@
+/* One element type's kernels; included by _basis_native.c with SCALAR and SUFFIX defined.
+ *
+ * Arguments shared by both kernels:
+ *   x       (n_batch, n_in)            layer inputs, row-major
+ *   sigma   (n_batch, n_in) or NULL    sigmoid(x), only for base_kind 2 (SiLU = x·sigmoid(x)); the
+ *                                      caller computes it with vectorised torch code
+ *   grid    (n_in, n_knots)            extended knot vector of each input, increasing
+ *   rows    (n_batch, n_in) int32      each x's interval row: written by the forward kernel (when
+ *                                      not NULL) and read by the backward one instead of searching
+ *   table   (n_in * (n_knots + 1), D)  spline.basis_table transposed: one row per (input, interval
+ *                                      row) with [t_idx, 1/h, value coefficients a[p][m] (p = k..0,
+ *                                      m = 0..k), derivative coefficients (p = k-1..0)],
+ *                                      D = 2 + (k+1)(2k+1)
+ *   base_kind  0 zero, 1 identity, 2 SiLU
+ * The "row" of x for input i is the number of knots <= x; 0 and n_knots mean outside the
+ * extended grid, where every basis is zero. On row r the k+1 non-zero bases land in the
+ * consecutive feature columns r-k .. r (column 0 holds the base function).
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+/* Keep GCC from turning the per-row zeroing into a libc memset call per element. */
+#define NO_MEMSET_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_MEMSET_CALLS
+#endif
+#define CAT_(a, b) a##_##b
+#define CAT(a, b) CAT_(a, b)
+#define FN(name) CAT(name, SUFFIX)
+#define VEC FN(vec4)
+
+/* One 16-byte register of SCALAR (4 floats or 2 doubles): the k+1 = 4 bases of a cubic spline
+ * are evaluated side by side in one or two of them. GCC/Clang vector extensions map this onto
+ * SSE (or NEON) without intrinsics; 16 bytes is what every x86-64 and arm64 CPU has. */
+typedef SCALAR VEC __attribute__((vector_size(16)));
+#define LANES ((int)(16 / sizeof(SCALAR)))
+
+/* Unaligned vector load/store (memcpy of a constant size compiles to one instruction). */
+#define LOAD(dst, src) memcpy(&(dst), (src), sizeof(dst))
+#define STORE(dst, src) memcpy((dst), &(src), sizeof(src))
+
+static inline int64_t FN(knot_row)(const SCALAR *knots, int64_t n_knots, SCALAR x)
+{
+    /* Count of knots <= x by a branch-free binary search (conditional moves, no mispredicted
+     * jumps); NaN compares false everywhere and lands outside (row 0). */
+    const SCALAR *first = knots;
+    int64_t n = n_knots;
+    while (n > 1) {
+        const int64_t half = n >> 1;
+        first = (first[half] <= x) ? first + half : first;
+        n -= half;
+    }
+    return (first - knots) + (*first <= x);
+}
+
+static inline SCALAR FN(base_value)(int64_t base_kind, SCALAR x, const SCALAR *sigma, int64_t at)
+{
+    return base_kind == 2 ? x * sigma[at] : (base_kind == 1 ? x : (SCALAR)0);
+}
+
+static inline SCALAR FN(base_slope)(int64_t base_kind, SCALAR x, const SCALAR *sigma, int64_t at)
+{
+    if (base_kind == 2) {
+        const SCALAR s = sigma[at];
+        return s * ((SCALAR)1 + x * ((SCALAR)1 - s));
+    }
+    return base_kind == 1 ? (SCALAR)1 : (SCALAR)0;
+}
+
+/* Horner's scheme for the k+1 local bases (or, with `powers` = k, their derivatives) of one row,
+ * written as out[m] for m = 0..k. */
+static inline void FN(local_poly)(const SCALAR *coef, int64_t k, int64_t powers, SCALAR s, SCALAR *out)
+{
+    for (int64_t m = 0; m <= k; ++m) {
+        SCALAR v = coef[m];
+        for (int64_t p = 1; p < powers; ++p)
+            v = v * s + coef[p * (k + 1) + m];
+        out[m] = v;
+    }
+}
+
+/* The two kernels' bodies are inlined twice by the exported functions at the end: once with k = 3
+ * as a literal (the default order: no branches on k, unrolled Horner loops, fewer live registers)
+ * and once for any other k. */
+static inline __attribute__((always_inline)) void FN(forward_body)(
+    const SCALAR *restrict x, const SCALAR *restrict sigma, const SCALAR *restrict grid, const SCALAR *restrict table,
+    int64_t n_batch, int64_t n_in, int64_t n_knots, const int64_t k, int64_t base_kind, SCALAR *restrict out,
+    int32_t *restrict rows)
+{
+    const int64_t n_feat = n_knots - k, n_basis = n_knots - 1 - k, n_coef = k + 1;
+    const int64_t width = 2 + n_coef * (2 * k + 1);
+    const VEC zero = {0};
+    SCALAR local[16];
+    for (int64_t b = 0; b < n_batch; ++b) {
+        for (int64_t i = 0; i < n_in; ++i) {
+            const int64_t at = b * n_in + i;
+            const SCALAR xv = x[at];
+            SCALAR *o = out + at * n_feat;
+            int64_t f = 0;
+            for (; f + LANES <= n_feat; f += LANES)
+                STORE(o + f, zero);
+            for (; f < n_feat; ++f)
+                o[f] = 0;
+            o[0] = FN(base_value)(base_kind, xv, sigma, at);
+            const int64_t row = FN(knot_row)(grid + i * n_knots, n_knots, xv);
+            if (rows)
+                rows[at] = (int32_t)row;
+            if (row == 0 || row == n_knots)
+                continue;
+            const SCALAR *c = table + (i * (n_knots + 1) + row) * width;
+            const SCALAR s = (xv - c[0]) * c[1];
+            if (k == 3 && row >= 4 && row <= n_basis) {
+                /* Cubic, all four bases inside the feature row: Horner on four lanes at once. */
+                for (int h = 0; h < 4; h += LANES) {
+                    VEC v, a1, a2, a3;
+                    LOAD(v, c + 2 + h);
+                    LOAD(a1, c + 6 + h);
+                    LOAD(a2, c + 10 + h);
+                    LOAD(a3, c + 14 + h);
+                    v = ((v * s + a1) * s + a2) * s + a3;
+                    STORE(o + row - 3 + h, v);
+                }
+                continue;
+            }
+            FN(local_poly)(c + 2, k, k + 1, s, local);
+            for (int64_t m = 0; m <= k; ++m) {
+                const int64_t col = row - k + m;
+                if (col >= 1 && col <= n_basis) /* phantom bases beyond the extended grid are zero */
+                    o[col] = local[m];
+            }
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void FN(backward_body)(
+    const SCALAR *restrict x, const SCALAR *restrict sigma, const int32_t *restrict rows, const SCALAR *restrict table,
+    const SCALAR *restrict grad_out, int64_t n_batch, int64_t n_in, int64_t n_knots, const int64_t k,
+    int64_t base_kind, SCALAR *restrict grad_x)
+{
+    const int64_t n_feat = n_knots - k, n_basis = n_knots - 1 - k, n_coef = k + 1;
+    const int64_t width = 2 + n_coef * (2 * k + 1);
+    SCALAR local[16];
+    for (int64_t b = 0; b < n_batch; ++b) {
+        for (int64_t i = 0; i < n_in; ++i) {
+            const int64_t at = b * n_in + i;
+            const SCALAR xv = x[at];
+            const SCALAR *g = grad_out + at * n_feat;
+            SCALAR total = g[0] * FN(base_slope)(base_kind, xv, sigma, at);
+            const int64_t row = rows[at];
+            if (row != 0 && row != n_knots) {
+                const SCALAR *c = table + (i * (n_knots + 1) + row) * width;
+                const SCALAR s = (xv - c[0]) * c[1];
+                const SCALAR *d = c + 2 + n_coef * n_coef;
+                if (k == 3 && row >= 4 && row <= n_basis) {
+                    VEC sum = {0};
+                    for (int h = 0; h < 4; h += LANES) {
+                        VEC v, d1, d2, grad;
+                        LOAD(v, d + h);
+                        LOAD(d1, d + 4 + h);
+                        LOAD(d2, d + 8 + h);
+                        LOAD(grad, g + row - 3 + h);
+                        sum += ((v * s + d1) * s + d2) * grad;
+                    }
+                    for (int lane = 0; lane < LANES; ++lane)
+                        total += sum[lane];
+                } else {
+                    FN(local_poly)(d, k, k, s, local);
+                    for (int64_t m = 0; m <= k; ++m) {
+                        const int64_t col = row - k + m;
+                        if (col >= 1 && col <= n_basis)
+                            total += g[col] * local[m];
+                    }
+                }
+            }
+            grad_x[at] = total;
+        }
+    }
+}
+
+NO_MEMSET_CALLS void FN(kandisc_basis_forward)(const SCALAR *x, const SCALAR *sigma, const SCALAR *grid,
+                                               const SCALAR *table, int64_t n_batch, int64_t n_in, int64_t n_knots,
+                                               int64_t k, int64_t base_kind, SCALAR *out, int32_t *rows)
+{
+    if (k == 3)
+        FN(forward_body)(x, sigma, grid, table, n_batch, n_in, n_knots, 3, base_kind, out, rows);
+    else
+        FN(forward_body)(x, sigma, grid, table, n_batch, n_in, n_knots, k, base_kind, out, rows);
+}
+
+void FN(kandisc_basis_backward)(const SCALAR *x, const SCALAR *sigma, const int32_t *rows, const SCALAR *table,
+                                const SCALAR *grad_out, int64_t n_batch, int64_t n_in, int64_t n_knots, int64_t k,
+                                int64_t base_kind, SCALAR *grad_x)
+{
+    if (k == 3)
+        FN(backward_body)(x, sigma, rows, table, grad_out, n_batch, n_in, n_knots, 3, base_kind, grad_x);
+    else
+        FN(backward_body)(x, sigma, rows, table, grad_out, n_batch, n_in, n_knots, k, base_kind, grad_x);
+}
+
+#undef VEC
+#undef NO_MEMSET_CALLS
+#undef LOAD
+#undef STORE
+#undef LANES
+#undef FN
+#undef CAT
+#undef CAT_

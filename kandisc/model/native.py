@@ -1,0 +1,134 @@
+"""The optional compiled kernel for the KAN feature matrix, loaded with ``ctypes``.
+
+``_basis_native.c`` is built by ``pip install`` (``setup.py``) into a shared library next to
+this file. When it is present, CPU float32/float64 layers compute their features and the
+input gradient in one fused pass each (see the C file); when it is absent (no C compiler at
+install time) or the tensors live on a GPU, :mod:`kandisc.model.spline` uses its eager torch
+path, which gives the same numbers. ``KANDISC_NATIVE=0`` turns the kernel off, e.g. to compare.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import os
+from functools import cache
+from pathlib import Path
+
+import torch
+
+_ABI_VERSION = 3
+_BASE_KIND = {"zero": 0, "identity": 1, "silu": 2}
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+@cache
+def _library() -> ctypes.CDLL | None:
+    if os.environ.get("KANDISC_NATIVE", "1") == "0":
+        return None
+    here = Path(__file__).parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = here / f"_basis_native{suffix}"
+        if path.exists():
+            break
+    else:
+        return None
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError:
+        return None
+    lib.kandisc_basis_abi_version.restype = ctypes.c_int64
+    if lib.kandisc_basis_abi_version() != _ABI_VERSION:
+        return None  # a stale build from another version of this file
+    ptr, i64 = ctypes.c_void_p, ctypes.c_int64
+    for suffix in _SUFFIX.values():
+        getattr(lib, f"kandisc_basis_forward_{suffix}").argtypes = [ptr] * 4 + [i64] * 5 + [ptr, ptr]
+        getattr(lib, f"kandisc_basis_backward_{suffix}").argtypes = [ptr] * 5 + [i64] * 5 + [ptr]
+    return lib
+
+
+def available() -> bool:
+    """Whether the compiled kernel was built and loads."""
+    return _library() is not None
+
+
+def usable(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, k: int) -> bool:
+    """Whether the kernel can take these operands (CPU, one float32/float64 dtype, k >= 1)."""
+    return (
+        x.device.type == "cpu"
+        and x.dtype in _SUFFIX
+        and grid.dtype == table.dtype == x.dtype
+        and grid.device == table.device == x.device
+        and k >= 1
+        and _library() is not None
+    )
+
+
+def _pointer(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _prepare(x, sigma, grid_or_rows, table):
+    """Contiguous detached operands; the table transposed to one row per (input, interval)."""
+    parts = [x, sigma, grid_or_rows, table.transpose(0, 1)]
+    return [None if t is None else t.detach().contiguous() for t in parts]
+
+
+def features(
+    x: torch.Tensor,
+    sigma: torch.Tensor | None,
+    grid: torch.Tensor,
+    table: torch.Tensor,
+    k: int,
+    base_fun: str,
+    keep_rows: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Feature matrix (B, in, G+k+1) (base function in column 0, B-spline bases after it), and
+    with ``keep_rows`` each input's knot interval (B, in) for :func:`grad_input`.
+
+    ``sigma`` is ``sigmoid(x)`` for the SiLU base (None otherwise); ``table`` is
+    :func:`kandisc.model.spline.basis_table`'s coefficient-major table.
+    """
+    x, sigma, grid, table_rows = _prepare(x, sigma, grid, table)
+    (n_batch, n_in), n_knots = x.shape, grid.shape[1]
+    out = torch.empty(n_batch, n_in, n_knots - k, dtype=x.dtype)
+    rows = torch.empty(n_batch, n_in, dtype=torch.int32) if keep_rows else None
+    getattr(_library(), f"kandisc_basis_forward_{_SUFFIX[x.dtype]}")(
+        *map(_pointer, (x, sigma, grid, table_rows)),
+        n_batch,
+        n_in,
+        n_knots,
+        k,
+        _BASE_KIND[base_fun],
+        out.data_ptr(),
+        _pointer(rows),
+    )
+    return out, rows
+
+
+def grad_input(
+    x: torch.Tensor,
+    sigma: torch.Tensor | None,
+    rows: torch.Tensor,
+    table: torch.Tensor,
+    n_knots: int,
+    k: int,
+    base_fun: str,
+    grad_out: torch.Tensor,
+) -> torch.Tensor:
+    """Gradient with respect to ``x`` (B, in) of the features, given their gradient ``grad_out``
+    and the interval ``rows`` that :func:`features` kept."""
+    x, sigma, rows, table_rows = _prepare(x, sigma, rows, table)
+    grad_out = grad_out.contiguous()
+    n_batch, n_in = x.shape
+    grad_x = torch.empty_like(x)
+    getattr(_library(), f"kandisc_basis_backward_{_SUFFIX[x.dtype]}")(
+        *map(_pointer, (x, sigma, rows, table_rows, grad_out)),
+        n_batch,
+        n_in,
+        n_knots,
+        k,
+        _BASE_KIND[base_fun],
+        grad_x.data_ptr(),
+    )
+    return grad_x

@@ -1,0 +1,120 @@
+"""The compiled feature kernel (kandisc/model/_basis_native.c) against the eager torch path."""
+
+import shutil
+
+import pytest
+import torch
+
+from kandisc.model import ModelSpec, MultKAN, native, spline
+
+HAS_COMPILER = any(shutil.which(cc) for cc in ("cc", "gcc", "clang"))
+needs_kernel = pytest.mark.skipif(not native.available(), reason="compiled kernel not built (no C compiler)")
+
+
+def knots(low: list[float], high: list[float], n_intervals: int, k: int) -> torch.Tensor:
+    f64 = torch.float64
+    return spline.uniform_grid(torch.tensor(low, dtype=f64), torch.tensor(high, dtype=f64), n_intervals, k)
+
+
+@pytest.fixture
+def eager(monkeypatch):
+    """Within the test, force the eager torch path."""
+
+    def force():
+        monkeypatch.setattr(native, "usable", lambda *args: False)
+
+    return force
+
+
+def test_kernel_is_built_when_a_compiler_exists():
+    if not HAS_COMPILER:
+        pytest.skip("no C compiler on this machine: the eager path is the expected fallback")
+    assert native.available(), "pip install should have built kandisc/model/_basis_native*.so"
+
+
+def test_env_switch_turns_the_kernel_off(monkeypatch):
+    monkeypatch.setenv("KANDISC_NATIVE", "0")
+    native._library.cache_clear()
+    try:
+        assert not native.available()
+        x = torch.zeros(3, 1, dtype=torch.float64)
+        grid = knots([-1.0], [1.0], 4, 3)
+        assert not native.usable(x, grid, spline.basis_table(grid, 3), 3)
+    finally:
+        monkeypatch.undo()
+        native._library.cache_clear()
+
+
+def awkward_inputs(grid: torch.Tensor, dtype: torch.dtype, n_random: int = 400) -> torch.Tensor:
+    """Random points plus every knot, points just beside knots, far outside, and NaN."""
+    n_in = grid.shape[0]
+    gen = torch.Generator().manual_seed(1)
+    lo, hi = grid[:, 0] - 0.5, grid[:, -1] + 0.5
+    rand = lo + torch.rand(n_random, n_in, generator=gen, dtype=torch.float64) * (hi - lo)
+    knots = grid.transpose(0, 1)
+    eps = 1e-7 * (grid[:, -1] - grid[:, 0])
+    special = torch.cat([knots, knots - eps, knots + eps, (grid[:, :1] - 10).T, (grid[:, -1:] + 10).T])
+    return torch.cat([rand, special]).to(dtype)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype,atol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_features_and_input_gradient_match_eager(dtype, atol, base_fun, k, eager):
+    gen = torch.Generator().manual_seed(k)
+    grid = knots([-1.0, 0.0, -3.0], [1.0, 5.0, -2.5], 6, k)
+    grid = torch.sort(grid + 0.1 * torch.rand(grid.shape, generator=gen, dtype=torch.float64) * grid.diff().mean(), 1)
+    grid = grid.values.to(dtype)
+    table = spline.basis_table(grid, k)
+    x = awkward_inputs(grid, dtype).requires_grad_()
+    weights = torch.randn(x.shape[0], 3, grid.shape[1] - k, generator=gen, dtype=torch.float64).to(dtype)
+
+    def run():
+        feats = spline.basis_features(x, grid, k, base_fun, table)
+        (grad,) = torch.autograd.grad((feats * weights).sum(), x)
+        return feats.detach(), grad
+
+    fast, fast_grad = run()
+    eager()
+    slow, slow_grad = run()
+    torch.testing.assert_close(fast, slow, atol=atol, rtol=0)
+    scale = (weights.abs().sum(-1) / grid.diff().min()).max()  # derivatives grow like 1/h
+    torch.testing.assert_close(fast_grad, slow_grad, atol=atol * float(scale), rtol=0)
+
+
+@needs_kernel
+def test_nan_and_far_inputs_give_zero_spline_features():
+    grid = knots([-1.0], [1.0], 5, 3)
+    x = torch.tensor([[float("nan")], [-50.0], [50.0]], dtype=torch.float64)
+    feats = spline.basis_features(x, grid, 3, "identity")
+    assert feats[:, 0, 1:].abs().max() == 0
+    assert torch.isnan(feats[0, 0, 0]) and feats[1, 0, 0] == -50.0
+
+
+@needs_kernel
+def test_gradcheck_through_the_kernel():
+    grid = knots([-1.0, -2.0], [1.0, 1.0], 4, 3)
+    table = spline.basis_table(grid, 3)
+    x = (torch.rand(20, 2, dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: spline.basis_features(v, grid, 3, "silu", table), (x,))
+
+
+@needs_kernel
+def test_network_gradients_match_eager(eager):
+    spec = ModelSpec.build([3, [4, 2], 1], grid=5, k=3, seed=0)
+    x = torch.rand(256, 3, dtype=torch.float64) * 2 - 1
+    y = torch.sin(x.sum(1, keepdim=True))
+
+    def grads():
+        model = MultKAN(spec)
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    fast_loss, fast = grads()
+    eager()
+    slow_loss, slow = grads()
+    torch.testing.assert_close(fast_loss, slow_loss, atol=1e-13, rtol=0)
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
