@@ -5,6 +5,7 @@ forward+backward, measured in the same run (min over repetitions, process CPU ti
 time). Also prints the peak memory increase of the largest shape (in a fresh subprocess).
 
     python benchmarks/engine.py [--threads 1]
+    KANDISC_NATIVE=0 python benchmarks/engine.py    # the eager torch path, for comparison
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 
 import torch
 
+from kandisc.model import native
 from kandisc.model.layer import KANLayer
 
 SHAPES = [(2, 5, 5, 1000), (16, 32, 5, 4096), (100, 100, 10, 2048)]  # in, out, G, B
@@ -93,7 +95,9 @@ def main() -> None:
     if args.memory_child:
         peak_memory_child(args.memory_child)
         return
-    print(f"torch {torch.__version__}, device={args.device}, threads={args.threads}, k={K}; min of {args.reps} (ms)")
+    kernel = "compiled C kernel" if native.available() and args.device == "cpu" else "eager torch"
+    print(f"torch {torch.__version__}, device={args.device}, threads={args.threads}, k={K}, features: {kernel}")
+    print(f"min of {args.reps} repetitions (ms)")
     print(f"{'shape':>24} {'dtype':>8} {'kan f+b':>9} {'matmul f+b':>11} {'ratio':>6}")
     for dtype in (torch.float32, torch.float64):
         for n_in, n_out, grid, batch in SHAPES:
