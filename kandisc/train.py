@@ -1,4 +1,5 @@
-"""Training a MultKAN: LBFGS or Adam, KAN sparsity penalty, grid updates, NaN guard, callbacks.
+"""Training a MultKAN: LBFGS, Adam or Levenberg–Marquardt, KAN sparsity penalty, grid updates,
+NaN guard, callbacks.
 
 ``train`` runs one fit stage. It never seeds global RNGs (mini-batches come from the caller's
 ``torch.Generator``), reports every step through a callback (progress bars, metrics files), and
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from kandisc.lm import LevenbergMarquardt
 from kandisc.model import MultKAN
 from kandisc.model import stats as model_stats
 
@@ -81,7 +83,9 @@ def _objective(model: MultKAN, x, y, s: TrainSettings) -> tuple[torch.Tensor, to
     return mse + s.lamb * reg, mse, reg
 
 
-def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer:
+def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | LevenbergMarquardt:
+    if s.opt == "lm":
+        return LevenbergMarquardt(params)
     if s.opt == "adam":
         return torch.optim.Adam(params, lr=s.lr)
     return torch.optim.LBFGS(
@@ -138,6 +142,8 @@ def train(
     result = TrainResult()
     n_train = data.x_train.shape[0]
     use_batches = 0 < s.batch < n_train
+    if s.opt == "lm" and (s.lamb > 0 or use_batches):
+        raise ValueError("opt: lm fits the full batch without regularisation; set lamb: 0 and batch: -1")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(params, s)
     consecutive = 0
@@ -152,8 +158,10 @@ def train(
         else:
             xb, yb = data.x_train, data.y_train
         snapshot = [p.detach().clone() for p in params]
-        closure = _make_closure(model, optimizer, params, xb, yb, s)
-        optimizer.step(closure)
+        if isinstance(optimizer, LevenbergMarquardt):
+            optimizer.step(lambda xb=xb, yb=yb: model(xb) - yb)
+        else:
+            optimizer.step(_make_closure(model, optimizer, params, xb, yb, s))
         with torch.no_grad():  # judge the parameters the step ended at, not its last trial point
             objective, mse, reg = (float(v) for v in _objective(model, xb, yb, s))
         finite = _all_finite(params) and math.isfinite(objective)

@@ -216,11 +216,14 @@ class _Stage(_Model):
 
 
 class FitStage(_Stage):
-    """Train the model (LBFGS or Adam) with optional sparsity regularisation."""
+    """Train the model (LBFGS, Adam, or Levenberg–Marquardt for small exact fits) with optional
+    sparsity regularisation."""
 
     stage: Literal["fit"] = "fit"
     steps: Int = _f(50, "optimiser steps", ge=0)
-    opt: Annotated[Literal["lbfgs", "adam"], BeforeValidator(_lower)] = _f("lbfgs", "optimiser")
+    opt: Annotated[Literal["lbfgs", "adam", "lm"], BeforeValidator(_lower)] = _f(
+        "lbfgs", "optimiser; lm (Levenberg–Marquardt): full batch, lamb 0, models up to 3000 parameters"
+    )
     lr: Float = _f(1.0, "learning rate", gt=0)
     lamb: Float = _f(0.0, "overall regularisation strength (0 = none)", ge=0)
     lamb_l1: Float = _f(1.0, "weight of the L1 norm of edge activations", ge=0)
@@ -238,6 +241,15 @@ class FitStage(_Stage):
         if value == 0:
             raise ValueError("batch 0 is empty (got 0; allowed: -1 for full batch, or >= 1)")
         return value
+
+    @model_validator(mode="after")
+    def _lm_is_unregularised_full_batch(self) -> FitStage:
+        if self.opt == "lm" and (self.lamb > 0 or self.batch != -1):
+            raise ValueError(
+                f"opt lm minimises the squared error on the full batch (got lamb {self.lamb}, batch "
+                f"{self.batch}); set lamb: 0 and batch: -1, or use opt: lbfgs"
+            )
+        return self
 
 
 class PruneStage(_Stage):

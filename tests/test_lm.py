@@ -1,0 +1,54 @@
+"""Levenberg-Marquardt (kandisc/lm.py) and its use as `opt: lm`."""
+
+import pytest
+import torch
+
+from kandisc.errors import ConfigError
+from kandisc.io.config import load_config
+from kandisc.lm import MAX_PARAMETERS, LevenbergMarquardt
+from kandisc.model import ModelSpec, MultKAN
+from kandisc.train import TrainSettings, train
+from tests.conftest import make_dataset
+
+
+def test_recovers_the_parameters_of_a_nonlinear_curve():
+    x = torch.linspace(0, 2, 50, dtype=torch.float64)
+    y = 1.5 * torch.exp(-0.7 * x) + 0.3
+    a, b, c = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (1.0, -0.1, 0.0))
+    opt = LevenbergMarquardt([a, b, c])
+    for _ in range(40):
+        cost = opt.step(lambda: a * torch.exp(b * x) + c - y)
+    assert cost < 1e-24
+    torch.testing.assert_close(torch.stack([a, b, c]).detach(), torch.tensor([1.5, -0.7, 0.3], dtype=torch.float64))
+
+
+def test_a_failed_iteration_leaves_the_parameters_unchanged():
+    w = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
+    opt = LevenbergMarquardt([w])
+    # The residuals do not depend on w: no step can lower the cost, so none is taken.
+    cost = opt.step(lambda: torch.ones(3, dtype=torch.float64) + 0 * w)
+    assert cost == 3.0 and float(w.detach()) == 2.0
+
+
+def test_refuses_large_models():
+    big = torch.zeros(MAX_PARAMETERS + 1, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="opt: lm .* at most 3000 trainable parameters"):
+        LevenbergMarquardt([big])
+
+
+def test_train_rejects_lm_with_regularisation_or_batches():
+    data = make_dataset(lambda x: x[:, [0]], 1, n=50)
+    model = MultKAN(ModelSpec.build([1, 1]))
+    with pytest.raises(ValueError, match="set lamb: 0 and batch: -1"):
+        train(model, data, TrainSettings(steps=1, opt="lm", lamb=0.01))
+    with pytest.raises(ValueError, match="set lamb: 0 and batch: -1"):
+        train(model, data, TrainSettings(steps=1, opt="lm", batch=10))
+
+
+def test_config_rejects_lm_with_regularisation(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("pipeline:\n  - fit: {steps: 5, opt: lm, lamb: 0.01}\n")
+    with pytest.raises(ConfigError, match=r"pipeline\[0\]\.fit: opt lm minimises the squared error"):
+        load_config(cfg, [])
+    cfg.write_text("pipeline:\n  - fit: {steps: 5, opt: LM}\n")
+    assert load_config(cfg, []).pipeline[0].opt == "lm"
