@@ -52,3 +52,19 @@ def test_config_rejects_lm_with_regularisation(tmp_path):
         load_config(cfg, [])
     cfg.write_text("pipeline:\n  - fit: {steps: 5, opt: LM}\n")
     assert load_config(cfg, []).pipeline[0].opt == "lm"
+
+
+def test_lm_stage_in_a_pipeline(tmp_path):
+    from kandisc.api import fit_run
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        "model: {width: [2, [0, 1], 1], base_fun: identity}\n"
+        "pipeline:\n  - fit: {steps: 5, update_grid: false}\n  - fit: {steps: 8, opt: lm, update_grid: false}\n"
+        "output: {figures: false}\n"
+    )
+    result = fit_run("sample_data/product.csv", config=str(cfg), out=str(tmp_path / "run"))
+    metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    lm_rows = [line for line in metrics if "fit 2" in line]
+    assert len(lm_rows) == 8
+    assert result.summary["test_r2"]["f"] > 0.999
