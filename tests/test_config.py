@@ -92,7 +92,7 @@ def test_all_errors_reported_at_once(tmp_path: Path) -> None:
         "model.width: entry 1 must be an int >= 1 or [n_sum, n_mult]",
         "model.k: out of range (got 7; allowed: <= 5)",
         "model.grid_range: expected two numbers [low, high] with low < high (got [1.0, 0.0])",
-        "pipeline[0].fit.opt: invalid choice (got 'sgd'; allowed: 'lbfgs', 'adam')",
+        "pipeline[0].fit.opt: invalid choice (got 'sgd'; allowed: 'lbfgs', 'adam', 'lm')",
         "pipeline[0].fit.steps: expected an integer (got 'x')",
         "pipeline[1].refine.grid: required key missing (e.g. grid: 10)",
         "foo: unknown key (allowed: seed, device",
