@@ -4,7 +4,8 @@
 this file. When it is present, CPU float32/float64 layers compute their features and the
 input gradient in one fused pass each (see the C file); when it is absent (no C compiler at
 install time) or the tensors live on a GPU, :mod:`kandisc.model.spline` uses its eager torch
-path, which gives the same numbers. ``KANDISC_NATIVE=0`` turns the kernel off, e.g. to compare.
+path, which gives the same numbers up to rounding. ``KANDISC_NATIVE=0`` turns the kernel
+off, e.g. to compare.
 """
 
 from __future__ import annotations

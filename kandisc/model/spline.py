@@ -7,7 +7,7 @@ the knot interval and evaluate their polynomial pieces from a per-grid table (:f
 instead of the dense ``(B, in, G + 2k)`` Cox-de Boor recursion. The result is written into a dense
 feature tensor (column 0 the base function b(x)) ready for a single GEMM. On the CPU the compiled
 kernel of :mod:`kandisc.model.native` does this in one pass; elsewhere the eager torch code below
-(``searchsorted``, one table gather, Horner steps) gives the same numbers.
+(``searchsorted``, one table gather, Horner steps) gives the same numbers up to rounding.
 """
 
 from __future__ import annotations
