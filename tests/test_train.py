@@ -5,18 +5,35 @@ import math
 import torch
 
 from kandisc.model import ModelSpec, MultKAN
+from kandisc.model.spline import dense_basis, uniform_grid
 from kandisc.train import Dataset, TrainSettings, train
 from tests.conftest import make_dataset
 
 
+def best_uniform_spline_rmse(fn, n_intervals: int, k: int = 3) -> float:
+    """RMSE on [-1, 1] of the best least-squares fit by a [1,1] KAN edge (constant + SiLU + the
+    B-splines of ``n_intervals`` uniform intervals): no training can go below it."""
+    x = torch.linspace(-1, 1, 20001, dtype=torch.float64)[:, None]
+    grid = uniform_grid(
+        torch.tensor([-1.0], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64), n_intervals, k
+    )
+    columns = torch.cat([torch.ones_like(x), torch.nn.functional.silu(x), dense_basis(x, grid, k)[:, 0]], dim=1)
+    coef = torch.linalg.lstsq(columns, fn(x)).solution
+    return float(torch.sqrt(torch.mean((columns @ coef - fn(x)) ** 2)))
+
+
 def test_fits_sin_pi_x_with_one_edge():
-    # The best least-squares cubic spline on 10 uniform intervals (plus SiLU) has RMSE 1.172e-4 on
-    # sin(pi x), x in [-1, 1] (scipy make_lsq_spline-style fit on 20001 points): no training can go
-    # below it with G=10 uniform knots. Training reaches that floor; G=20 goes well below 1e-4.
-    data = make_dataset(lambda x: torch.sin(math.pi * x), 1, n=500)
+    # The issue asked for test RMSE < 1e-4 at G=10, but the best possible uniform-grid cubic spline
+    # is at 1.17e-4 (computed here); training reaches that floor, and G=20 goes well below 1e-4.
+    def fn(x):
+        return torch.sin(math.pi * x)
+
+    floor = best_uniform_spline_rmse(fn, 10)
+    assert 1.1e-4 < floor < 1.25e-4
+    data = make_dataset(fn, 1, n=500)
     model = MultKAN(ModelSpec.build([1, 1], grid=10))
     result = train(model, data, TrainSettings(steps=40, update_grid=False))
-    assert result.history[-1].test_loss < 1.2e-4
+    assert result.history[-1].test_loss < 1.03 * floor
     model.refine(data.x_train, 20)
     result = train(model, data, TrainSettings(steps=20))
     assert result.history[-1].test_loss < 5e-5
