@@ -118,3 +118,16 @@ def test_network_gradients_match_eager(eager):
     torch.testing.assert_close(fast_loss, slow_loss, atol=1e-13, rtol=0)
     for a, b in zip(fast, slow, strict=True):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
+
+
+@needs_kernel
+def test_a_stale_build_is_refused_with_a_warning(monkeypatch):
+    monkeypatch.setattr(native, "_ABI_VERSION", native._ABI_VERSION + 1)
+    native._library.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="built from another version of kandisc"):
+            assert not native.available()
+    finally:
+        monkeypatch.undo()
+        native._library.cache_clear()
+    assert native.available()

@@ -88,7 +88,7 @@ static inline __attribute__((always_inline)) void FN(forward_body)(
     const int64_t n_feat = n_knots - k, n_basis = n_knots - 1 - k, n_coef = k + 1;
     const int64_t width = 2 + n_coef * (2 * k + 1);
     const VEC zero = {0};
-    SCALAR local[16];
+    SCALAR local[16]; /* k + 1 values; native.py only calls with k <= 15 */
     for (int64_t b = 0; b < n_batch; ++b) {
         for (int64_t i = 0; i < n_in; ++i) {
             const int64_t at = b * n_in + i;
@@ -137,7 +137,7 @@ static inline __attribute__((always_inline)) void FN(backward_body)(
 {
     const int64_t n_feat = n_knots - k, n_basis = n_knots - 1 - k, n_coef = k + 1;
     const int64_t width = 2 + n_coef * (2 * k + 1);
-    SCALAR local[16];
+    SCALAR local[16]; /* k + 1 values; native.py only calls with k <= 15 */
     for (int64_t b = 0; b < n_batch; ++b) {
         for (int64_t i = 0; i < n_in; ++i) {
             const int64_t at = b * n_in + i;

@@ -13,12 +13,14 @@ from __future__ import annotations
 import ctypes
 import importlib.machinery
 import os
+import warnings
 from functools import cache
 from pathlib import Path
 
 import torch
 
 _ABI_VERSION = 3
+MAX_ORDER = 15  # the C code keeps the k+1 local values of one interval in a 16-entry array
 _BASE_KIND = {"zero": 0, "identity": 1, "silu": 2}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
@@ -40,7 +42,13 @@ def _library() -> ctypes.CDLL | None:
         return None
     lib.kandisc_basis_abi_version.restype = ctypes.c_int64
     if lib.kandisc_basis_abi_version() != _ABI_VERSION:
-        return None  # a stale build from another version of this file
+        warnings.warn(
+            f"{path.name} was built from another version of kandisc; using the slower eager path "
+            "(rebuild it with `pip install -e .` in the kandisc checkout)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
     ptr, i64 = ctypes.c_void_p, ctypes.c_int64
     for suffix in _SUFFIX.values():
         getattr(lib, f"kandisc_basis_forward_{suffix}").argtypes = [ptr] * 4 + [i64] * 5 + [ptr, ptr]
@@ -54,13 +62,13 @@ def available() -> bool:
 
 
 def usable(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, k: int) -> bool:
-    """Whether the kernel can take these operands (CPU, one float32/float64 dtype, k >= 1)."""
+    """Whether the kernel can take these operands (CPU, one float32/float64 dtype, 1 <= k <= 15)."""
     return (
         x.device.type == "cpu"
         and x.dtype in _SUFFIX
         and grid.dtype == table.dtype == x.dtype
         and grid.device == table.device == x.device
-        and k >= 1
+        and 1 <= k <= MAX_ORDER
         and _library() is not None
     )
 
