@@ -88,10 +88,15 @@ class LevenbergMarquardt:
                 original = float(flat[i])
                 h = cube_root_eps * max(1.0, abs(original))
                 flat[i] = original + h
+                up = float(flat[i])  # the step actually taken, after rounding to the dtype
                 plus = residuals().reshape(-1)
                 flat[i] = original - h
+                down = float(flat[i])
                 minus = residuals().reshape(-1)
                 flat[i] = original
-                jac[:, column] = (plus - minus) / (2.0 * h)
+                jac[:, column] = (plus - minus) / (up - down)
                 column += 1
+        # A parameter whose nudge leaves a function's domain (log of a negative, ...) is held
+        # still this iteration rather than poisoning the whole system with NaN.
+        jac[:, ~torch.isfinite(jac).all(0)] = 0.0
         return jac

@@ -68,3 +68,14 @@ def test_lm_stage_in_a_pipeline(tmp_path):
     lm_rows = [line for line in metrics if "fit 2" in line]
     assert len(lm_rows) == 8
     assert result.summary["test_r2"]["f"] > 0.999
+
+
+def test_a_parameter_that_leaves_the_domain_is_held_still():
+    x = torch.linspace(0.5, 2.0, 30, dtype=torch.float64)
+    y = 2.0 * x + 1.0
+    a = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)  # sqrt(b) is NaN for any b < 0
+    opt = LevenbergMarquardt([a, b])
+    for _ in range(30):
+        cost = opt.step(lambda: a * x + 1.0 + torch.sqrt(b) - y)
+    assert cost < 1e-20 and float(b.detach()) == 0.0

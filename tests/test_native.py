@@ -46,15 +46,16 @@ def test_env_switch_turns_the_kernel_off(monkeypatch):
 
 
 def awkward_inputs(grid: torch.Tensor, dtype: torch.dtype, n_random: int = 400) -> torch.Tensor:
-    """Random points plus every knot, points just beside knots, far outside, and NaN."""
+    """Random points plus every knot, points just beside knots, far outside, and NaN/±inf (last 3 rows)."""
     n_in = grid.shape[0]
     gen = torch.Generator().manual_seed(1)
     lo, hi = grid[:, 0] - 0.5, grid[:, -1] + 0.5
     rand = lo + torch.rand(n_random, n_in, generator=gen, dtype=torch.float64) * (hi - lo)
     knots = grid.transpose(0, 1)
     eps = 1e-7 * (grid[:, -1] - grid[:, 0])
-    special = torch.cat([knots, knots - eps, knots + eps, (grid[:, :1] - 10).T, (grid[:, -1:] + 10).T])
-    return torch.cat([rand, special]).to(dtype)
+    far = torch.cat([(grid[:, :1] - 10).T, (grid[:, -1:] + 10).T])
+    bad = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=torch.float64)[:, None].expand(3, n_in)
+    return torch.cat([rand, knots, knots - eps, knots + eps, far, bad]).to(dtype)
 
 
 @needs_kernel
@@ -78,18 +79,45 @@ def test_features_and_input_gradient_match_eager(dtype, atol, base_fun, k, eager
     fast, fast_grad = run()
     eager()
     slow, slow_grad = run()
-    torch.testing.assert_close(fast, slow, atol=atol, rtol=0)
+    torch.testing.assert_close(fast, slow, atol=atol, rtol=0, equal_nan=True)
     scale = (weights.abs().sum(-1) / grid.diff().min()).max()  # derivatives grow like 1/h
-    torch.testing.assert_close(fast_grad, slow_grad, atol=atol * float(scale), rtol=0)
+    torch.testing.assert_close(fast_grad, slow_grad, atol=atol * float(scale), rtol=0, equal_nan=True)
+    assert fast[-3:, :, 1:].isnan().all() and fast_grad[-3:].isnan().all()  # the NaN/±inf rows
 
 
 @needs_kernel
-def test_nan_and_far_inputs_give_zero_spline_features():
+def test_far_inputs_give_zero_spline_features_and_nan_reaches_the_output():
     grid = knots([-1.0], [1.0], 5, 3)
-    x = torch.tensor([[float("nan")], [-50.0], [50.0]], dtype=torch.float64)
+    x = torch.tensor([[-50.0], [50.0]], dtype=torch.float64)
     feats = spline.basis_features(x, grid, 3, "identity")
-    assert feats[:, 0, 1:].abs().max() == 0
-    assert torch.isnan(feats[0, 0, 0]) and feats[1, 0, 0] == -50.0
+    assert feats[:, 0, 1:].abs().max() == 0 and feats[0, 0, 0] == -50.0
+    # Even with a zero base function a NaN input must not turn into a finite prediction.
+    model = MultKAN(ModelSpec.build([2, 3, 1], base_fun="zero"))
+    out = model(torch.tensor([[0.1, float("nan")], [0.1, 0.2]], dtype=torch.float64))
+    assert out[0].isnan().all() and out[1].isfinite().all()
+
+
+@needs_kernel
+def test_mismatched_shapes_never_reach_the_kernel():
+    grid = knots([-1.0, -1.0], [1.0, 1.0], 5, 3)
+    table = spline.basis_table(grid, 3)
+    x = torch.zeros(4, 2, dtype=torch.float64)
+    assert native.usable(x, grid, table, 3)
+    assert not native.usable(torch.zeros(4, 3, dtype=torch.float64), grid, table, 3)  # more inputs than grids
+    assert not native.usable(x, grid, spline.basis_table(knots([-1.0, -1.0], [1.0, 1.0], 9, 3), 3), 3)  # stale
+    assert not native.usable(x, grid, table, 2)  # table built for another order
+    with pytest.raises(RuntimeError):  # the eager path then reports the mismatch
+        spline.basis_features(torch.zeros(4, 3, dtype=torch.float64), grid, 3, "silu", table)
+
+
+def test_first_derivatives_only_and_known_base_functions():
+    grid = knots([-1.0], [1.0], 5, 3)
+    x = torch.full((3, 1), 0.3, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(spline.basis_features(x, grid, 3, "silu").sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(grad.sum(), x)
+    with pytest.raises(ValueError, match="unknown base function 'relu'"):
+        spline.basis_features(x, grid, 3, "relu")
 
 
 @needs_kernel

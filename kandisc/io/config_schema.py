@@ -222,7 +222,7 @@ class FitStage(_Stage):
     stage: Literal["fit"] = "fit"
     steps: Int = _f(50, "optimiser steps", ge=0)
     opt: Annotated[Literal["lbfgs", "adam", "lm"], BeforeValidator(_lower)] = _f(
-        "lbfgs", "optimiser; lm (Levenberg–Marquardt): full batch, lamb 0, models up to 3000 parameters"
+        "lbfgs", "optimiser; lm (Levenberg–Marquardt, ignores lr): full batch, lamb 0, up to 3000 parameters"
     )
     lr: Float = _f(1.0, "learning rate", gt=0)
     lamb: Float = _f(0.0, "overall regularisation strength (0 = none)", ge=0)

@@ -11,6 +11,7 @@
  * C99 plus GCC/Clang vector extensions, no Python or torch headers, so any C compiler builds it
  * in well under a second; the two element types are instantiated from _basis_native_impl.h.
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -25,4 +26,4 @@
 #include "_basis_native_impl.h"
 
 /* Lets the loader check that it talks to the layout it was written for. */
-int64_t kandisc_basis_abi_version(void) { return 3; }
+int64_t kandisc_basis_abi_version(void) { return 4; }

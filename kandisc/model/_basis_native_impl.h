@@ -13,7 +13,7 @@
  *                                      D = 2 + (k+1)(2k+1)
  *   base_kind  0 zero, 1 identity, 2 SiLU
  * The "row" of x for input i is the number of knots <= x; 0 and n_knots mean outside the
- * extended grid, where every basis is zero. On row r the k+1 non-zero bases land in the
+ * extended grid, where every basis is zero. A non-finite x gets NaN spline features and gradient. On row r the k+1 non-zero bases land in the
  * consecutive feature columns r-k .. r (column 0 holds the base function).
  */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -100,6 +100,15 @@ static inline __attribute__((always_inline)) void FN(forward_body)(
             for (; f < n_feat; ++f)
                 o[f] = 0;
             o[0] = FN(base_value)(base_kind, xv, sigma, at);
+            if (!isfinite(xv)) {
+                /* NaN or ±inf: NaN spline features, as on the eager path, so a bad value reaches
+                 * the output (and the training NaN guard) whatever the base function. */
+                for (f = 1; f < n_feat; ++f)
+                    o[f] = (SCALAR)NAN;
+                if (rows)
+                    rows[at] = 0;
+                continue;
+            }
             const int64_t row = FN(knot_row)(grid + i * n_knots, n_knots, xv);
             if (rows)
                 rows[at] = (int32_t)row;
@@ -143,6 +152,10 @@ static inline __attribute__((always_inline)) void FN(backward_body)(
             const int64_t at = b * n_in + i;
             const SCALAR xv = x[at];
             const SCALAR *g = grad_out + at * n_feat;
+            if (!isfinite(xv)) {
+                grad_x[at] = (SCALAR)NAN;
+                continue;
+            }
             SCALAR total = g[0] * FN(base_slope)(base_kind, xv, sigma, at);
             const int64_t row = rows[at];
             if (row != 0 && row != n_knots) {

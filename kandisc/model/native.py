@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-_ABI_VERSION = 3
+_ABI_VERSION = 4
 MAX_ORDER = 15  # the C code keeps the k+1 local values of one interval in a 16-entry array
 _BASE_KIND = {"zero": 0, "identity": 1, "silu": 2}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -62,15 +62,16 @@ def available() -> bool:
 
 
 def usable(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, k: int) -> bool:
-    """Whether the kernel can take these operands (CPU, one float32/float64 dtype, 1 <= k <= 15)."""
-    return (
-        x.device.type == "cpu"
-        and x.dtype in _SUFFIX
-        and grid.dtype == table.dtype == x.dtype
-        and grid.device == table.device == x.device
-        and 1 <= k <= MAX_ORDER
-        and _library() is not None
-    )
+    """Whether the kernel can take these operands: CPU, one float32/float64 dtype, 1 <= k <= 15,
+    and shapes that agree (the C code trusts them; the eager path raises on a mismatch)."""
+    if x.device.type != "cpu" or x.dtype not in _SUFFIX or not 1 <= k <= MAX_ORDER or _library() is None:
+        return False
+    if grid.dtype != x.dtype or table.dtype != x.dtype or grid.device != x.device or table.device != x.device:
+        return False
+    if x.dim() != 2 or grid.dim() != 2 or x.shape[1] != grid.shape[0] or grid.shape[1] < 2 * k + 2:
+        return False
+    n_in, n_knots = grid.shape
+    return tuple(table.shape) == (2 + (k + 1) * (2 * k + 1), n_in * (n_knots + 1))
 
 
 def _pointer(t: torch.Tensor | None) -> int | None:

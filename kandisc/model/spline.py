@@ -13,6 +13,7 @@ kernel of :mod:`kandisc.model.native` does this in one pass; elsewhere the eager
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from kandisc.model import native
 from kandisc.model.spec import BASE_FUNCTIONS
@@ -124,16 +125,15 @@ def _base_and_slope(x: torch.Tensor, base_fun: str) -> tuple[torch.Tensor, torch
         return x * sig, sig * (1 + x * (1 - sig))
     if base_fun == "identity":
         return x, torch.ones_like(x)
-    if base_fun == "zero":
-        return torch.zeros_like(x), torch.zeros_like(x)
-    raise ValueError(f"unknown base function {base_fun!r}; expected one of {BASE_FUNCTIONS}")
+    return torch.zeros_like(x), torch.zeros_like(x)  # "zero"; basis_features checked the name
 
 
 class _BasisFeatures(torch.autograd.Function):
     """Dense features with an analytic backward: no autograd graph through de Boor's triangle.
 
     CPU float32/float64 inputs go through the fused compiled kernel when it was built
-    (:mod:`kandisc.model.native`); everything else through the eager torch path below.
+    (:mod:`kandisc.model.native`); everything else through the eager torch path below. A
+    non-finite x gets NaN spline features on both. First derivatives only (no ``create_graph``).
     """
 
     @staticmethod
@@ -153,10 +153,14 @@ class _BasisFeatures(torch.autograd.Function):
             out = torch.zeros(x.shape[0], x.shape[1], grid.shape[1] - k, dtype=x.dtype, device=x.device)
             out[..., 0] = base
             out.scatter_add_(2, col, values)  # phantom entries are 0 and may share a column
+            poison = x * 0  # NaN where x is NaN/±inf: NaN spline features and gradient, as the kernel
+            out[..., 1:] += poison.unsqueeze(-1)
+            slope = slope + poison
         ctx.save_for_backward(slope, deriv, col)
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None
@@ -177,6 +181,8 @@ def basis_features(
     ``base_fun`` is one of :data:`BASE_FUNCTIONS`. Pass ``table`` (from :func:`basis_table`) to
     skip rebuilding it on every call.
     """
+    if base_fun not in BASE_FUNCTIONS:
+        raise ValueError(f"unknown base function {base_fun!r}; expected one of {BASE_FUNCTIONS}")
     table = table if table is not None else basis_table(grid, k)
     return _BasisFeatures.apply(x, grid, table, k, base_fun)
 
