@@ -25,5 +25,10 @@
 #define SUFFIX f64
 #include "_basis_native_impl.h"
 
-/* Lets the loader check that it talks to the layout it was written for. */
-int64_t kandisc_basis_abi_version(void) { return 4; }
+/* setup.py passes a digest of this file and the header: native.py compares it with the sources
+ * beside it, so a library built from other sources (a checkout updated without reinstalling) is
+ * refused instead of being called with the wrong arguments. */
+#ifndef KANDISC_SOURCE_DIGEST
+#define KANDISC_SOURCE_DIGEST "unknown"
+#endif
+const char *kandisc_basis_source_digest(void) { return KANDISC_SOURCE_DIGEST; }

@@ -11,6 +11,7 @@ off, e.g. to compare.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import importlib.machinery
 import os
 import warnings
@@ -19,10 +20,20 @@ from pathlib import Path
 
 import torch
 
-_ABI_VERSION = 4
+_SOURCES = ("_basis_native.c", "_basis_native_impl.h")
 MAX_ORDER = 15  # the C code keeps the k+1 local values of one interval in a 16-entry array
 _BASE_KIND = {"zero": 0, "identity": 1, "silu": 2}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def _source_digest(folder: Path) -> str | None:
+    """The digest setup.py compiles in (sha256 of the C sources, 16 hex digits); None when the
+    sources were not installed, and there is nothing to compare with."""
+    try:
+        data = b"".join((folder / name).read_bytes() for name in _SOURCES)
+    except OSError:
+        return None
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 @cache
@@ -40,8 +51,9 @@ def _library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(path))
     except OSError:
         return None
-    lib.kandisc_basis_abi_version.restype = ctypes.c_int64
-    if lib.kandisc_basis_abi_version() != _ABI_VERSION:
+    lib.kandisc_basis_source_digest.restype = ctypes.c_char_p
+    expected = _source_digest(here)
+    if expected is not None and lib.kandisc_basis_source_digest().decode() != expected:
         warnings.warn(
             f"{path.name} was built from another version of kandisc; using the slower eager path "
             "(rebuild it with `pip install -e .` in the kandisc checkout)",
