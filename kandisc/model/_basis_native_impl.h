@@ -13,8 +13,9 @@
  *                                      D = 2 + (k+1)(2k+1)
  *   base_kind  0 zero, 1 identity, 2 SiLU
  * The "row" of x for input i is the number of knots <= x; 0 and n_knots mean outside the
- * extended grid, where every basis is zero. A non-finite x gets NaN spline features and gradient. On row r the k+1 non-zero bases land in the
- * consecutive feature columns r-k .. r (column 0 holds the base function).
+ * extended grid, where every basis is zero. On row r the k+1 non-zero bases land in the
+ * consecutive feature columns r-k .. r (column 0 holds the base function). A non-finite x gets
+ * NaN spline features and a NaN gradient, as on the eager torch path.
  */
 #if defined(__GNUC__) && !defined(__clang__)
 /* Keep GCC from turning the per-row zeroing into a libc memset call per element. */
