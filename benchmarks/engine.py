@@ -1,8 +1,8 @@
 """Engine benchmark: forward+backward of one KAN layer vs the dense matmul of the same contraction.
 
 For each shape the KAN layer time is printed as a ratio to (B × in·(G+k)) @ (in·(G+k) × out),
-forward+backward, measured in the same run (min over repetitions, process CPU time and wall
-time). Also prints the peak memory increase of the largest shape (in a fresh subprocess).
+forward+backward, measured in the same run (best wall time over repetitions, the two measurements
+interleaved). Also prints the peak memory increase of the largest shape (in a fresh subprocess).
 
     python benchmarks/engine.py [--threads 1]
     KANDISC_NATIVE=0 python benchmarks/engine.py    # the eager torch path, for comparison
@@ -29,17 +29,21 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _time(fn, reps: int, device: str = "cpu") -> float:
+def _time_pair(first, second, reps: int, device: str = "cpu") -> tuple[float, float]:
+    """Best wall time of each of two functions, their repetitions interleaved so that both see
+    the same machine conditions (a shared VM's speed drifts; a ratio of two separate runs drifts too)."""
     for _ in range(3):
-        fn()
+        first()
+        second()
     _sync(device)
-    best = float("inf")
+    best = [float("inf"), float("inf")]
     for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
-    return best
+        for slot, fn in enumerate((first, second)):
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            best[slot] = min(best[slot], time.perf_counter() - start)
+    return best[0], best[1]
 
 
 def bench_shape(
@@ -61,7 +65,7 @@ def bench_shape(
         a.grad = w.grad = None
         (a @ w).sum().backward()
 
-    return _time(kan_step, reps, device), _time(mm_step, reps, device)
+    return _time_pair(kan_step, mm_step, reps, device)
 
 
 def _status_kb(field: str) -> int:
