@@ -11,6 +11,7 @@ interleaved). Also prints the peak memory increase of the largest shape (in a fr
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -46,9 +47,8 @@ def _time_pair(first, second, reps: int, device: str = "cpu") -> tuple[float, fl
     return best[0], best[1]
 
 
-def bench_shape(
-    n_in: int, n_out: int, grid: int, batch: int, dtype: torch.dtype, reps: int, device: str = "cpu"
-) -> tuple[float, float]:
+def make_steps(n_in: int, n_out: int, grid: int, batch: int, dtype: torch.dtype, device: str = "cpu"):
+    """(kan_step, mm_step): forward+backward of one KAN layer and of the matching dense matmul."""
     gen = torch.Generator().manual_seed(0)
     layer = KANLayer(n_in, n_out, grid, K, "silu", (-1.0, 1.0), 0.3, gen, dtype).to(device)
     x = (torch.rand(batch, n_in, generator=gen, dtype=dtype) * 2 - 1).to(device).requires_grad_()
@@ -65,7 +65,13 @@ def bench_shape(
         a.grad = w.grad = None
         (a @ w).sum().backward()
 
-    return _time_pair(kan_step, mm_step, reps, device)
+    return kan_step, mm_step
+
+
+def bench_shape(
+    n_in: int, n_out: int, grid: int, batch: int, dtype: torch.dtype, reps: int, device: str = "cpu"
+) -> tuple[float, float]:
+    return _time_pair(*make_steps(n_in, n_out, grid, batch, dtype, device), reps, device)
 
 
 def _status_kb(field: str) -> int:
@@ -77,14 +83,16 @@ def _status_kb(field: str) -> int:
 
 
 def peak_memory_child(dtype_name: str) -> None:
-    """Peak resident memory added by forward+backward of the largest shape (Linux: VmHWM reset)."""
+    """Peak resident memory a forward+backward of the largest KAN layer adds on top of its
+    parameters and input (Linux: VmHWM reset through /proc/self/clear_refs)."""
     n_in, n_out, grid, batch = SHAPES[-1]
-    dtype = getattr(torch, dtype_name)
-    bench_shape(n_in, n_out, grid, batch, dtype, reps=1)  # warm up allocator and kernels
+    kan_step, _ = make_steps(n_in, n_out, grid, batch, getattr(torch, dtype_name))
+    kan_step()  # warm up kernels and lazily built state; its gradients are then dropped
+    kan_step()
     with open("/proc/self/clear_refs", "w") as fh:  # reset the peak to the current resident size
         fh.write("5")
     before = _status_kb("VmRSS")
-    bench_shape(n_in, n_out, grid, batch, dtype, reps=2)
+    kan_step()
     print((_status_kb("VmHWM") - before) / 1024)
 
 
@@ -111,13 +119,17 @@ def main() -> None:
     if args.device != "cpu":
         return  # peak resident memory is a CPU measure
     for dtype_name in ("float32", "float64"):
+        # Large blocks straight from mmap and back on free: the resident peak then follows the
+        # live tensors instead of whatever glibc's heap happened to keep from earlier calls.
+        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
         out = subprocess.run(
             [sys.executable, __file__, "--threads", str(args.threads), "--memory-child", dtype_name],
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         ).stdout.strip()
-        print(f"peak memory increase, largest shape forward+backward ({dtype_name}): {float(out):.1f} MB")
+        print(f"peak memory added by one KAN forward+backward, largest shape ({dtype_name}): {float(out):.1f} MB")
 
 
 if __name__ == "__main__":
