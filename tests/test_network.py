@@ -96,3 +96,13 @@ def test_parameter_size_independent_of_sample_count():
 def test_float32_model():
     model = MultKAN(ModelSpec.build([2, 3, 1]), dtype=torch.float32)
     assert model(torch.rand(5, 2)).dtype == torch.float32
+
+
+def test_parameters_stay_row_major_through_grid_changes():
+    # Non-contiguous parameters cost a copy per LBFGS step and trigger autograd layout warnings.
+    model = MultKAN(ModelSpec.build([2, [2, 1], 1]))
+    x = torch.rand(200, 2, dtype=torch.float64) * 2 - 1
+    assert all(p.is_contiguous() for p in model.parameters())
+    model.update_grid(x)
+    model.refine(x, 10)
+    assert all(p.is_contiguous() for p in model.parameters())

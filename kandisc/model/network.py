@@ -156,7 +156,8 @@ class MultKAN(nn.Module):
         for layer, kan in enumerate(self.layers):
             key = f"layers.{layer}.coef"
             if key in state_dict and state_dict[key].shape != kan.coef.shape:
-                kan.coef = nn.Parameter(torch.empty_like(state_dict[key], dtype=kan.coef.dtype))
+                shape = state_dict[key].shape  # row-major whatever the saved tensor's strides
+                kan.coef = nn.Parameter(torch.empty(shape, dtype=kan.coef.dtype, device=kan.coef.device))
             gkey = f"layers.{layer}.grid"
             if gkey in state_dict and state_dict[gkey].shape != kan.grid.shape:
                 kan.grid = torch.empty_like(state_dict[gkey], dtype=kan.grid.dtype)

@@ -212,4 +212,5 @@ def fit_coefficients(basis: torch.Tensor, targets: torch.Tensor, ridge: float = 
     gram = gram + (ridge * scale)[:, None, None] * eye
     rhs = A.transpose(1, 2) @ Y
     chol = torch.linalg.cholesky(gram)
-    return torch.cholesky_solve(rhs, chol).to(basis.dtype)
+    # cholesky_solve answers in column-major layout; parameters (and LBFGS's flat views) want rows.
+    return torch.cholesky_solve(rhs, chol).to(basis.dtype).contiguous()
