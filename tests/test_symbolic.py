@@ -101,7 +101,7 @@ def test_constant_snapping_keeps_only_snaps_that_fit():
     assert best.test_rmse < 1e-6 and sp.simplify(best.expr - (sp.sin(sp.pi * x) + sp.Float(0.37) * x)) == 0
 
 
-def run_example(name: str, tmp_path: Path) -> tuple[dict, str]:
+def run_example(name: str, tmp_path: Path, *overrides: str) -> tuple[dict, str]:
     out = tmp_path / name
     result = CliRunner().invoke(
         app,
@@ -114,6 +114,7 @@ def run_example(name: str, tmp_path: Path) -> tuple[dict, str]:
             str(out),
             "--set",
             "output.figures=false",
+            *(arg for item in overrides for arg in ("--set", item)),
         ],
     )
     assert result.exit_code == 0, result.stderr
@@ -147,6 +148,15 @@ def test_recovers_the_law_from_sample_data(name, expected, tmp_path):
     assert summary["formulas"]["f"] in stdout
     if name == "squares":
         assert summary["pruned_inputs"] == ["w"]
+
+
+def test_float32_model_gets_its_formula(tmp_path):
+    # The formula is checked against the model to 1000 float32 ulps (1e-8 would reject float32 models).
+    summary, _ = run_example("quickstart", tmp_path, "model.dtype=float32")
+    assert summary["formula_checks"]["f"]["status"] == "ok"
+    formula = rounded(sp.sympify(summary["formulas"]["f"]))
+    x, y = sp.symbols("x y")
+    assert sp.simplify(formula - sp.exp(y**2 + sp.sin(sp.pi * x))) == 0, formula
 
 
 def test_formula_files(tmp_path):
