@@ -57,7 +57,11 @@ class LevenbergMarquardt:
         scale = torch.where(scale > 0, scale, scale.max().clamp(min=1.0) * 1e-12)  # inert entries
         start = [p.detach().clone() for p in self.params]
         for _ in range(MAX_DAMPING_TRIES):
-            delta = torch.linalg.solve(gram + torch.diag(self.damping * scale), -grad)
+            try:
+                delta = torch.linalg.solve(gram + torch.diag(self.damping * scale), -grad)
+            except torch.linalg.LinAlgError:  # numerically singular: more damping makes it definite
+                self.damping = min(self.damping * 4.0, MAX_DAMPING)
+                continue
             self._add(start, delta)
             trial = residuals().reshape(-1)
             trial_cost = float(trial @ trial)
