@@ -50,7 +50,7 @@ def test_fits_exp_sin_plus_square(expsin_data):
 def test_mult_node_fits_product():
     # LBFGS stalls near 1e-4 on x*y (flat valleys: base and spline both represent a line, and the
     # mult node trades scale between its factors); Levenberg-Marquardt goes to machine precision
-    # (seeds 0-5, 60 steps: four reach ~1e-16, two ~7e-7).
+    # (benchmarks/exact_fits.py, seeds 0-5: four reach ~1e-16, two 5e-7 to 9e-7).
     data = make_dataset(lambda x: x[:, [0]] * x[:, [1]], 2, n=400)
     model = MultKAN(ModelSpec.build([2, [0, 1], 1], base_fun="identity"))
     result = train(model, data, TrainSettings(steps=30, update_grid=False))
