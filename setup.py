@@ -21,7 +21,8 @@ setup(
             sources=SOURCES[:1],
             depends=SOURCES[1:],
             define_macros=[("KANDISC_SOURCE_DIGEST", f'"{DIGEST}"')],
-            extra_compile_args=["-O3", "-std=c99"],
+            extra_compile_args=["-O3", "-std=c99", "-pthread"],
+            extra_link_args=["-pthread"],
             optional=True,
         )
     ]

@@ -159,3 +159,26 @@ def test_a_stale_build_is_refused_with_a_warning(monkeypatch):
         monkeypatch.undo()
         native._library.cache_clear()
     assert native.available()
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_threads_split_the_batch_without_changing_a_bit(dtype):
+    grid = knots([-1.0] * 8, [1.0] * 8, 5, 3).to(dtype)
+    table = spline.basis_table(grid, 3)
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(9001, 8, generator=gen, dtype=torch.float64) * 2.4 - 1.2).to(dtype)  # 72 008 pairs: 2 jobs
+    grad_out = torch.randn(9001, 8, grid.shape[1] - 3, generator=gen, dtype=torch.float64).to(dtype)
+    sigma = torch.sigmoid(x)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 4):
+            torch.set_num_threads(n)
+            feats, rows = native.features(x, sigma, grid, table, 3, "silu", keep_rows=True)
+            grad = native.grad_input(x, sigma, rows, table, grid.shape[1], 3, "silu", grad_out)
+            results.append((feats, rows, grad))
+    finally:
+        torch.set_num_threads(threads)
+    for one, many in zip(*results, strict=True):
+        assert torch.equal(one, many)

@@ -12,8 +12,40 @@
  * in well under a second; the two element types are instantiated from _basis_native_impl.h.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+
+/* Threads: the caller passes torch's intra-op thread count; each thread takes a contiguous block
+ * of batch rows, and a call only splits when every thread gets at least MIN_WORK (row, input)
+ * pairs, since starting a thread costs about as much as 10 000 of them. */
+#define MAX_THREADS 64
+#define MIN_WORK 32768
+
+static int split_count(int64_t n_batch, int64_t n_in, int64_t n_threads)
+{
+    int64_t n = n_threads < MAX_THREADS ? n_threads : MAX_THREADS;
+    const int64_t by_work = n_batch * n_in / MIN_WORK;
+    n = n < by_work ? n : by_work;
+    n = n < n_batch ? n : n_batch;
+    return n < 1 ? 1 : (int)n;
+}
+
+/* Run jobs[1..] on new threads and jobs[0] on this one; a job whose thread cannot start runs here. */
+static void run_jobs(void *(*worker)(void *), void *jobs, size_t job_size, int n_jobs)
+{
+    pthread_t threads[MAX_THREADS];
+    int started[MAX_THREADS] = {0};
+    for (int t = 1; t < n_jobs; ++t)
+        started[t] = pthread_create(&threads[t], NULL, worker, (char *)jobs + t * job_size) == 0;
+    worker(jobs);
+    for (int t = 1; t < n_jobs; ++t) {
+        if (started[t])
+            pthread_join(threads[t], NULL);
+        else
+            worker((char *)jobs + t * job_size);
+    }
+}
 
 #define SCALAR float
 #define SUFFIX f32

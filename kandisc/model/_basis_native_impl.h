@@ -189,24 +189,76 @@ static inline __attribute__((always_inline)) void FN(backward_body)(
     }
 }
 
-NO_MEMSET_CALLS void FN(kandisc_basis_forward)(const SCALAR *x, const SCALAR *sigma, const SCALAR *grid,
-                                               const SCALAR *table, int64_t n_batch, int64_t n_in, int64_t n_knots,
-                                               int64_t k, int64_t base_kind, SCALAR *out, int32_t *rows)
+/* One thread's share of a call: the rows [first_row, first_row + n_batch) of the batch, as
+ * offset pointers into the caller's arrays. */
+typedef struct {
+    const SCALAR *x, *sigma, *grid, *table, *grad_out;
+    const int32_t *rows_in;
+    int32_t *rows_out;
+    SCALAR *result; /* features (forward) or grad_x (backward) */
+    int64_t n_batch, n_in, n_knots, k, base_kind;
+} FN(job);
+
+static NO_MEMSET_CALLS void *FN(forward_worker)(void *arg)
 {
-    if (k == 3)
-        FN(forward_body)(x, sigma, grid, table, n_batch, n_in, n_knots, 3, base_kind, out, rows);
+    const FN(job) *j = arg;
+    if (j->k == 3)
+        FN(forward_body)(j->x, j->sigma, j->grid, j->table, j->n_batch, j->n_in, j->n_knots, 3, j->base_kind,
+                         j->result, j->rows_out);
     else
-        FN(forward_body)(x, sigma, grid, table, n_batch, n_in, n_knots, k, base_kind, out, rows);
+        FN(forward_body)(j->x, j->sigma, j->grid, j->table, j->n_batch, j->n_in, j->n_knots, j->k, j->base_kind,
+                         j->result, j->rows_out);
+    return NULL;
+}
+
+static void *FN(backward_worker)(void *arg)
+{
+    const FN(job) *j = arg;
+    if (j->k == 3)
+        FN(backward_body)(j->x, j->sigma, j->rows_in, j->table, j->grad_out, j->n_batch, j->n_in, j->n_knots, 3,
+                          j->base_kind, j->result);
+    else
+        FN(backward_body)(j->x, j->sigma, j->rows_in, j->table, j->grad_out, j->n_batch, j->n_in, j->n_knots, j->k,
+                          j->base_kind, j->result);
+    return NULL;
+}
+
+/* Cut the batch into one job per thread (rows are independent) and run them. */
+static void FN(run_split)(void *(*worker)(void *), const FN(job) *whole, int64_t n_threads)
+{
+    FN(job) jobs[MAX_THREADS];
+    const int64_t n_feat = whole->n_knots - whole->k;
+    const int n_jobs = split_count(whole->n_batch, whole->n_in, n_threads);
+    const int64_t chunk = (whole->n_batch + n_jobs - 1) / n_jobs;
+    for (int t = 0; t < n_jobs; ++t) {
+        const int64_t first = t * chunk, last = first + chunk < whole->n_batch ? first + chunk : whole->n_batch;
+        const int64_t at = first * whole->n_in;
+        jobs[t] = *whole;
+        jobs[t].n_batch = last > first ? last - first : 0;
+        jobs[t].x = whole->x + at;
+        jobs[t].sigma = whole->sigma ? whole->sigma + at : NULL;
+        jobs[t].grad_out = whole->grad_out ? whole->grad_out + at * n_feat : NULL;
+        jobs[t].rows_in = whole->rows_in ? whole->rows_in + at : NULL;
+        jobs[t].rows_out = whole->rows_out ? whole->rows_out + at : NULL;
+        jobs[t].result = whole->result + (whole->grad_out ? at : at * n_feat);
+    }
+    run_jobs(worker, jobs, sizeof(FN(job)), n_jobs);
+}
+
+void FN(kandisc_basis_forward)(const SCALAR *x, const SCALAR *sigma, const SCALAR *grid, const SCALAR *table,
+                               int64_t n_batch, int64_t n_in, int64_t n_knots, int64_t k, int64_t base_kind,
+                               SCALAR *out, int32_t *rows, int64_t n_threads)
+{
+    const FN(job) whole = {x, sigma, grid, table, NULL, NULL, rows, out, n_batch, n_in, n_knots, k, base_kind};
+    FN(run_split)(FN(forward_worker), &whole, n_threads);
 }
 
 void FN(kandisc_basis_backward)(const SCALAR *x, const SCALAR *sigma, const int32_t *rows, const SCALAR *table,
                                 const SCALAR *grad_out, int64_t n_batch, int64_t n_in, int64_t n_knots, int64_t k,
-                                int64_t base_kind, SCALAR *grad_x)
+                                int64_t base_kind, SCALAR *grad_x, int64_t n_threads)
 {
-    if (k == 3)
-        FN(backward_body)(x, sigma, rows, table, grad_out, n_batch, n_in, n_knots, 3, base_kind, grad_x);
-    else
-        FN(backward_body)(x, sigma, rows, table, grad_out, n_batch, n_in, n_knots, k, base_kind, grad_x);
+    const FN(job) whole = {x, sigma, NULL, table, grad_out, rows, NULL, grad_x, n_batch, n_in, n_knots, k, base_kind};
+    FN(run_split)(FN(backward_worker), &whole, n_threads);
 }
 
 #undef VEC

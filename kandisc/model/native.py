@@ -2,7 +2,8 @@
 
 ``_basis_native.c`` is built by ``pip install`` (``setup.py``) into a shared library next to
 this file. When it is present, CPU float32/float64 layers compute their features and the
-input gradient in one fused pass each (see the C file); when it is absent (no C compiler at
+input gradient in one fused pass each (see the C file), on as many threads as torch uses
+(``torch.get_num_threads()``) once the batch is large enough; when it is absent (no C compiler at
 install time) or the tensors live on a GPU, :mod:`kandisc.model.spline` uses its eager torch
 path, which gives the same numbers up to rounding. ``KANDISC_NATIVE=0`` turns the kernel
 off, e.g. to compare.
@@ -63,8 +64,8 @@ def _library() -> ctypes.CDLL | None:
         return None
     ptr, i64 = ctypes.c_void_p, ctypes.c_int64
     for suffix in _SUFFIX.values():
-        getattr(lib, f"kandisc_basis_forward_{suffix}").argtypes = [ptr] * 4 + [i64] * 5 + [ptr, ptr]
-        getattr(lib, f"kandisc_basis_backward_{suffix}").argtypes = [ptr] * 5 + [i64] * 5 + [ptr]
+        getattr(lib, f"kandisc_basis_forward_{suffix}").argtypes = [ptr] * 4 + [i64] * 5 + [ptr, ptr, i64]
+        getattr(lib, f"kandisc_basis_backward_{suffix}").argtypes = [ptr] * 5 + [i64] * 5 + [ptr, i64]
     return lib
 
 
@@ -124,6 +125,7 @@ def features(
         _BASE_KIND[base_fun],
         out.data_ptr(),
         _pointer(rows),
+        torch.get_num_threads(),
     )
     return out, rows
 
@@ -152,5 +154,6 @@ def grad_input(
         k,
         _BASE_KIND[base_fun],
         grad_x.data_ptr(),
+        torch.get_num_threads(),
     )
     return grad_x
