@@ -22,6 +22,7 @@ import torch
 MAX_PARAMETERS = 3000
 MAX_DAMPING_TRIES = 12
 MIN_DAMPING, MAX_DAMPING = 1e-12, 1e12
+SHRINK, GROW = 3.0, 4.0  # damping after a successful / failed trial step
 
 
 class LevenbergMarquardt:
@@ -60,15 +61,15 @@ class LevenbergMarquardt:
             try:
                 delta = torch.linalg.solve(gram + torch.diag(self.damping * scale), -grad)
             except torch.linalg.LinAlgError:  # numerically singular: more damping makes it definite
-                self.damping = min(self.damping * 4.0, MAX_DAMPING)
+                self.damping = min(self.damping * GROW, MAX_DAMPING)
                 continue
             self._add(start, delta)
             trial = residuals().reshape(-1)
             trial_cost = float(trial @ trial)
             if trial_cost < cost:  # NaN compares False: a failed trial
-                self.damping = max(self.damping / 3.0, MIN_DAMPING)
+                self.damping = max(self.damping / SHRINK, MIN_DAMPING)
                 return trial_cost
-            self.damping = min(self.damping * 4.0, MAX_DAMPING)
+            self.damping = min(self.damping * GROW, MAX_DAMPING)
         self._add(start, None)
         return cost
 

@@ -33,3 +33,16 @@ def write_csv(tmp_path):
         return path
 
     return _write
+
+
+def fit_with_config(data, config_text: str, out):
+    """Run ``kandisc fit data`` with ``config_text`` (written next to ``out``); assert it succeeded."""
+    from typer.testing import CliRunner
+
+    from kandisc.cli import app
+
+    config = out.parent / f"{out.name}.yaml"
+    config.write_text(config_text)
+    result = CliRunner().invoke(app, ["fit", str(data), "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    return out

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kandisc.cli import app
+from tests.conftest import fit_with_config
 
 runner = CliRunner()
 
@@ -21,14 +22,12 @@ def trained_run(tmp_path_factory):
     frame["f"] = x[:, 0] ** 2 + 0.3 * x[:, 1] + 0.1 * x[:, 2] ** 3
     data = folder / "data.csv"
     frame.to_csv(data, index=False)
-    config = folder / "run.yaml"
-    config.write_text(
+    out = fit_with_config(
+        data,
         "model: {width: [4, 5, 1]}\npipeline:\n  - fit: {steps: 20, lamb: 0.001}\n"
-        "  - prune: {}\n  - fit: {steps: 10}\noutput: {figures: false}\n"
+        "  - prune: {}\n  - fit: {steps: 10}\noutput: {figures: false}\n",
+        folder / "out",
     )
-    out = folder / "out"
-    result = runner.invoke(app, ["fit", str(data), "--config", str(config), "--out", str(out)])
-    assert result.exit_code == 0, result.stderr
     return out, data, frame
 
 

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from kandisc.cli import app
 from kandisc.io.model_file import load_model
+from tests.conftest import fit_with_config
 
 runner = CliRunner()
 
@@ -18,15 +19,13 @@ def test_module_string_gives_a_block_diagonal_first_layer_that_survives(write_cs
     path = write_csv(
         {"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "d": x[:, 3], "f": np.sin(x[:, 0] + x[:, 1]) + (x[:, 2] * x[:, 3])}
     )
-    config = tmp_path / "run.yaml"
-    config.write_text(
+    out = fit_with_config(
+        path,
         "model: {width: [4, 4, 1]}\nmodules: ['0: [0,1]->[0,1]']\npipeline:\n"
         "  - fit: {steps: 5}\n  - prune: {edge_threshold: 0.0, node_threshold: 0.0, input_threshold: 0.0}\n"
-        "  - refine: {grid: 7}\n  - fit: {steps: 2}\noutput: {figures: false}\n"
+        "  - refine: {grid: 7}\n  - fit: {steps: 2}\noutput: {figures: false}\n",
+        tmp_path / "run",
     )
-    out = tmp_path / "run"
-    result = runner.invoke(app, ["fit", str(path), "--config", str(config), "--out", str(out)])
-    assert result.exit_code == 0, result.stderr
     active = load_model(out / "model.pt").model.layers[0].active()
     assert active.shape == (4, 4)
     assert not active[:2, 2:].any() and not active[2:, :2].any()  # no edge crosses the blocks
@@ -47,14 +46,12 @@ def test_standardised_data_gives_formulas_in_raw_units(write_csv, tmp_path):
     x = rng.uniform(10, 20, 300)
     y = rng.uniform(-5, 5, 300)
     path = write_csv({"x": x, "y": y, "f": 3 * x + 100 + y**2})
-    config = tmp_path / "run.yaml"
-    config.write_text(
+    out = fit_with_config(
+        path,
         "data: {standardize: true}\nmodel: {width: [2, 1, 1]}\npipeline:\n  - fit: {steps: 30}\n"
-        "  - symbolic: {}\noutput: {figures: false}\n"
+        "  - symbolic: {}\noutput: {figures: false}\n",
+        tmp_path / "run",
     )
-    out = tmp_path / "run"
-    result = runner.invoke(app, ["fit", str(path), "--config", str(config), "--out", str(out)])
-    assert result.exit_code == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["formula_checks"]["f"]["status"] == "ok"
     assert summary["formulas"]["f"].replace(" ", "") in ("3*x+y**2+100", "3*x+y**2+100.0")

@@ -91,17 +91,22 @@ def _pointer(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _prepare(x, sigma, grid_or_rows, table):
-    """Contiguous detached operands; the table transposed to one row per (input, interval)."""
-    parts = [x, sigma, grid_or_rows, table.transpose(0, 1)]
-    return [None if t is None else t.detach().contiguous() for t in parts]
+def _operands(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """Contiguous, detached views (copies only where a tensor is strided) the C code can index."""
+    return [None if t is None else t.detach().contiguous() for t in tensors]
+
+
+def row_table(table: torch.Tensor) -> torch.Tensor:
+    """:func:`kandisc.model.spline.basis_table`'s coefficient-major table as the kernels read it:
+    one contiguous row of coefficients per (input, interval). Build it once per forward."""
+    return table.detach().transpose(0, 1).contiguous()
 
 
 def features(
     x: torch.Tensor,
     sigma: torch.Tensor | None,
     grid: torch.Tensor,
-    table: torch.Tensor,
+    table_rows: torch.Tensor,
     k: int,
     base_fun: str,
     keep_rows: bool = False,
@@ -109,10 +114,10 @@ def features(
     """Feature matrix (B, in, G+k+1) (base function in column 0, B-spline bases after it), and
     with ``keep_rows`` each input's knot interval (B, in) for :func:`grad_input`.
 
-    ``sigma`` is ``sigmoid(x)`` for the SiLU base (None otherwise); ``table`` is
-    :func:`kandisc.model.spline.basis_table`'s coefficient-major table.
+    ``sigma`` is ``sigmoid(x)`` for the SiLU base (None otherwise); ``table_rows`` comes from
+    :func:`row_table`.
     """
-    x, sigma, grid, table_rows = _prepare(x, sigma, grid, table)
+    x, sigma, grid = _operands(x, sigma, grid)
     (n_batch, n_in), n_knots = x.shape, grid.shape[1]
     out = torch.empty(n_batch, n_in, n_knots - k, dtype=x.dtype)
     rows = torch.empty(n_batch, n_in, dtype=torch.int32) if keep_rows else None
@@ -134,7 +139,7 @@ def grad_input(
     x: torch.Tensor,
     sigma: torch.Tensor | None,
     rows: torch.Tensor,
-    table: torch.Tensor,
+    table_rows: torch.Tensor,
     n_knots: int,
     k: int,
     base_fun: str,
@@ -142,8 +147,7 @@ def grad_input(
 ) -> torch.Tensor:
     """Gradient with respect to ``x`` (B, in) of the features, given their gradient ``grad_out``
     and the interval ``rows`` that :func:`features` kept."""
-    x, sigma, rows, table_rows = _prepare(x, sigma, rows, table)
-    grad_out = grad_out.contiguous()
+    x, sigma, rows, grad_out = _operands(x, sigma, rows, grad_out)
     n_batch, n_in = x.shape
     grad_x = torch.empty_like(x)
     getattr(_library(), f"kandisc_basis_backward_{_SUFFIX[x.dtype]}")(

@@ -142,9 +142,10 @@ class _BasisFeatures(torch.autograd.Function):
         if native.usable(x, grid, table, k):
             ctx.native = True
             sigma = torch.sigmoid(x.detach()) if base_fun == "silu" else None
-            out, rows = native.features(x, sigma, grid, table, k, base_fun, keep_rows=ctx.needs_input_grad[0])
+            table_rows = native.row_table(table)
+            out, rows = native.features(x, sigma, grid, table_rows, k, base_fun, keep_rows=ctx.needs_input_grad[0])
             ctx.n_knots = grid.shape[1]
-            ctx.save_for_backward(x, sigma, rows, table)
+            ctx.save_for_backward(x, sigma, rows, table_rows)
             return out
         ctx.native = False
         with torch.no_grad():
@@ -165,8 +166,8 @@ class _BasisFeatures(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None
         if ctx.native:
-            x, sigma, rows, table = ctx.saved_tensors
-            grad_x = native.grad_input(x, sigma, rows, table, ctx.n_knots, ctx.k, ctx.base_fun, grad_out)
+            x, sigma, rows, table_rows = ctx.saved_tensors
+            grad_x = native.grad_input(x, sigma, rows, table_rows, ctx.n_knots, ctx.k, ctx.base_fun, grad_out)
         else:
             slope, deriv, col = ctx.saved_tensors
             grad_x = (torch.gather(grad_out, 2, col) * deriv).sum(-1) + grad_out[..., 0] * slope

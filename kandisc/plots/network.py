@@ -255,6 +255,20 @@ def _polylines(grid: np.ndarray, values: np.ndarray, i, j, centre: np.ndarray, s
     return np.stack([px, py], axis=-1)
 
 
+def _hollow_markers(ax, points: np.ndarray, size: float, marker: str, edge_rgba: np.ndarray, width: float) -> None:
+    """White-filled markers (mult nodes, their factor subnodes) whose outline fades with importance."""
+    ax.scatter(
+        points[:, 0],
+        points[:, 1],
+        s=size,
+        marker=marker,
+        facecolors="white",
+        edgecolors=edge_rgba,
+        linewidths=width,
+        zorder=5,
+    )
+
+
 def _draw_nodes(ax, model: MultKAN, lay: _Layout, node_alpha: list[np.ndarray]) -> None:
     from matplotlib.collections import LineCollection
 
@@ -267,16 +281,7 @@ def _draw_nodes(ax, model: MultKAN, lay: _Layout, node_alpha: list[np.ndarray]) 
         if len(xy) == n_sum:
             continue
         mult = xy[n_sum:]
-        ax.scatter(
-            mult[:, 0],
-            mult[:, 1],
-            s=150,
-            marker="s",
-            facecolors="white",
-            edgecolors=colours[n_sum:],
-            linewidths=1.1,
-            zorder=5,
-        )
+        _hollow_markers(ax, mult, 150, "s", colours[n_sum:], 1.1)
         for (x, y), a in zip(mult, node_alpha[layer][n_sum:], strict=True):
             ax.text(x, y, "×", fontsize=10, ha="center", va="center_baseline", alpha=float(a), zorder=6)
         owner = np.array(spec.subnode_owner(layer))
@@ -286,16 +291,7 @@ def _draw_nodes(ax, model: MultKAN, lay: _Layout, node_alpha: list[np.ndarray]) 
         factor_rgba = np.zeros((len(factors), 4))
         factor_rgba[:, 3] = node_alpha[layer][owner[factors]]
         ax.add_collection(LineCollection(np.stack([subs, tops], 1), colors=factor_rgba, linewidths=0.8, zorder=4))
-        ax.scatter(
-            subs[:, 0],
-            subs[:, 1],
-            s=10,
-            marker="o",
-            facecolors="white",
-            edgecolors=factor_rgba,
-            linewidths=0.7,
-            zorder=5,
-        )
+        _hollow_markers(ax, subs, 10, "o", factor_rgba, 0.7)
 
 
 def _draw_labels(ax, labels: _Labels, xy: np.ndarray, below: bool) -> None:
