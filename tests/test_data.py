@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from kandisc.errors import CheckpointError, DataError
-from kandisc.io.data import Standardizer, load_table, split
+from kandisc.errors import DataError
+from kandisc.io.data import load_table, split
 
 ROWS = "".join(f"{i},{i * 2}.5,{i % 3 + i / 10}\n" for i in range(12))
 
@@ -150,27 +149,3 @@ def test_split_does_not_touch_global_rng() -> None:
     np.random.seed(1)
     split(50, 0.2, 3)
     assert np.random.rand() == expected
-
-
-def test_standardizer_round_trip() -> None:
-    rng = np.random.default_rng(0)
-    X = rng.normal(3.0, 2.0, size=(40, 3))
-    X[:, 1] = 4.0  # constant input column
-    Y = X[:, :1] * 3 + 1
-    s = Standardizer.fit(X, Y)
-    Z = s.transform_x(X)
-    assert np.allclose(Z[:, [0, 2]].mean(axis=0), 0) and np.allclose(Z[:, [0, 2]].std(axis=0), 1)
-    assert s.x_std[1] == 1.0 and np.all(Z[:, 1] == 0)
-    assert np.allclose(s.inverse_x(Z), X) and np.allclose(s.inverse_y(s.transform_y(Y)), Y)
-    restored = Standardizer.from_dict(json.loads(json.dumps(s.to_dict())))
-    assert restored.to_dict() == s.to_dict()
-    identity = Standardizer.identity(3, 1)
-    assert np.array_equal(identity.transform_x(X), X) and np.array_equal(identity.inverse_y(Y), Y)
-
-
-def test_standardizer_from_damaged_dict() -> None:
-    with pytest.raises(CheckpointError, match="normalisation record is damaged"):
-        Standardizer.from_dict({"x_mean": [0.0]})
-    bad = {"x_mean": [0.0], "x_std": [1.0, 2.0], "y_mean": [0.0], "y_std": [1.0]}
-    with pytest.raises(CheckpointError, match="different lengths"):
-        Standardizer.from_dict(bad)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from kandisc.io.scaling import Scaling
 from kandisc.errors import CheckpointError
 from kandisc.io.model_file import FORMAT_VERSION, ModelBundle, load_model, save_model
 from kandisc.model import ModelSpec, MultKAN
@@ -17,7 +18,9 @@ def make_bundle():
         model,
         ["a", "b", "c"],
         ["y"],
-        normalization={"x_mean": [0.0, 1.0, 2.0], "x_std": [1.0, 2.0, 3.0], "y_mean": [0.5], "y_std": [2.0]},
+        normalization=Scaling.from_dict(
+            {"x_mean": [0.0, 1.0, 2.0], "x_std": [1.0, 2.0, 3.0], "y_mean": [0.5], "y_std": [2.0]}
+        ),
     )
 
 

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from kandisc.io.scaling import Scaling
 from kandisc.errors import ConfigError, FormulaError
 from kandisc.io.model_file import save_model
 from kandisc.knowledge.compiler import compile_formula
@@ -71,10 +72,10 @@ def test_errors():
 
 
 def test_normalization_is_folded_in():
-    norm = {"x_mean": [0.5, -1.0], "x_std": [2.0, 3.0], "y_mean": [4.0], "y_std": [0.5]}
+    norm = Scaling.from_dict({"x_mean": [0.5, -1.0], "x_std": [2.0, 3.0], "y_mean": [4.0], "y_std": [0.5]})
     model = model_from_prior("sin(x) + y**2", ["x", "y"], ["f"], spline_magnitude=0.0, normalization=norm)
     x_raw = _x(2)
-    x_n = (x_raw - torch.tensor(norm["x_mean"])) / torch.tensor(norm["x_std"])
+    x_n = norm.x_to_model(x_raw)
     want = (torch.sin(x_raw[:, 0]) + x_raw[:, 1] ** 2 - 4.0) / 0.5
     with torch.no_grad():
         assert float((model(x_n)[:, 0] - want).abs().max()) < 1e-12
@@ -93,10 +94,10 @@ def test_model_file_as_prior(tmp_path):
         prior_from_model_file(path, ["x", "w"], ["f"])
     trained = compile_formula("x*y")
     trained.model.set_numeric(0, 0, 0)
-    norm = {"x_mean": [0, 0], "x_std": [1, 1], "y_mean": [0], "y_std": [1]}
+    norm = Scaling.identity(2, 1)
     with pytest.raises(ConfigError, match="standardize: false"):
         prior_from_model_file(save_model(trained, tmp_path / "t.pt"), ["x", "y"], ["f"], 0.01, norm)
     bundle = compile_formula("x*y")
-    bundle.normalization = {"x_mean": [0, 0], "x_std": [1, 1], "y_mean": [0], "y_std": [1]}
+    bundle.normalization = Scaling.identity(2, 1)
     with pytest.raises(ConfigError, match="standardi"):
         prior_from_model_file(save_model(bundle, tmp_path / "n.pt"), ["x", "y"], ["f"])

@@ -10,6 +10,7 @@ import sympy as sp
 import torch
 from typer.testing import CliRunner
 
+from kandisc.io.scaling import Scaling
 from kandisc.attribution import prune
 from kandisc.cli import app
 from kandisc.io.model_file import ModelBundle
@@ -64,12 +65,7 @@ def test_formula_after_pruning_and_with_standardised_data():
         pruned.model,
         ["a", "b", "d"],
         ["y"],
-        normalization={
-            "x_mean": [norm["x_mean"][i] for i in kept],
-            "x_std": [norm["x_std"][i] for i in kept],
-            "y_mean": norm["y_mean"],
-            "y_std": norm["y_std"],
-        },
+        normalization=Scaling.from_dict(norm).select_inputs(kept),
     )
     assembly = assemble(bundle)
     assert {str(s) for s in assembly.exprs[0].free_symbols} == {"a", "b", "d"}

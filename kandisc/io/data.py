@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kandisc.errors import CheckpointError, DataError
+from kandisc.errors import DataError
 
 MIN_ROWS = 10
 _ROWS = "data rows counted from 1 below the header"
@@ -217,58 +217,6 @@ def split(table: Table | int, test_fraction: float, seed: int) -> tuple[np.ndarr
     n_test = min(max(round(n * test_fraction), 1), n - 1)
     order = np.random.default_rng(seed).permutation(n)  # own Generator: never touch global RNG state
     return np.sort(order[n_test:]), np.sort(order[:n_test])
-
-
-def _scale(values: np.ndarray) -> np.ndarray:
-    std = values.std(axis=0)
-    return np.where(std > 0, std, 1.0)  # constant columns keep their values centred, not divided by 0
-
-
-@dataclass(frozen=True, eq=False)
-class Standardizer:
-    """Per-column z-scoring of inputs and targets, fitted on training rows only."""
-
-    x_mean: np.ndarray
-    x_std: np.ndarray
-    y_mean: np.ndarray
-    y_std: np.ndarray
-
-    @classmethod
-    def fit(cls, X: np.ndarray, Y: np.ndarray) -> Standardizer:
-        return cls(X.mean(axis=0), _scale(X), Y.mean(axis=0), _scale(Y))
-
-    @classmethod
-    def identity(cls, n_inputs: int, n_targets: int) -> Standardizer:
-        """A no-op standardizer, so callers need no special case when ``data.standardize`` is off."""
-        return cls(np.zeros(n_inputs), np.ones(n_inputs), np.zeros(n_targets), np.ones(n_targets))
-
-    def transform_x(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.x_mean) / self.x_std
-
-    def inverse_x(self, X: np.ndarray) -> np.ndarray:
-        return X * self.x_std + self.x_mean
-
-    def transform_y(self, Y: np.ndarray) -> np.ndarray:
-        return (Y - self.y_mean) / self.y_std
-
-    def inverse_y(self, Y: np.ndarray) -> np.ndarray:
-        return Y * self.y_std + self.y_mean
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {k: [float(v) for v in getattr(self, k)] for k in ("x_mean", "x_std", "y_mean", "y_std")}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Standardizer:
-        """Inverse of ``to_dict``; a malformed dict (from a damaged model file) is a CheckpointError."""
-        try:
-            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("x_mean", "x_std", "y_mean", "y_std")}
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"normalisation record is damaged ({type(exc).__name__}: {exc}); re-create the model file"
-            ) from None
-        if arrays["x_mean"].shape != arrays["x_std"].shape or arrays["y_mean"].shape != arrays["y_std"].shape:
-            raise CheckpointError("normalisation record has mean/std of different lengths; re-create the model")
-        return cls(**arrays)
 
 
 def read_columns(path: Path | str, required: Sequence[str], allowed: Sequence[str] = ()) -> dict[str, np.ndarray]:

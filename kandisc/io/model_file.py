@@ -22,6 +22,7 @@ import torch
 from kandisc import __version__
 from kandisc.errors import CheckpointError
 from kandisc.io.atomic import atomic_target
+from kandisc.io.scaling import Scaling
 from kandisc.model import ModelSpec, MultKAN
 
 FORMAT = "kandisc.model"
@@ -38,24 +39,16 @@ class ModelBundle:
     output_names: list[str]
     data_columns: list[str] = field(default_factory=list)
     auxiliary: dict[str, str] = field(default_factory=dict)
-    normalization: dict | None = None  # {"x_mean","x_std" per input name order, "y_mean","y_std"}
+    normalization: Scaling | None = None  # raw units <-> model space (None: the identity)
     extras: dict = field(default_factory=dict)
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to_model_space(self, x_raw: torch.Tensor) -> torch.Tensor:
         """Model inputs (raw units, model input order) -> standardised model inputs."""
-        if not self.normalization:
-            return x_raw
-        mean = torch.tensor(self.normalization["x_mean"], dtype=x_raw.dtype, device=x_raw.device)
-        std = torch.tensor(self.normalization["x_std"], dtype=x_raw.dtype, device=x_raw.device)
-        return (x_raw - mean) / std
+        return self.normalization.x_to_model(x_raw) if self.normalization else x_raw
 
     def to_target_units(self, y_model: torch.Tensor) -> torch.Tensor:
-        if not self.normalization:
-            return y_model
-        mean = torch.tensor(self.normalization["y_mean"], dtype=y_model.dtype, device=y_model.device)
-        std = torch.tensor(self.normalization["y_std"], dtype=y_model.dtype, device=y_model.device)
-        return y_model * std + mean
+        return self.normalization.y_from_model(y_model) if self.normalization else y_model
 
     @torch.no_grad()
     def predict(self, x_raw: torch.Tensor) -> torch.Tensor:
@@ -82,7 +75,7 @@ def save_model(bundle: ModelBundle, path: Path | str) -> Path:
         "output_names": list(bundle.output_names),
         "data_columns": list(bundle.data_columns),
         "auxiliary": dict(bundle.auxiliary),
-        "normalization": bundle.normalization,
+        "normalization": bundle.normalization.to_dict() if bundle.normalization else None,
         "symbolic": model.symbolic_edges(),
         "extras": bundle.extras,
         "tensors": {k: v.detach().cpu() for k, v in bundle.tensors.items()},
@@ -123,6 +116,7 @@ def load_model(path: Path | str, device: str = "cpu") -> ModelBundle:
     path = Path(path)
     payload = _read(path)
     try:
+        norm = payload.get("normalization")
         spec = ModelSpec.from_dict(payload["spec"])
         model = MultKAN(spec, dtype=_DTYPES[payload.get("dtype", "float64")], device=device)
         model.load_state_dict(payload["state_dict"])
@@ -132,7 +126,7 @@ def load_model(path: Path | str, device: str = "cpu") -> ModelBundle:
             output_names=list(payload["output_names"]),
             data_columns=list(payload.get("data_columns") or payload["input_names"]),
             auxiliary=dict(payload.get("auxiliary") or {}),
-            normalization=payload.get("normalization"),
+            normalization=None if norm is None else Scaling.from_dict(norm),
             extras=dict(payload.get("extras") or {}),
             tensors=dict(payload.get("tensors") or {}),
         )

@@ -41,7 +41,7 @@ def model_from_prior(
     base_fun: str = "silu",
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
-    normalization: dict | None = None,
+    normalization=None,
 ):
     """The MultKAN computing the prior formula ``text`` plus small trainable splines (see module doc)."""
     if len(output_names) != 1:
@@ -72,7 +72,7 @@ def prior_from_model_file(
     input_names: list[str],
     output_names: list[str],
     spline_magnitude: float = 0.01,
-    normalization: dict | None = None,
+    normalization=None,
 ):
     """A saved model (``kandisc compile`` or a raw-unit fit) as a prior over the run's inputs.
 
@@ -177,21 +177,23 @@ def _switch_on_splines(model, magnitude: float, keep: list[torch.Tensor]) -> Non
 
 
 @torch.no_grad()
-def fold_normalization(model, normalization: dict) -> None:
+def fold_normalization(model, normalization) -> None:
     """Make a raw-unit symbolic model compute in standardised units (x_n -> y_n).
 
     The first layer's symbolic edges read x = std·x_n + mean, so a -> a·std, b -> b + a·mean; the
     output y_n = (y - y_mean)/y_std goes into the last node affine. Numeric parts are untouched.
     """
     first, last = model.layers[0], model.depth - 1
-    mean = torch.as_tensor(normalization["x_mean"], dtype=first.sym_params.dtype)
-    std = torch.as_tensor(normalization["x_std"], dtype=first.sym_params.dtype)
+    if bool(normalization.y_log.any()):
+        raise ValueError("a prior cannot be folded into a log-transformed target")
+    mean = torch.as_tensor(normalization.x_mean, dtype=first.sym_params.dtype)
+    std = torch.as_tensor(normalization.x_std, dtype=first.sym_params.dtype)
     a, b = first.sym_params[..., 0].clone(), first.sym_params[..., 1].clone()
     sym = first.sym_mask
     first.sym_params[..., 0] = torch.where(sym, a * std[:, None], a)
     first.sym_params[..., 1] = torch.where(sym, b + a * mean[:, None], b)
-    y_mean = torch.as_tensor(normalization["y_mean"], dtype=mean.dtype)
-    y_std = torch.as_tensor(normalization["y_std"], dtype=mean.dtype)
+    y_mean = torch.as_tensor(normalization.y_mean, dtype=mean.dtype)
+    y_std = torch.as_tensor(normalization.y_std, dtype=mean.dtype)
     model.node_scale[last].div_(y_std)
     model.node_bias[last].sub_(y_mean).div_(y_std)
 

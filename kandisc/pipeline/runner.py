@@ -18,7 +18,8 @@ import torch
 from kandisc import __version__
 from kandisc.errors import ConfigError
 from kandisc.io.config import KandiscConfig, config_to_yaml, load_config, resolve_width
-from kandisc.io.data import Standardizer, Table, load_table, split
+from kandisc.io.data import Table, load_table, split
+from kandisc.io.scaling import Scaling
 from kandisc.io.model_file import ModelBundle, save_model
 from kandisc.io.rundir import RunDir, default_run_dir
 from kandisc.model import ModelSpec, MultKAN
@@ -103,7 +104,7 @@ def _check_symbolic_libraries(cfg: KandiscConfig) -> None:
                     raise ConfigError(f"pipeline[{index}].symbolic: {err}") from None
 
 
-def prior_model(cfg: KandiscConfig, inputs: list[str], targets: list[str], normalization: dict | None) -> MultKAN:
+def prior_model(cfg: KandiscConfig, inputs: list[str], targets: list[str], normalization: Scaling | None) -> MultKAN:
     """The network compiled from ``prior.formula`` / ``prior.model_file`` with the requested capacity."""
     from kandisc.knowledge.prior import model_from_prior, prior_from_model_file
 
@@ -130,7 +131,7 @@ def build_bundle(prep: Prepared, train_idx: np.ndarray) -> ModelBundle:
     cfg, m = prep.cfg, prep.cfg.model
     normalization = None
     if cfg.data.standardize:
-        normalization = Standardizer.fit(prep.x_all[train_idx], prep.table.Y[train_idx]).to_dict()
+        normalization = Scaling.fit(prep.x_all[train_idx], prep.table.Y[train_idx])
     if cfg.prior.active:
         model = prior_model(cfg, prep.model_inputs, prep.table.target_names, normalization).to(prep.device)
     else:
@@ -166,10 +167,7 @@ def model_space_data(bundle: ModelBundle, x_all: np.ndarray, y: np.ndarray, trai
         x = torch.as_tensor(x_all[idx], dtype=model.dtype, device=model.device)
         yy = torch.as_tensor(y[idx], dtype=model.dtype, device=model.device)
         if bundle.normalization:
-            n = bundle.normalization
-            yy = (yy - torch.tensor(n["y_mean"], dtype=yy.dtype, device=yy.device)) / torch.tensor(
-                n["y_std"], dtype=yy.dtype, device=yy.device
-            )
+            yy = bundle.normalization.y_to_model(yy)
         return bundle.to_model_space(x), yy
 
     x_train, y_train = tensors(train_idx)

@@ -63,8 +63,7 @@ def prune_stage(state: RunState, params: dict) -> StageReport:
     bundle.model = result.model
     bundle.input_names = [bundle.input_names[i] for i in keep]
     if bundle.normalization:
-        for key in ("x_mean", "x_std"):
-            bundle.normalization[key] = [bundle.normalization[key][i] for i in keep]
+        bundle.normalization = bundle.normalization.select_inputs(keep)
     d = state.data
     state.data = Dataset(d.x_train[:, keep], d.y_train, d.x_test[:, keep], d.y_test)
     details = {

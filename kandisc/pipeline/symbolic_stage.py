@@ -134,10 +134,7 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
 def _raw(state: RunState, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     norm = state.bundle.normalization
     x, y = x.detach().cpu().double().numpy(), y.detach().cpu().double().numpy()
-    if norm:
-        x = x * np.asarray(norm["x_std"]) + np.asarray(norm["x_mean"])
-        y = y * np.asarray(norm["y_std"]) + np.asarray(norm["y_mean"])
-    return x, y
+    return (norm.x_from_model(x), norm.y_from_model(y)) if norm else (x, y)
 
 
 def extract_formulas(state: RunState, params: dict) -> list[str]:

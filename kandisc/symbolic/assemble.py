@@ -44,10 +44,7 @@ def assemble(bundle) -> Assembly:
     model, spec = bundle.model, bundle.model.spec
     symbols = [sp.Symbol(name) for name in bundle.input_names]
     norm = bundle.normalization
-    if norm:
-        nodes = [(s - _num(m)) / _num(d) for s, m, d in zip(symbols, norm["x_mean"], norm["x_std"], strict=True)]
-    else:
-        nodes = list(symbols)
+    nodes = norm.x_exprs_to_model(symbols) if norm else list(symbols)
     numeric = []
     for layer, kan in enumerate(model.layers):
         active_num = (kan.num_mask > 0).cpu()
@@ -73,7 +70,7 @@ def assemble(bundle) -> Assembly:
             for n, v in enumerate(new_nodes)
         ]
     if norm:
-        nodes = [v * _num(s) + _num(m) for v, m, s in zip(nodes, norm["y_mean"], norm["y_std"], strict=True)]
+        nodes = norm.y_exprs_from_model(nodes)
     blocked = _blocked_outputs(model, numeric)
     exprs = [None if out in blocked else expr for out, expr in enumerate(nodes)]
     return Assembly(exprs, symbols, numeric)
