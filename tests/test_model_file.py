@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from kandisc.io.scaling import Scaling
 from kandisc.errors import CheckpointError
 from kandisc.io.model_file import FORMAT_VERSION, ModelBundle, load_model, save_model
+from kandisc.io.scaling import Scaling
 from kandisc.model import ModelSpec, MultKAN
 
 

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from kandisc.io.scaling import Scaling
 from kandisc.errors import ConfigError, FormulaError
 from kandisc.io.model_file import save_model
+from kandisc.io.scaling import Scaling
 from kandisc.knowledge.compiler import compile_formula
 from kandisc.knowledge.formula import to_torch_function
 from kandisc.knowledge.prior import model_from_prior, prior_from_model_file

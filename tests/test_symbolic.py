@@ -10,10 +10,10 @@ import sympy as sp
 import torch
 from typer.testing import CliRunner
 
-from kandisc.io.scaling import Scaling
 from kandisc.attribution import prune
 from kandisc.cli import app
 from kandisc.io.model_file import ModelBundle
+from kandisc.io.scaling import Scaling
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.symbolic.assemble import assemble, verify
 from kandisc.symbolic.simplify import Scorer, build_candidates, snap_constants

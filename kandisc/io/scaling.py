@@ -136,7 +136,9 @@ class Scaling:
     def from_dict(cls, data: Any) -> Scaling:
         """Inverse of ``to_dict``; a malformed record (from a damaged model file) is a CheckpointError."""
         if not isinstance(data, dict):
-            raise CheckpointError(f"normalisation record is damaged (a {type(data).__name__}); re-create the model file")
+            raise CheckpointError(
+                f"normalisation record is damaged (a {type(data).__name__}); re-create the model file"
+            )
         try:
             arrays = {k: np.asarray(data[k], dtype=np.float64) for k in _KEYS}
             n_targets = arrays["y_mean"].shape[0] if arrays["y_mean"].ndim == 1 else -1
