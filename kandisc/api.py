@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from kandisc.compile import CompileResult, compile_formula
 from kandisc.explain import ExplainResult, explain
-from kandisc.pipeline.runner import FitResult, fit_run
+from kandisc.fitting import FitResult, fit_run
 from kandisc.predict import PredictResult, predict
 
 __all__ = [

@@ -66,14 +66,29 @@ def fit(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
     prior: Annotated[Path | None, typer.Option(help="Start from a saved model (e.g. from kandisc compile).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="Search: candidate fits in parallel (default: all cores).")
+    ] = None,
+    time_budget: Annotated[
+        float | None, typer.Option("--time-budget", help="Search: wall-clock seconds for all candidates.")
+    ] = None,
 ) -> None:
-    """Train, prune and symbolify a MultKAN on DATA; write a run directory."""
+    """Find the law behind DATA: train, prune and symbolify MultKANs; write a run directory.
+
+    Without a pipeline in the config, a search tries several candidate networks (with and without
+    multiplication nodes, a log target where it applies, several seeds) and keeps the formula that
+    is best on held-out rows for its complexity; with one, exactly that pipeline runs once.
+    """
     from kandisc.api import fit_run
     from kandisc.pipeline.state import NullSink
     from kandisc.progress import PlainSink, RichSink
 
     if prior is not None:
         set_ = [*(set_ or []), "prior.formula=null", f"prior.model_file={prior}"]
+    if jobs is not None:
+        set_ = [*(set_ or []), f"search.jobs={jobs}"]
+    if time_budget is not None:
+        set_ = [*(set_ or []), f"search.time_budget={time_budget}"]
     with user_errors():
         from kandisc.io.config import load_config
 
@@ -91,19 +106,31 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     from rich.table import Table
 
     table = Table(title=None, show_edge=False)
-    for col in ("target", "test R²", "test RMSE", "formula"):
+    for col in ("target", "formula test R²", "test RMSE", "formula"):
         table.add_column(col)
     for target in summary["targets"]:
-        r2, rmse = summary["test_r2"].get(target), summary["test_rmse"].get(target)
+        r2, rmse = summary["formula_test_r2"].get(target), summary["formula_test_rmse"].get(target)
         table.add_row(
             target,
             "-" if r2 is None else f"{r2:.6f}",
             "-" if rmse is None else f"{rmse:.3e}",
-            summary["formulas"].get(target) or "-",
+            summary["formulas"].get(target) or "- (no formula: an edge stayed a spline)",
         )
     stdout.print(table)
+    for target, found in summary["law_found_per_target"].items():
+        if not found:
+            model_r2 = summary["test_r2"].get(target)
+            model_text = "-" if model_r2 is None else f"{model_r2:.6f}"
+            stdout.print(
+                f"{target}: no formula reached test R² {summary['accept_r2']:g}; the formula shown is an "
+                f"approximation (the network's own test R² is {model_text})"
+            )
     if summary.get("pruned_inputs"):
         stdout.print(f"pruned inputs: {', '.join(summary['pruned_inputs'])}")
+    search = summary.get("search")
+    if search:
+        done = sum(1 for c in search["candidates"] if c["status"] == "completed")
+        stdout.print(f"search: {done} of {len(search['candidates'])} candidates completed; best: {search['winner']}")
     stdout.print(f"shape: {summary['shape_initial']} -> {summary['shape_final']}; {summary['wall_seconds']:.1f} s")
     stdout.print(f"run directory: {run_dir}")
 

@@ -26,3 +26,7 @@ class CheckpointError(KandiscError):
 
 class RunDirError(KandiscError):
     """A run directory that exists already or cannot be written."""
+
+
+class SearchError(KandiscError):
+    """A discovery search that finished no candidate (time budget too small, every fit failed)."""

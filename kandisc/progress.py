@@ -16,6 +16,19 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.3e}"
 
 
+def candidate_line(report) -> str:
+    """One line per finished search candidate: name, width, status, time, best formula per target."""
+    d = report.details
+    head = f"candidate {d['name']} {d['width']} seed {d['seed']}: {d['status']} in {d['seconds']:.1f} s"
+    if d["status"] != "completed":
+        return head + (f" ({d['message']})" if d.get("message") else "")
+    parts = []
+    for target, best in d["best"].items():
+        r2 = best.get("test_r2")
+        parts.append(f"{target} = {best.get('formula') or '-'} (R² {'-' if r2 is None else format(r2, '.6f')})")
+    return head + "; " + "; ".join(parts)
+
+
 class PlainSink:
     """One line every ``every`` steps and at each stage end, on the given (stderr) console."""
 
@@ -41,6 +54,9 @@ class PlainSink:
             )
 
     def stage_finished(self, label: str, report) -> None:
+        if report.stage == "candidate":
+            self.console.print(f"[{self.clock() - self.t0:7.1f}s] {candidate_line(report)}", highlight=False)
+            return
         if report.message:
             self.console.print(f"warning: {label}: {report.message}", highlight=False)
         details = report.details
@@ -90,6 +106,9 @@ class RichSink:
         )
 
     def stage_finished(self, label: str, report) -> None:
+        if report.stage == "candidate":
+            self.console.print(candidate_line(report), highlight=False)
+            return
         if report.message:
             self.console.print(f"warning: {label}: {report.message}")
         if report.stage == "prune":

@@ -10,7 +10,6 @@ layers validate them.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import keyword
 from typing import Annotated, Any, Literal, Union
@@ -337,6 +336,24 @@ class OutputConfig(_Model):
     checkpoints: Bool = _f(False, "keep a model file after every stage (checkpoints/NN_stage.pt)")
 
 
+SEARCH_CANDIDATES = ("log-additive", "sum", "mult", "log-deep")
+
+
+class SearchConfig(_Model):
+    """The discovery search that runs when ``pipeline`` is null: a portfolio of candidate fits."""
+
+    time_budget: Float = _f(120.0, "wall-clock seconds for all candidates together (like PySR's timeout)", gt=0)
+    jobs: Int | None = _f(None, "candidate fits run in parallel processes; null = every CPU core", ge=1, le=256)
+    accept_r2: Float = _f(0.999, "a formula is reported as a law when its test R^2 reaches this", gt=0, le=1)
+    candidates: list[Annotated[Literal[SEARCH_CANDIDATES], BeforeValidator(_lower)]] | None = _f(
+        None,
+        "candidate families to try (log-additive, sum, mult, log-deep); null = all that apply",
+        json_schema_extra={"type": "list of candidate names, or null"},
+    )
+    seeds: Int = _f(2, "seeds tried for each network family (seed, seed+1, ...)", ge=1, le=16)
+    stop_when_exact: Bool = _f(True, "stop early once a formula matches the test rows to 1e-7 of their spread")
+
+
 class KandiscConfig(_Model):
     """Everything a `kandisc fit` run needs besides the data file."""
 
@@ -350,12 +367,12 @@ class KandiscConfig(_Model):
     modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
     prior: Annotated[PriorConfig, BeforeValidator(_prior_shorthand)] = _f(default_factory=PriorConfig, doc="")
     model: ModelConfig = _f(default_factory=ModelConfig, doc="")
-    pipeline: list[StageItem] = _f(
-        default_factory=lambda: copy.deepcopy(DEFAULT_PIPELINE),
-        doc="ordered stages, each {name: {params}} or a bare name",
-        validate_default=True,
-        json_schema_extra={"type": "list of stages"},
+    pipeline: list[StageItem] | None = _f(
+        None,
+        "ordered stages, each {name: {params}} or a bare name; null = the discovery search (section search)",
+        json_schema_extra={"type": "list of stages, or null"},
     )
+    search: SearchConfig = _f(default_factory=SearchConfig, doc="")
     output: OutputConfig = _f(default_factory=OutputConfig, doc="")
 
     @field_validator("auxiliary")
@@ -388,4 +405,5 @@ SECTIONS: dict[str, type[_Model]] = {
     "model": ModelConfig,
     "output": OutputConfig,
     "prior": PriorConfig,
+    "search": SearchConfig,
 }

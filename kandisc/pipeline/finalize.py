@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -90,6 +92,8 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
         "formulas": formulas,
         "formulas_in_columns": in_columns(formulas, state.aux_exprs, bundle.input_names),
         "formula_checks": {t: f.get("check") for t, f in state.formulas.items()},
+        **formula_verdicts(state.formulas, bundle.output_names, prep.cfg.search.accept_r2),
+        "search": state.search,
         "shape_initial": state.shape_history[0],
         "shape_final": bundle.model.spec.display_width(),
         "kept_inputs": list(bundle.input_names),
@@ -108,6 +112,24 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
 
     run.write_text("report.md", render_report(run.path.name, summary, tables, state.formulas, state.reports))
     return summary
+
+
+def formula_verdicts(formulas: dict, targets: list[str], accept_r2: float) -> dict:
+    """The best formula's own held-out metrics per target, and whether each reached ``accept_r2``.
+
+    A formula's R² counts, not the network's: the network may fit well while no formula does. A
+    law is a formula with test R² ≥ ``accept_r2`` (> 0, so a constant never is one).
+    """
+    best = {t: (formulas.get(t) or {}).get("best") or {} for t in targets}
+    r2 = {t: best[t].get("test_r2") for t in targets}
+    found = {t: r2[t] is not None and math.isfinite(r2[t]) and r2[t] >= accept_r2 for t in targets}
+    return {
+        "formula_test_r2": r2,
+        "formula_test_rmse": {t: best[t].get("test_rmse") for t in targets},
+        "accept_r2": accept_r2,
+        "law_found": all(found.values()),
+        "law_found_per_target": found,
+    }
 
 
 def in_columns(formulas: dict, aux_exprs: dict, names: list[str]) -> dict:

@@ -12,13 +12,26 @@ def _num(value, fmt: str = ".4g") -> str:
 
 
 def _results(summary: dict) -> list[str]:
-    lines = ["## Results", "", "| target | test R² | test RMSE | train RMSE | formula |", "|---|---|---|---|---|"]
+    lines = [
+        "## Results",
+        "",
+        "| target | law found | formula test R² | formula test RMSE | network test R² | formula |",
+        "|---|---|---|---|---|---|",
+    ]
     for t in summary["targets"]:
         formula = summary["formulas"].get(t)
+        found = "yes" if summary["law_found_per_target"].get(t) else "no (approximation)"
         lines.append(
-            f"| {t} | {_num(summary['test_r2'].get(t), '.6f')} | {_num(summary['test_rmse'].get(t))} | "
-            f"{_num(summary['train_rmse'].get(t))} | {f'`{formula}`' if formula else '(splines)'} |"
+            f"| {t} | {found} | {_num(summary['formula_test_r2'].get(t), '.6f')} | "
+            f"{_num(summary['formula_test_rmse'].get(t))} | {_num(summary['test_r2'].get(t), '.6f')} | "
+            f"{f'`{formula}`' if formula else '(no formula: edges stayed splines)'} |"
         )
+    if not summary["law_found"]:
+        lines += [
+            "",
+            f"No formula reached test R² {summary['accept_r2']:g} for every target: the formulas above are "
+            "approximations, not laws.",
+        ]
     in_columns = summary.get("formulas_in_columns") or {}
     if summary.get("auxiliary") and any(in_columns.values()):
         lines += ["", "In the CSV's own columns (auxiliary features substituted):", ""]
@@ -55,22 +68,58 @@ def _importance(tables: dict, pruned: list[str]) -> list[str]:
     return lines
 
 
+def _fit_text(d: dict) -> str:
+    return f"{d['steps']} steps, train RMSE {_num(d['train_rmse'])}, test RMSE {_num(d['test_rmse'])}"
+
+
+def _prune_text(d: dict) -> str:
+    return f"{d['shape_before']} → {d['shape_after']}, inputs removed: {', '.join(d['pruned_inputs']) or 'none'}"
+
+
+def _symbolic_text(d: dict) -> str:
+    return f"{d['snapped_edges']} edges snapped, {len(d['numeric_edges'])} left as splines"
+
+
+STAGE_TEXT = {
+    "fit": _fit_text,
+    "prune": _prune_text,
+    "refine": lambda d: f"grid {d['grid_before']} → {d['grid']}",
+    "symbolic": _symbolic_text,
+    "search": lambda d: f"formulas of every candidate merged; the model is candidate {d['winner']}'s",
+}
+
+
 def _stages(reports) -> list[str]:
     lines = ["## Stages", ""]
     for r in reports:
-        d = r.details
-        if r.stage == "fit":
-            text = f"{d['steps']} steps, train RMSE {_num(d['train_rmse'])}, test RMSE {_num(d['test_rmse'])}"
-        elif r.stage == "prune":
-            text = (
-                f"{d['shape_before']} → {d['shape_after']}, inputs removed: {', '.join(d['pruned_inputs']) or 'none'}"
-            )
-        elif r.stage == "refine":
-            text = f"grid {d['grid_before']} → {d['grid']}"
-        else:
-            text = f"{d['snapped_edges']} edges snapped, {len(d['numeric_edges'])} left as splines"
+        describe = STAGE_TEXT.get(r.stage, lambda d: ", ".join(f"{k} {v}" for k, v in d.items()))
+        text = describe(r.details)
         lines.append(f"- **{r.label}** ({r.status}): {text}" + (f" — {r.message}" if r.message else ""))
     return lines
+
+
+def _search(summary: dict) -> list[str]:
+    search = summary.get("search")
+    if not search:
+        return []
+    lines = [
+        "## Search",
+        "",
+        f"{len(search['candidates'])} candidates, {search['jobs']} parallel job(s), budget "
+        f"{search['time_budget']:g} s, {search['seconds']:.1f} s spent; the model is candidate {search['winner']}'s.",
+        "",
+        "| candidate | network | seed | status | seconds | best formula (test R²) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in search["candidates"]:
+        best = "; ".join(
+            f"{t}: `{b['formula']}` ({_num(b['test_r2'], '.6f')})" for t, b in c["best"].items() if b.get("formula")
+        )
+        lines.append(
+            f"| {c['name']} | {c['width']} | {c['seed']} | {c['status']} | {c['seconds']:.1f} | "
+            f"{best or c['message'] or '–'} |"
+        )
+    return lines + [""]
 
 
 def render_report(run_name: str, summary: dict, tables: dict, formulas: dict, reports) -> str:
@@ -82,7 +131,7 @@ def render_report(run_name: str, summary: dict, tables: dict, formulas: dict, re
         f"{_num(summary['wall_seconds'], '.1f')} s.",
         "",
     ]
-    lines += _results(summary) + _candidates(formulas) + [""]
+    lines += _results(summary) + _candidates(formulas) + [""] + _search(summary)
     lines += _importance(tables, summary.get("pruned_inputs", [])) + [""] + _stages(reports)
     if summary.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]

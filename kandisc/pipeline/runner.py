@@ -1,41 +1,28 @@
-"""One ``kandisc fit`` run end to end: validate everything, then train and write the run directory.
+"""Preparing a fit: validate everything the run needs, then build the network and its data.
 
 Order matters for "bad input loses nothing": config, data, auxiliary features, width and module
-strings are all checked before the run directory is touched. Afterwards every file is written
-atomically, run.json tracks the status, and Ctrl-C / errors leave a marked, usable run.
+strings are all checked (``prepare``) before :mod:`kandisc.fitting` touches the run directory.
+``build_bundle`` and ``model_space_data`` turn a prepared run into the untrained model and the
+tensors it trains on; the single pipeline and every candidate of the search start from them.
 """
 
 from __future__ import annotations
 
-import platform
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from kandisc import __version__
 from kandisc.errors import ConfigError
-from kandisc.io.config import KandiscConfig, config_to_yaml, load_config, resolve_width
-from kandisc.io.data import Table, load_table, split
-from kandisc.io.model_file import ModelBundle, save_model
-from kandisc.io.rundir import RunDir, default_run_dir
+from kandisc.io.config import KandiscConfig, load_config, resolve_width
+from kandisc.io.data import Table, load_table
+from kandisc.io.model_file import ModelBundle
 from kandisc.io.scaling import Scaling
 from kandisc.model import ModelSpec, MultKAN
-from kandisc.pipeline.finalize import finalize_run
-from kandisc.pipeline.state import NullSink, ProgressSink, RunState, StageReport
-from kandisc.train import Dataset, StepRecord
+from kandisc.train import Dataset
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-@dataclass
-class FitResult:
-    run_dir: Path
-    status: str
-    summary: dict = field(default_factory=dict)
-    reports: list[StageReport] = field(default_factory=list)
 
 
 @dataclass
@@ -95,7 +82,7 @@ def _check_symbolic_libraries(cfg: KandiscConfig) -> None:
     """Unknown function names in a symbolic stage fail now, not after the training stages."""
     from kandisc.model.functions import get_function
 
-    for index, item in enumerate(cfg.pipeline):
+    for index, item in enumerate(cfg.pipeline or []):
         if item.stage == "symbolic":
             for name in [*(item.library or []), *item.complexities]:
                 try:
@@ -127,11 +114,15 @@ def prior_model(cfg: KandiscConfig, inputs: list[str], targets: list[str], norma
     )
 
 
-def build_bundle(prep: Prepared, train_idx: np.ndarray) -> ModelBundle:
+def build_bundle(prep: Prepared, train_idx: np.ndarray, y_log=None) -> ModelBundle:
+    """The untrained network of the run (or its prior) with the map to model space fitted on
+    the training rows; ``y_log`` (per target 0/±1) trains on log(±y)."""
     cfg, m = prep.cfg, prep.cfg.model
     normalization = None
-    if cfg.data.standardize:
-        normalization = Scaling.fit(prep.x_all[train_idx], prep.table.Y[train_idx])
+    if cfg.data.standardize or (y_log is not None and any(y_log)):
+        normalization = Scaling.fit(
+            prep.x_all[train_idx], prep.table.Y[train_idx], standardize=cfg.data.standardize, y_log=y_log
+        )
     if cfg.prior.active:
         model = prior_model(cfg, prep.model_inputs, prep.table.target_names, normalization).to(prep.device)
     else:
@@ -173,108 +164,3 @@ def model_space_data(bundle: ModelBundle, x_all: np.ndarray, y: np.ndarray, trai
     x_train, y_train = tensors(train_idx)
     x_test, y_test = tensors(test_idx)
     return Dataset(x_train, y_train, x_test, y_test)
-
-
-class _MetricsSink:
-    """Forwards progress to the caller's sink and appends every step to metrics.csv."""
-
-    def __init__(self, writer, inner: ProgressSink):
-        self.writer, self.inner = writer, inner
-
-    def stage_started(self, label: str, total_steps: int) -> None:
-        self.inner.stage_started(label, total_steps)
-
-    def step(self, label: str, record: StepRecord, global_step: int, n_edges: int) -> None:
-        self.writer.write(global_step, label, record.train_loss, record.test_loss, record.reg, n_edges)
-        self.inner.step(label, record, global_step, n_edges)
-
-    def stage_finished(self, label: str, report: StageReport) -> None:
-        self.inner.stage_finished(label, report)
-
-
-def _versions() -> dict:
-    return {
-        "kandisc": __version__,
-        "torch": str(torch.__version__),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def fit_run(
-    data: Path,
-    config: Path | None = None,
-    out: Path | None = None,
-    overrides=(),
-    seed: int | None = None,
-    device: str | None = None,
-    overwrite: bool = False,
-    progress: ProgressSink | None = None,
-    argv: list[str] | None = None,
-) -> FitResult:
-    """Validate, train, write the run directory; see the module docstring for the guarantees."""
-    sets = (
-        list(overrides)
-        + ([f"seed={seed}"] if seed is not None else [])
-        + ([f"device={device}"] if device is not None else [])
-    )
-    prep = prepare(Path(data), Path(config) if config else None, sets)
-    cfg = prep.cfg
-    config_yaml = config_to_yaml(cfg)
-    run_path = Path(out) if out else default_run_dir(data, config_yaml, prep.table.sha256)
-    run = RunDir.create(run_path, overwrite=overwrite)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads or _default_threads(prep))
-    try:
-        return _run(run, prep, data, overrides, progress, argv)
-    finally:
-        torch.set_num_threads(previous_threads)
-
-
-def _default_threads(prep: Prepared) -> int:
-    """Small KANs run faster on one thread (per-op overhead dominates); big ones use torch's default."""
-    widths = [w if isinstance(w, int) else sum(w) for w in prep.width]
-    edges = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
-    rows = prep.table.n_rows
-    return 1 if edges * rows * (prep.cfg.model.grid + prep.cfg.model.k) < 5e7 else torch.get_num_threads()
-
-
-def _run(run: RunDir, prep: Prepared, data: Path, overrides, progress, argv) -> FitResult:
-    cfg = prep.cfg
-    run.write_config(config_to_yaml(cfg))
-    run.start(
-        argv if argv is not None else sys.argv,
-        cfg.seed,
-        Path(data).resolve(),
-        prep.table.sha256,
-        _versions(),
-        extra={"device": prep.device, "overrides": list(overrides)},
-    )
-    state = None
-    try:
-        train_idx, test_idx = split(prep.table, cfg.data.test_fraction, cfg.seed)
-        bundle = build_bundle(prep, train_idx)
-        dataset = model_space_data(bundle, prep.x_all, prep.table.Y, train_idx, test_idx)
-        with run.metrics_writer() as writer:
-            state = RunState(
-                bundle,
-                dataset,
-                torch.Generator().manual_seed(cfg.seed),
-                _MetricsSink(writer, progress or NullSink()),
-                aux_exprs=prep.aux_exprs,
-            )
-            state.shape_history.append(bundle.model.spec.display_width())
-            from kandisc.pipeline.stages import run_pipeline
-
-            run_pipeline(state, cfg.pipeline)
-        summary = finalize_run(run, prep, state, test_idx, train_idx)
-        run.finish("completed")
-        return FitResult(run.path, "completed", summary, state.reports)
-    except KeyboardInterrupt:
-        if state is not None:
-            save_model(state.bundle, run.model_path)
-        run.finish("interrupted", "interrupted by the user (Ctrl-C)")
-        raise
-    except BaseException as err:
-        run.finish("failed", f"{type(err).__name__}: {err}")
-        raise

@@ -57,6 +57,7 @@ class RunState:
     shape_history: list[list] = field(default_factory=list)
     formulas: dict = field(default_factory=dict)  # target -> {"best": {...}, "candidates": [...]}
     aux_exprs: dict = field(default_factory=dict)  # auxiliary name -> sympy expression of data columns
+    search: dict | None = None  # the discovery search's record (candidates, winner), when one ran
 
     @property
     def model(self):

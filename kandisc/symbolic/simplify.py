@@ -125,9 +125,13 @@ class Scorer:
         return template.xreplace({p: sp.Float(v, 15) for p, v in zip(params, fitted, strict=True)})
 
 
+_PI_POWERS = (1, -1, -2, 2)  # p/q·π, p/(q·π), p/(q·π²), p/q·π²: the 2π, 4π and (2π)² of physics
+
+
 def _snap_targets(value: float) -> list[sp.Expr]:
     """Simple numbers near ``value``, nearest first: 0 and integers (within 0.02), p/q with
-    q <= 12 and |p| <= 100, and (p/q)·π with q <= 12 and |p| <= 12 (within 0.002)."""
+    q <= 12 and |p| <= 100, and (p/q)·π^k for k in ``_PI_POWERS`` with q <= 12 and |p| <= 12
+    (within 0.002)."""
     targets = []
     nearest = round(value)
     if abs(value - nearest) <= SNAP_DISTANCE:
@@ -135,9 +139,11 @@ def _snap_targets(value: float) -> list[sp.Expr]:
     frac = Fraction(value).limit_denominator(12)
     if frac.denominator > 1 and abs(frac.numerator) <= 100 and abs(float(frac) - value) <= SNAP_DISTANCE / 10:
         targets.append(sp.Rational(frac.numerator, frac.denominator))
-    pi_frac = Fraction(value / math.pi).limit_denominator(12)
-    if pi_frac != 0 and abs(pi_frac.numerator) <= 12 and abs(float(pi_frac) * math.pi - value) <= SNAP_DISTANCE / 10:
-        targets.append(sp.Rational(pi_frac.numerator, pi_frac.denominator) * sp.pi)
+    for power in _PI_POWERS:
+        pi_frac = Fraction(value / math.pi**power).limit_denominator(12)
+        close = abs(float(pi_frac) * math.pi**power - value) <= SNAP_DISTANCE / 10
+        if pi_frac != 0 and abs(pi_frac.numerator) <= 12 and close:
+            targets.append(sp.Rational(pi_frac.numerator, pi_frac.denominator) * sp.pi**power)
     return sorted(targets, key=lambda t: abs(float(t) - value))
 
 
@@ -166,6 +172,22 @@ def _log_of_scaled(node) -> bool:
 def _split_log(node) -> sp.Expr:
     scale, rest = _scale_and_rest(node)
     return sp.Float(math.log(float(scale)), 15) + sp.log(rest)
+
+
+def merge_numeric_factors(expr: sp.Expr) -> sp.Expr:
+    """Every product's numeric factors (Floats, π powers, rationals) as one Float, when it holds a Float."""
+
+    def is_mixed(node) -> bool:
+        if not isinstance(node, sp.Mul) or not node.free_symbols:
+            return False
+        number, _ = node.as_independent(*node.free_symbols, as_Add=False)
+        return number.has(sp.Float) and number != 1
+
+    def merged(node) -> sp.Expr:
+        number, rest = node.as_independent(*node.free_symbols, as_Add=False)
+        return sp.Float(float(number), 15) * rest
+
+    return expr.replace(is_mixed, merged)
 
 
 def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
@@ -242,6 +264,9 @@ def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candi
         current = snap_constants(expanded, scorer)
         # Snapping can expose new structure (log(c·u) once log(c·u + b) lost its b): expand and snap again.
         current = snap_constants(expand_constants(current), scorer)
+        # Snaps made one at a time can leave a product of numbers (0.00806·π² for 1/(4π)): merge
+        # each term's numeric factors into one constant and snap that.
+        current = snap_constants(merge_numeric_factors(current), scorer)
         if complexity(current) <= _MAX_SIMPLIFY_NODES:
             simplified = sp.simplify(current)
             # Keep sympy's rewrite only when it is simpler (it likes to fold offsets back into logs).

@@ -1,0 +1,82 @@
+"""One Pareto front per target over the formulas of every candidate, and the search's verdict.
+
+Every candidate scores its formulas on the same held-out rows, in the target's units, so their
+test RMSEs compare directly. The front and the reported "best" follow the rule of a single fit
+(:func:`kandisc.symbolic.simplify.pick_best`: the simplest formula within a factor of the most
+accurate). A search is *exact* when every target's best formula matches the held-out rows to
+``EXACT_FRACTION`` of their spread: nothing better can be found, so it may stop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kandisc.search.worker import Outcome
+from kandisc.symbolic.simplify import pareto_front, pick_best
+
+EXACT_FRACTION = 1e-7  # test RMSE / std(y) below which a formula is the law up to rounding
+
+
+@dataclass
+class _Row:
+    """A formula row of some candidate, with the attributes the Pareto helpers read."""
+
+    row: dict
+    complexity: int
+    test_rmse: float
+    is_best: bool = False
+
+
+@dataclass
+class Merged:
+    """Per target, the merged front (rows carry the candidate they came from) and its best row."""
+
+    fronts: dict[str, list[dict]] = field(default_factory=dict)
+    best: dict[str, dict | None] = field(default_factory=dict)
+
+    def winner(self) -> str | None:
+        """The candidate that gave the most targets their best formula (ties: the first target's)."""
+        names = [row["candidate"] for row in self.best.values() if row]
+        return max(names, key=lambda n: (names.count(n), -names.index(n))) if names else None
+
+
+def merge(outcomes: list[Outcome], targets: list[str], y_scale: dict[str, float]) -> Merged:
+    merged = Merged()
+    for target in targets:
+        pool = []
+        for outcome in outcomes:
+            if outcome.state is None:
+                continue
+            entry = outcome.state.formulas.get(target) or {}
+            for row in entry.get("candidates", []):
+                if math.isfinite(row["test_rmse"]):
+                    tagged = {**row, "candidate": outcome.candidate.name, "is_best": False}
+                    pool.append(_Row(tagged, row["complexity"], row["test_rmse"]))
+        front = pareto_front(pool)
+        best = pick_best(front, y_scale[target])
+        for item in front:
+            item.row["is_best"] = item is best
+        merged.fronts[target] = [item.row for item in front]
+        merged.best[target] = best.row if best else None
+    return merged
+
+
+def is_exact(merged: Merged, y_scale: dict[str, float]) -> bool:
+    """Every target has a formula that reproduces the held-out rows to rounding."""
+    return all(
+        row is not None and row["test_rmse"] <= EXACT_FRACTION * y_scale[target] for target, row in merged.best.items()
+    )
+
+
+def law_verdict(best: dict | None, accept_r2: float) -> bool:
+    """A formula is a law when its own test R² reaches ``accept_r2`` (> 0, so never a constant:
+    a constant's R² is at most 0, and a target constant on the test rows has no R² at all)."""
+    r2 = None if best is None else best.get("test_r2")
+    return r2 is not None and math.isfinite(r2) and r2 >= accept_r2
+
+
+def target_scales(y_test: np.ndarray, targets: list[str]) -> dict[str, float]:
+    return {t: float(np.std(y_test[:, i])) or 1.0 for i, t in enumerate(targets)}

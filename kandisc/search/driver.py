@@ -1,0 +1,89 @@
+"""The discovery search of one run: plan the candidates, run them, merge their formulas.
+
+``search`` returns the winning candidate's state (its model is the run's model.pt) with the merged
+per-target Pareto fronts as its formulas and a record of every candidate in ``state.search``;
+every candidate's optimiser steps go to metrics.csv, labelled with the candidate's name.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kandisc.errors import SearchError
+from kandisc.pipeline.state import RunState, StageReport
+from kandisc.search.choose import Merged, is_exact, law_verdict, merge, target_scales
+from kandisc.search.plan import plan
+from kandisc.search.pool import default_jobs, run_candidates
+from kandisc.search.worker import Outcome
+
+
+def _record(outcome: Outcome, accept_r2: float) -> dict:
+    best = {}
+    if outcome.state is not None:
+        for target, entry in outcome.state.formulas.items():
+            row = entry.get("best") or {}
+            best[target] = {"formula": row.get("sympy"), "test_r2": row.get("test_r2")}
+    found = bool(best) and all(law_verdict(b and {"test_r2": b["test_r2"]}, accept_r2) for b in best.values())
+    return {
+        **outcome.candidate.describe(),
+        "status": outcome.status,
+        "seconds": round(outcome.seconds, 2),
+        "message": outcome.message,
+        "best": best,
+        "law_found": found,
+    }
+
+
+def search(prep, split_idx, sink) -> RunState:
+    """Run the search for the prepared run on the fixed train/test split; see the module docstring."""
+    cfg, targets = prep.cfg, list(prep.table.target_names)
+    train_idx, test_idx = split_idx
+    candidates = plan(cfg, prep.table.Y[train_idx], len(prep.model_inputs), prep.width)
+    jobs = min(cfg.search.jobs or default_jobs(), len(candidates))
+    y_scale = target_scales(prep.table.Y[test_idx], targets)
+    outcomes: list[Outcome] = []
+    records: list[dict] = []
+    start = time.monotonic()
+    sink.stage_started(f"search: {len(candidates)} candidates, {jobs} job(s)", 0)
+
+    def on_outcome(outcome: Outcome) -> bool:
+        outcomes.append(outcome)
+        for label, record, n_edges in outcome.steps:
+            sink.step(label, record, sink.global_step + 1, n_edges)
+        records.append(_record(outcome, cfg.search.accept_r2))
+        details = {**records[-1], "elapsed": round(time.monotonic() - start, 1)}
+        report = StageReport("candidate", outcome.candidate.name, outcome.status, details, "")
+        sink.stage_finished(outcome.candidate.name, report)
+        return cfg.search.stop_when_exact and is_exact(merge(outcomes, targets, y_scale), y_scale)
+
+    run_candidates(prep, candidates, split_idx, cfg.search.time_budget, jobs, on_outcome)
+    merged = merge(outcomes, targets, y_scale)
+    state = _winner_state(outcomes, merged, cfg.search.time_budget)
+    state.sink = sink
+    state.search = {
+        "candidates": records,
+        "winner": state.search,
+        "jobs": jobs,
+        "time_budget": cfg.search.time_budget,
+        "seconds": round(time.monotonic() - start, 2),
+    }
+    state.reports.append(StageReport("search", "search", "ok", {"winner": state.search["winner"]}))
+    return state
+
+
+def _winner_state(outcomes: list[Outcome], merged: Merged, budget: float) -> RunState:
+    completed = [o for o in outcomes if o.state is not None]
+    if not completed:
+        reasons = "; ".join(f"{o.candidate.name}: {o.status} {o.message}".strip() for o in outcomes)
+        raise SearchError(
+            f"the search finished no candidate within search.time_budget {budget:g} s ({reasons}); "
+            "raise it with --time-budget SECONDS or set pipeline: in the config"
+        )
+    name = merged.winner() or completed[0].candidate.name
+    winner = next(o for o in completed if o.candidate.name == name)
+    state = winner.state
+    for target, front in merged.fronts.items():
+        own = state.formulas.get(target) or {}
+        state.formulas[target] = {"check": own.get("check"), "best": merged.best[target], "candidates": front}
+    state.search = name
+    return state

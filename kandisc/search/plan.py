@@ -1,0 +1,97 @@
+"""Which candidate fits the search tries, in order of promise and cost.
+
+Families (each a width, a target transform and a staged pipeline):
+
+- ``log-additive``: for one-signed targets, ``log|y|`` as a sum of one-variable functions, a
+  ``[n, 1]`` network. A product of powers and of factors such as ``(1 + x)`` becomes a sum of
+  logs, which the symbolic stage snaps exactly: most laws of physics are of this kind.
+- ``sum``: ``[n, 5, 1]`` sum nodes on the standardised target (sums, compositions).
+- ``mult``: ``[n, [2, 2], 1]``, two multiplication nodes beside two sum nodes, with a warm-up fit
+  without the sparsity penalty so the factors do not shrink together before they are useful.
+- ``log-deep``: for one-signed targets, ``[n, 3, 1]`` on ``log|y|`` (a product of functions of
+  sums, e.g. ``m/sqrt(1 - v**2/c**2)``).
+
+The families that rewire the network are skipped when the user fixed the structure
+(``model.width``, ``modules`` or a prior); the log families are skipped when a target changes
+sign or a prior is given (a prior is a formula of ``y`` itself). ``search.seeds`` repeats the
+network families with further seeds; ``search.candidates`` restricts the families.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from kandisc.io.config_schema import DEFAULT_PIPELINE, SEARCH_CANDIDATES, KandiscConfig
+from kandisc.io.scaling import log_sign
+
+_LOG_ADDITIVE_PIPELINE = [
+    {"fit": {"steps": 50}},
+    {"prune": {}},
+    {"refine": {"grid": 10}},
+    {"fit": {"steps": 30}},
+    {"symbolic": {}},
+]
+_MULT_PIPELINE = [
+    {"fit": {"steps": 30}},  # warm-up: the factors grow before the penalty acts on them
+    {"fit": {"steps": 40, "lamb": 0.002}},
+    {"prune": {}},
+    {"fit": {"steps": 30, "lamb": 0.002}},
+    {"prune": {}},
+    {"fit": {"steps": 50}},
+    {"refine": {"grid": 10}},
+    {"fit": {"steps": 50}},
+    {"symbolic": {}},
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One fit of the search: a network, a target transform, a pipeline and a seed."""
+
+    name: str
+    family: str
+    width: list
+    pipeline: list
+    seed: int
+    y_log: tuple[int, ...]  # per target: 0 = raw target, ±1 = log(±y)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "family": self.family, "width": self.width, "seed": self.seed}
+
+
+def _families(cfg: KandiscConfig, n_in: int, n_out: int, user_width: list | None) -> dict[str, tuple[list, list]]:
+    if user_width is not None:  # the user fixed the structure: vary only transform and seed
+        return {"sum": (user_width, DEFAULT_PIPELINE), "log-deep": (user_width, DEFAULT_PIPELINE)}
+    return {
+        "log-additive": ([n_in, n_out], _LOG_ADDITIVE_PIPELINE),
+        "sum": ([n_in, 5, n_out], DEFAULT_PIPELINE),
+        "mult": ([n_in, [2, 2], n_out], _MULT_PIPELINE),
+        "log-deep": ([n_in, 3, n_out], DEFAULT_PIPELINE),
+    }
+
+
+def plan(cfg: KandiscConfig, y_train: np.ndarray, n_in: int, width: list) -> list[Candidate]:
+    """The candidates for this config and data (``width`` is the resolved default/user width)."""
+    n_out = y_train.shape[1]
+    fixed = cfg.model.width is not None or bool(cfg.modules) or cfg.prior.active
+    signs = tuple(log_sign(y_train[:, t]) for t in range(n_out))
+    log_ok = all(signs) and not cfg.prior.active
+    wanted = cfg.search.candidates or list(SEARCH_CANDIDATES)
+    families = _families(cfg, n_in, n_out, width if fixed else None)
+    out: list[Candidate] = []
+    for repeat in range(cfg.search.seeds):
+        for family in SEARCH_CANDIDATES:
+            if family not in families or family not in wanted:
+                continue
+            is_log = family.startswith("log")
+            if (is_log and not log_ok) or (family == "log-additive" and repeat > 0):
+                continue  # a [n, 1] network on log|y| has one optimum; a second seed finds it again
+            fam_width, pipeline = families[family]
+            seed = cfg.seed + repeat
+            name = family if repeat == 0 else f"{family}-s{seed}"
+            y_log = signs if is_log else (0,) * n_out
+            out.append(Candidate(name, family, copy.deepcopy(fam_width), copy.deepcopy(pipeline), seed, y_log))
+    return out

@@ -1,0 +1,102 @@
+"""One candidate of the search: the staged pipeline on a copy of the prepared run, in memory.
+
+``run_candidate`` returns an ``Outcome`` that pickles (it crosses process boundaries): the trained
+bundle, the stage reports, the formulas found and every optimiser step, for the parent process to
+write. A candidate that passes the search's deadline, or is told to stop because another one
+already found an exact law, ends at its next optimiser step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from kandisc.errors import KandiscError
+from kandisc.io.config import validate_config
+from kandisc.pipeline.runner import Prepared, build_bundle, model_space_data
+from kandisc.pipeline.stages import run_pipeline
+from kandisc.pipeline.state import RunState, StageReport
+from kandisc.search.plan import Candidate
+from kandisc.train import StepRecord
+
+
+class SearchStopped(Exception):
+    """Raised inside a candidate's training when its time is up or the search no longer needs it."""
+
+
+@dataclass
+class Outcome:
+    candidate: Candidate
+    status: str  # completed | failed | timeout | stopped
+    seconds: float
+    message: str = ""
+    state: RunState | None = None
+    steps: list[tuple[str, StepRecord, int]] = field(default_factory=list)  # (stage label, record, n_edges)
+
+
+class _StepRecorder:
+    """A progress sink that keeps every step for metrics.csv and enforces the deadline."""
+
+    def __init__(self, prefix: str, deadline: float, should_stop):
+        self.prefix, self.deadline, self.should_stop = prefix, deadline, should_stop
+        self.steps: list[tuple[str, StepRecord, int]] = []
+
+    def stage_started(self, label: str, total_steps: int) -> None:
+        self._check()
+
+    def step(self, label: str, record: StepRecord, global_step: int, n_edges: int) -> None:
+        self.steps.append((f"{self.prefix}: {label}", record, n_edges))
+        self._check()
+
+    def stage_finished(self, label: str, report: StageReport) -> None:
+        pass
+
+    def _check(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise SearchStopped("timeout")
+        if self.should_stop():
+            raise SearchStopped("stopped")
+
+
+def candidate_prepared(prep: Prepared, candidate: Candidate) -> Prepared:
+    """The prepared run with the candidate's width, pipeline, seed and standardised data."""
+    raw = prep.cfg.model_dump()
+    raw["seed"] = candidate.seed
+    raw["pipeline"] = candidate.pipeline
+    raw["data"]["standardize"] = True  # scale-free: the penalty and grids see unit-sized data
+    if prep.cfg.model.width is None:
+        raw["model"]["width"] = None
+    cfg = validate_config(raw, f"search candidate {candidate.name}")
+    return dataclasses.replace(prep, cfg=cfg, width=candidate.width)
+
+
+def run_candidate(
+    prep: Prepared,
+    candidate: Candidate,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    deadline: float,
+    should_stop=lambda: False,
+) -> Outcome:
+    """Fit one candidate; errors and timeouts become the outcome's status, never an exception."""
+    start = time.monotonic()
+    recorder = _StepRecorder(candidate.name, deadline, should_stop)
+    try:
+        cand = candidate_prepared(prep, candidate)
+        bundle = build_bundle(cand, train_idx, y_log=candidate.y_log)
+        dataset = model_space_data(bundle, cand.x_all, cand.table.Y, train_idx, test_idx)
+        state = RunState(bundle, dataset, torch.Generator().manual_seed(candidate.seed), recorder)
+        state.aux_exprs = dict(prep.aux_exprs)
+        state.shape_history.append(bundle.model.spec.display_width())
+        run_pipeline(state, cand.cfg.pipeline)
+    except SearchStopped as stop:
+        return Outcome(candidate, str(stop), time.monotonic() - start, steps=recorder.steps)
+    except (KandiscError, ValueError, RuntimeError, torch.linalg.LinAlgError) as err:
+        message = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+        return Outcome(candidate, "failed", time.monotonic() - start, message, steps=recorder.steps)
+    state.sink, state.generator = None, None  # neither crosses a process boundary
+    return Outcome(candidate, "completed", time.monotonic() - start, state=state, steps=recorder.steps)
