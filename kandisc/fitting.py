@@ -100,13 +100,12 @@ def _default_threads(prep: Prepared) -> int:
     return 1 if edges * rows * (prep.cfg.model.grid + prep.cfg.model.k) < 5e7 else torch.get_num_threads()
 
 
-def _single_pipeline(prep: Prepared, split_idx, sink) -> RunState:
+def _initial_state(prep: Prepared, split_idx, sink) -> RunState:
     train_idx, test_idx = split_idx
     bundle = build_bundle(prep, train_idx)
     dataset = model_space_data(bundle, prep.x_all, prep.table.Y, train_idx, test_idx)
     state = RunState(bundle, dataset, torch.Generator().manual_seed(prep.cfg.seed), sink, aux_exprs=prep.aux_exprs)
     state.shape_history.append(bundle.model.spec.display_width())
-    run_pipeline(state, prep.cfg.pipeline)
     return state
 
 
@@ -122,6 +121,7 @@ def _run(run: RunDir, prep: Prepared, data: Path, overrides, progress: ProgressS
         extra={"device": prep.device, "overrides": list(overrides)},
     )
     state = None
+    best_so_far: list[RunState] = []  # the search's best finished candidate, kept on Ctrl-C
     try:
         split_idx = split(prep.table, cfg.data.test_fraction, cfg.seed)
         with run.metrics_writer() as writer:
@@ -129,15 +129,17 @@ def _run(run: RunDir, prep: Prepared, data: Path, overrides, progress: ProgressS
             if cfg.pipeline is None:
                 from kandisc.search.driver import search
 
-                state = search(prep, split_idx, sink)
+                state = search(prep, split_idx, sink, best_so_far)
             else:
-                state = _single_pipeline(prep, split_idx, sink)
+                state = _initial_state(prep, split_idx, sink)
+                run_pipeline(state, cfg.pipeline)
         summary = finalize_run(run, prep, state, split_idx[1], split_idx[0])
         run.finish("completed")
         return FitResult(run.path, "completed", summary, state.reports)
     except KeyboardInterrupt:
-        if state is not None:
-            save_model(state.bundle, run.model_path)
+        kept = state if state is not None else (best_so_far[-1] if best_so_far else None)
+        if kept is not None:
+            save_model(kept.bundle, run.model_path)
         run.finish("interrupted", "interrupted by the user (Ctrl-C)")
         raise
     except BaseException as err:

@@ -122,10 +122,11 @@ def test_missing_and_empty_files(tmp_path, tiny_config):
 
 
 def test_config_show_reflects_override():
-    result = runner.invoke(app, ["config", "show", "--set", "pipeline.0.fit.steps=7"])
+    result = runner.invoke(app, ["config", "show", "--set", "search.time_budget=7"])
     assert result.exit_code == 0
     resolved = yaml.safe_load(result.stdout)
-    assert resolved["pipeline"][0]["fit"]["steps"] == 7 and resolved["model"]["grid"] == 5
+    assert resolved["search"]["time_budget"] == 7 and resolved["model"]["grid"] == 5
+    assert resolved["pipeline"] is None
 
 
 def test_config_schema_lists_every_stage_key():

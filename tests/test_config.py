@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,8 @@ def test_defaults_without_file() -> None:
     cfg = load_config(None)
     assert cfg.seed == 0 and cfg.device == "cpu" and cfg.threads is None
     assert cfg.data.test_fraction == 0.2 and cfg.model.width is None
-    assert [s.stage for s in cfg.pipeline] == ["fit", "prune", "fit", "prune", "fit", "refine", "fit", "symbolic"]
-    assert cfg.model_dump()["pipeline"][0]["fit"]["lamb"] == 0.01
+    assert cfg.pipeline is None  # the discovery search
+    assert cfg.search.time_budget == 120 and cfg.search.accept_r2 == 0.999 and cfg.search.jobs is None
     assert KandiscConfig().model_dump() == cfg.model_dump()
 
 
@@ -159,10 +160,9 @@ def test_precedence_defaults_file_overrides(tmp_path: Path) -> None:
 
 
 def test_list_index_overrides() -> None:
-    cfg = load_config(None, ["pipeline.0.fit.steps=5", "model.width=[2,[0,1],1]", "data.targets=y"])
-    assert cfg.pipeline[0].steps == 5 and cfg.pipeline[0].lamb == 0.01
+    cfg = load_config(None, ["pipeline=[{fit: {steps: 3}}]", "pipeline.0.fit.steps=5", "model.width=[2,[0,1],1]"])
+    assert cfg.pipeline[0].steps == 5 and cfg.pipeline[0].lamb == 0.0
     assert cfg.model.width == [2, [0, 1], 1]
-    assert cfg.data.targets == ["y"]
 
 
 def test_override_into_bare_stage_name(tmp_path: Path) -> None:
@@ -178,17 +178,26 @@ def test_override_into_bare_stage_name(tmp_path: Path) -> None:
         ("model.grid=-5", "--set model.grid=-5: model.grid: out of range (got -5; allowed: >= 1)"),
         ("model.grid.x=5", "--set model.grid.x=5: model.grid holds 5, which has no keys"),
         ("model.width=[2,", "--set model.width=[2,: the value is not valid YAML"),
-        ("pipeline.9.fit.steps=5", "--set pipeline.9.fit.steps=5: pipeline has 8 items"),
-        (
-            "pipeline.0.fitt.steps=5",
-            "--set pipeline.0.fitt.steps=5: pipeline[0] is a 'fit' stage, not 'fitt'",
-        ),
+        ("pipeline.9.fit.steps=5", "--set pipeline.9.fit.steps=5: pipeline is null (the discovery search runs)"),
         ("foo.bar=1", "--set foo.bar=1: foo: unknown key"),
     ],
 )
 def test_bad_overrides_name_the_override(override: str, snippet: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(None, [override])
+    assert snippet in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "snippet"),
+    [
+        ("pipeline.9.fit.steps=5", "--set pipeline.9.fit.steps=5: pipeline has 8 items"),
+        ("pipeline.0.fitt.steps=5", "--set pipeline.0.fitt.steps=5: pipeline[0] is a 'fit' stage, not 'fitt'"),
+    ],
+)
+def test_bad_overrides_into_a_given_pipeline(override: str, snippet: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["pipeline=" + json.dumps(DEFAULT_PIPELINE), override])
     assert snippet in str(info.value)
 
 
@@ -199,7 +208,8 @@ def test_errors_from_file_and_override_both_reported(tmp_path: Path) -> None:
 
 
 def test_round_trip_through_yaml(tmp_path: Path) -> None:
-    cfg = load_config(None, ["model.width=[2,[3,2],1]", "data.targets=[y]", "pipeline.5.refine.grid=20"])
+    pipeline = "pipeline=[{fit: {steps: 5}}, {refine: {grid: 20}}, symbolic]"
+    cfg = load_config(None, ["model.width=[2,[3,2],1]", "data.targets=[y]", pipeline, "search.seeds=3"])
     text = config_to_yaml(cfg)
     assert "width: [2, [3, 2], 1]" in text
     assert list(yaml.safe_load(text)) == list(KandiscConfig.model_fields)  # schema key order
@@ -207,10 +217,18 @@ def test_round_trip_through_yaml(tmp_path: Path) -> None:
     assert KandiscConfig.model_validate(cfg.model_dump()) == cfg
 
 
-def test_default_pipeline_constant_matches_config() -> None:
-    cfg = load_config(None)
-    assert KandiscConfig.model_validate({"pipeline": DEFAULT_PIPELINE}).pipeline == cfg.pipeline
+def test_default_pipeline_constant_is_a_valid_pipeline() -> None:
+    cfg = KandiscConfig.model_validate({"pipeline": DEFAULT_PIPELINE})
+    assert [s.stage for s in cfg.pipeline] == ["fit", "prune", "fit", "prune", "fit", "refine", "fit", "symbolic"]
     assert DEFAULT_PIPELINE[0] == {"fit": {"steps": 50, "lamb": 0.01}}
+
+
+def test_search_section_is_validated(tmp_path: Path) -> None:
+    cfg = load_config(None, ["search.candidates=[log-additive, SUM]", "search.time_budget=5"])
+    assert cfg.search.candidates == ["log-additive", "sum"] and cfg.search.time_budget == 5
+    message = error_of(tmp_path, "search: {candidates: [logadditive]}\n")
+    assert "search.candidates" in message and "log-additive" in message
+    assert "search.time_budget" in error_of(tmp_path, "search: {time_budget: 0}\n")
 
 
 def test_schema_rows_cover_every_key() -> None:

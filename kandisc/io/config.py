@@ -235,6 +235,11 @@ def _child(node: Any, part: str, path: list[Any], text: str, leaf: bool) -> tupl
             f"--set {text}: {where} is a {stage!r} stage, not {part!r};"
             f" replace the whole item instead, e.g. --set 'pipeline.{path[1]}={{{part}: {{}}}}'"
         )
+    if not leaf and path == [] and part == "pipeline" and node.get(part) is None:
+        raise ConfigError(
+            f"--set {text}: pipeline is null (the discovery search runs); give the whole list first, "
+            "e.g. --set 'pipeline=[{fit: {steps: 50}}, symbolic]', or set one in the config file"
+        )
     if not leaf and node.get(part) is None:
         node[part] = {}  # a new section; validation reports it if the key is unknown
     return part, node.get(part)

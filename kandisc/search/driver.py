@@ -7,6 +7,7 @@ every candidate's optimiser steps go to metrics.csv, labelled with the candidate
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from kandisc.errors import SearchError
@@ -34,8 +35,12 @@ def _record(outcome: Outcome, accept_r2: float) -> dict:
     }
 
 
-def search(prep, split_idx, sink) -> RunState:
-    """Run the search for the prepared run on the fixed train/test split; see the module docstring."""
+def search(prep, split_idx, sink, best_so_far: list | None = None) -> RunState:
+    """Run the search for the prepared run on the fixed train/test split; see the module docstring.
+
+    ``best_so_far`` receives the state of the best finished candidate as the search goes, so an
+    interrupted run can still save a model.
+    """
     cfg, targets = prep.cfg, list(prep.table.target_names)
     train_idx, test_idx = split_idx
     candidates = plan(cfg, prep.table.Y[train_idx], len(prep.model_inputs), prep.width)
@@ -54,7 +59,10 @@ def search(prep, split_idx, sink) -> RunState:
         details = {**records[-1], "elapsed": round(time.monotonic() - start, 1)}
         report = StageReport("candidate", outcome.candidate.name, outcome.status, details, "")
         sink.stage_finished(outcome.candidate.name, report)
-        return cfg.search.stop_when_exact and is_exact(merge(outcomes, targets, y_scale), y_scale)
+        merged = merge(outcomes, targets, y_scale)
+        if best_so_far is not None and any(o.state is not None for o in outcomes):
+            best_so_far.append(_winner_state(outcomes, merged, cfg.search.time_budget))
+        return cfg.search.stop_when_exact and is_exact(merged, y_scale)
 
     run_candidates(prep, candidates, split_idx, cfg.search.time_budget, jobs, on_outcome)
     merged = merge(outcomes, targets, y_scale)
@@ -81,9 +89,10 @@ def _winner_state(outcomes: list[Outcome], merged: Merged, budget: float) -> Run
         )
     name = merged.winner() or completed[0].candidate.name
     winner = next(o for o in completed if o.candidate.name == name)
-    state = winner.state
+    formulas = {}
     for target, front in merged.fronts.items():
-        own = state.formulas.get(target) or {}
-        state.formulas[target] = {"check": own.get("check"), "best": merged.best[target], "candidates": front}
-    state.search = name
+        own = winner.state.formulas.get(target) or {}
+        formulas[target] = {"check": own.get("check"), "best": merged.best[target], "candidates": front}
+    # A copy: the candidate's own formulas stay as they were, for later merges.
+    state = dataclasses.replace(winner.state, formulas=formulas, search=name)
     return state
