@@ -38,6 +38,8 @@ class TrainSettings:
     grid_update_every: int = 5
     stop_grid_update_step: int = 50
     lbfgs_iterations: int = 20
+    plateau_rtol: float = 0.0
+    plateau_window: int = 5
 
 
 @dataclass
@@ -56,6 +58,18 @@ class StepRecord:
     reg: float
 
 
+def plateaued(objectives: list[float], window: int, rtol: float) -> bool:
+    """True when the objective fell by at most ``rtol`` (relative) over the last ``window`` steps.
+
+    ``objectives`` holds the steps since the last grid update only: a grid update changes the
+    function being minimised, so losses across one do not compare.
+    """
+    if rtol <= 0 or len(objectives) <= window:
+        return False
+    old, new = objectives[-window - 1], objectives[-1]
+    return old - new <= rtol * abs(old)
+
+
 @dataclass
 class TrainResult:
     status: str = "ok"  # "ok" | "nonfinite"
@@ -63,6 +77,7 @@ class TrainResult:
     rollbacks: int = 0
     history: list[StepRecord] = field(default_factory=list)
     message: str = ""
+    plateaued: bool = False  # stopped before its step budget by the plateau rule
 
 
 StepCallback = Callable[[StepRecord], None]
@@ -147,8 +162,10 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(params, s)
     consecutive = 0
+    since_update: list[float] = []
     for step in range(s.steps):
         if s.update_grid and step % s.grid_update_every == 0 and step < s.stop_grid_update_step:
+            since_update = []
             model.update_grid(data.x_train)
             params = [p for p in model.parameters() if p.requires_grad]
             optimizer = _make_optimizer(params, s)
@@ -188,4 +205,8 @@ def train(
         result.steps_done = step + 1
         if callback is not None:
             callback(record)
+        since_update.append(objective)
+        if plateaued(since_update, s.plateau_window, s.plateau_rtol):
+            result.plateaued = True
+            break
     return result

@@ -233,6 +233,10 @@ class FitStage(_Stage):
     update_grid: Bool = _f(True, "re-fit spline grids to the data during training")
     grid_update_every: Int = _f(5, "steps between grid updates", ge=1)
     stop_grid_update_step: Int = _f(50, "no grid updates after this step", ge=0)
+    plateau_rtol: Float = _f(
+        0.0, "stop early when the objective falls by at most this fraction over plateau_window steps; 0 = never", ge=0
+    )
+    plateau_window: Int = _f(5, "steps (without a grid update) the plateau rule looks back", ge=1)
 
     @field_validator("batch")
     @classmethod

@@ -22,6 +22,7 @@ def run_training(state: RunState, label: str, settings: TrainSettings) -> StageR
     details = {
         "steps": result.steps_done,
         "rollbacks": result.rollbacks,
+        "plateaued": result.plateaued,
         "train_rmse": last.train_loss if last else None,
         "test_rmse": last.test_loss if last else None,
     }

@@ -27,6 +27,13 @@ import numpy as np
 from kandisc.io.config_schema import DEFAULT_PIPELINE, SEARCH_CANDIDATES, KandiscConfig
 from kandisc.io.scaling import log_sign
 
+_PLATEAU = {"plateau_rtol": 1e-3, "plateau_window": 3}  # every candidate stage stops once it stalls
+
+
+def _with_plateau(pipeline: list) -> list:
+    return [{"fit": {**item["fit"], **_PLATEAU}} if "fit" in item else item for item in pipeline]
+
+
 _LOG_ADDITIVE_PIPELINE = [
     {"fit": {"steps": 50}},
     {"prune": {}},
@@ -63,13 +70,14 @@ class Candidate:
 
 
 def _families(cfg: KandiscConfig, n_in: int, n_out: int, user_width: list | None) -> dict[str, tuple[list, list]]:
+    default = _with_plateau(DEFAULT_PIPELINE)
     if user_width is not None:  # the user fixed the structure: vary only transform and seed
-        return {"sum": (user_width, DEFAULT_PIPELINE), "log-deep": (user_width, DEFAULT_PIPELINE)}
+        return {"sum": (user_width, default), "log-deep": (user_width, default)}
     return {
-        "log-additive": ([n_in, n_out], _LOG_ADDITIVE_PIPELINE),
-        "sum": ([n_in, 5, n_out], DEFAULT_PIPELINE),
-        "mult": ([n_in, [2, 2], n_out], _MULT_PIPELINE),
-        "log-deep": ([n_in, 3, n_out], DEFAULT_PIPELINE),
+        "log-additive": ([n_in, n_out], _with_plateau(_LOG_ADDITIVE_PIPELINE)),
+        "sum": ([n_in, 5, n_out], default),
+        "mult": ([n_in, [2, 2], n_out], _with_plateau(_MULT_PIPELINE)),
+        "log-deep": ([n_in, 3, n_out], default),
     }
 
 
