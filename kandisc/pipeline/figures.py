@@ -18,7 +18,7 @@ def _metrics_rows(run) -> list[dict]:
     return rows
 
 
-def write_figures(run, prep, state, scores, y_test, pred_test) -> list[str]:
+def write_figures(run, prep, state, scores, y_test, pred_test, sources=None) -> list[str]:
     """Write every figure into ``run/figures``; returns the paths relative to the run directory."""
     from kandisc import plots
 
@@ -39,7 +39,9 @@ def write_figures(run, prep, state, scores, y_test, pred_test) -> list[str]:
         pruned_inputs=state.pruned_inputs,
     )
     if len(y_test):
-        written += plots.plot_pred_vs_true(y_test, pred_test, bundle.output_names, folder / "pred_vs_true", fmts)
+        written += plots.plot_pred_vs_true(
+            y_test, pred_test, bundle.output_names, folder / "pred_vs_true", fmts, sources=sources
+        )
     candidates = {t: f.get("candidates", []) for t, f in state.formulas.items() if f.get("candidates")}
     if candidates:
         written += plots.plot_pareto(candidates, folder / "pareto", fmts)

@@ -105,13 +105,34 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
     if prep.cfg.output.figures:
         from kandisc.pipeline.figures import write_figures
 
-        summary["figures"] = write_figures(run, prep, state, scores, y_raw[test_idx], pred_test)
+        shown, sources = formula_predictions(prep, state.formulas, bundle.output_names, test_idx, pred_test)
+        summary["figures"] = write_figures(run, prep, state, scores, y_raw[test_idx], shown, sources)
     summary["wall_seconds"] = round(run.elapsed(), 3)
     run.write_json("summary.json", summary)
     from kandisc.pipeline.report import render_report
 
     run.write_text("report.md", render_report(run.path.name, summary, tables, state.formulas, state.reports))
     return summary
+
+
+def formula_predictions(prep, formulas: dict, targets: list[str], rows, fallback: np.ndarray):
+    """Each target's best formula evaluated on ``rows`` (the network's ``fallback`` where none)."""
+    import sympy as sp
+
+    from kandisc.knowledge.formula import parse_formula
+    from kandisc.symbolic.assemble import evaluate
+
+    shown, sources = fallback.copy(), []
+    symbols = [sp.Symbol(name) for name in prep.model_inputs]
+    for t, target in enumerate(targets):
+        best = (formulas.get(target) or {}).get("best")
+        if not best:
+            sources.append("network")
+            continue
+        expr = parse_formula(best["sympy"], prep.model_inputs)
+        shown[:, t] = evaluate(expr, symbols, prep.x_all[rows])
+        sources.append("formula")
+    return shown, sources
 
 
 def formula_verdicts(formulas: dict, targets: list[str], accept_r2: float) -> dict:

@@ -167,9 +167,17 @@ def _r2_rmse(t: np.ndarray, p: np.ndarray) -> tuple[float, float]:
 
 
 def plot_pred_vs_true(
-    y_true, y_pred, target_names: Sequence[str], path_stem: Path | str, formats: Sequence[str] = ("png",)
+    y_true,
+    y_pred,
+    target_names: Sequence[str],
+    path_stem: Path | str,
+    formats: Sequence[str] = ("png",),
+    sources: Sequence[str] | None = None,
 ) -> list[Path]:
-    """One panel per target: predictions against truth with the y = x line, R² and RMSE."""
+    """One panel per target: predictions against truth with the y = x line, R² and RMSE.
+
+    ``sources`` names what predicted each target (e.g. "formula" or "network"), shown in the title.
+    """
     t_all, p_all = _array(y_true), _array(y_pred)
     t_all = t_all.reshape(len(t_all), -1)
     p_all = p_all.reshape(len(p_all), -1)
@@ -183,7 +191,8 @@ def plot_pred_vs_true(
         axes = fig.subplots(rows, cols, squeeze=False).ravel()
         for k, name in enumerate(names):
             ok = np.isfinite(t_all[:, k]) & np.isfinite(p_all[:, k])
-            _pred_panel(axes[k], t_all[ok, k], p_all[ok, k], name)
+            title = name if sources is None else f"{name} ({sources[k]})"
+            _pred_panel(axes[k], t_all[ok, k], p_all[ok, k], title)
         for ax in axes[len(names) :]:
             ax.set_visible(False)
         return save_figure(fig, path_stem, formats)

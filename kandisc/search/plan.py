@@ -6,6 +6,9 @@ Families (each a width, a target transform and a staged pipeline):
   ``[n, 1]`` network. A product of powers and of factors such as ``(1 + x)`` becomes a sum of
   logs, which the symbolic stage snaps exactly: most laws of physics are of this kind.
 - ``sum``: ``[n, 5, 1]`` sum nodes on the standardised target (sums, compositions).
+- ``product``: one multiplication node of arity n over sums of one-variable functions,
+  ``f1(x)·f2(x)···`` with identity base functions: products whose factors change sign
+  (``r·F·sin(θ)``), which a log cannot reach.
 - ``mult``: ``[n, [2, 2], 1]``, two multiplication nodes beside two sum nodes, with a warm-up fit
   without the sparsity penalty so the factors do not shrink together before they are useful.
 - ``log-deep``: for one-signed targets, ``[n, 3, 1]`` on ``log|y|`` (a product of functions of
@@ -20,7 +23,7 @@ network families with further seeds; ``search.candidates`` restricts the familie
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,6 +40,15 @@ def _with_plateau(pipeline: list) -> list:
 _LOG_ADDITIVE_PIPELINE = [
     {"fit": {"steps": 50}},
     {"prune": {}},
+    {"refine": {"grid": 10}},
+    {"fit": {"steps": 30}},
+    {"symbolic": {}},
+]
+_PRODUCT_PIPELINE = [
+    {"fit": {"steps": 30, "update_grid": False}},  # warm-up: the factors grow before the penalty acts
+    {"fit": {"steps": 30, "lamb": 0.001, "update_grid": False}},
+    {"prune": {}},
+    {"fit": {"steps": 40}},
     {"refine": {"grid": 10}},
     {"fit": {"steps": 30}},
     {"symbolic": {}},
@@ -64,21 +76,31 @@ class Candidate:
     pipeline: list
     seed: int
     y_log: tuple[int, ...]  # per target: 0 = raw target, ±1 = log(±y)
+    model: dict = field(default_factory=dict)  # further model keys (mult_arity, base_fun)
 
     def describe(self) -> dict:
         return {"name": self.name, "family": self.family, "width": self.width, "seed": self.seed}
 
 
-def _families(cfg: KandiscConfig, n_in: int, n_out: int, user_width: list | None) -> dict[str, tuple[list, list]]:
+def _families(n_in: int, n_out: int, user_width: list | None) -> dict[str, tuple[list, list, dict]]:
+    """family -> (width, pipeline, model keys)."""
     default = _with_plateau(DEFAULT_PIPELINE)
     if user_width is not None:  # the user fixed the structure: vary only transform and seed
-        return {"sum": (user_width, default), "log-deep": (user_width, default)}
-    return {
-        "log-additive": ([n_in, n_out], _with_plateau(_LOG_ADDITIVE_PIPELINE)),
-        "sum": ([n_in, 5, n_out], default),
-        "mult": ([n_in, [2, 2], n_out], _with_plateau(_MULT_PIPELINE)),
-        "log-deep": ([n_in, 3, n_out], default),
+        return {"sum": (user_width, default, {}), "log-deep": (user_width, default, {})}
+    families = {
+        "log-additive": ([n_in, n_out], _with_plateau(_LOG_ADDITIVE_PIPELINE), {}),
+        "product": (
+            [n_in, [0, n_out], n_out],
+            _with_plateau(_PRODUCT_PIPELINE),
+            {"mult_arity": n_in, "base_fun": "identity"},
+        ),
+        "sum": ([n_in, 5, n_out], default, {}),
+        "mult": ([n_in, [2, 2], n_out], _with_plateau(_MULT_PIPELINE), {}),
+        "log-deep": ([n_in, 3, n_out], default, {}),
     }
+    if n_in < 2:
+        del families["product"]  # a product of one factor is the sum family's job
+    return families
 
 
 def plan(cfg: KandiscConfig, y_train: np.ndarray, n_in: int, width: list) -> list[Candidate]:
@@ -88,7 +110,7 @@ def plan(cfg: KandiscConfig, y_train: np.ndarray, n_in: int, width: list) -> lis
     signs = tuple(log_sign(y_train[:, t]) for t in range(n_out))
     log_ok = all(signs) and not cfg.prior.active
     wanted = cfg.search.candidates or list(SEARCH_CANDIDATES)
-    families = _families(cfg, n_in, n_out, width if fixed else None)
+    families = _families(n_in, n_out, width if fixed else None)
     out: list[Candidate] = []
     for repeat in range(cfg.search.seeds):
         for family in SEARCH_CANDIDATES:
@@ -97,9 +119,11 @@ def plan(cfg: KandiscConfig, y_train: np.ndarray, n_in: int, width: list) -> lis
             is_log = family.startswith("log")
             if (is_log and not log_ok) or (family == "log-additive" and repeat > 0):
                 continue  # a [n, 1] network on log|y| has one optimum; a second seed finds it again
-            fam_width, pipeline = families[family]
+            fam_width, pipeline, model = families[family]
             seed = cfg.seed + repeat
             name = family if repeat == 0 else f"{family}-s{seed}"
             y_log = signs if is_log else (0,) * n_out
-            out.append(Candidate(name, family, copy.deepcopy(fam_width), copy.deepcopy(pipeline), seed, y_log))
+            out.append(
+                Candidate(name, family, copy.deepcopy(fam_width), copy.deepcopy(pipeline), seed, y_log, dict(model))
+            )
     return out

@@ -68,8 +68,7 @@ def candidate_prepared(prep: Prepared, candidate: Candidate) -> Prepared:
     raw["seed"] = candidate.seed
     raw["pipeline"] = candidate.pipeline
     raw["data"]["standardize"] = True  # scale-free: the penalty and grids see unit-sized data
-    if prep.cfg.model.width is None:
-        raw["model"]["width"] = None
+    raw["model"].update(candidate.model)
     cfg = validate_config(raw, f"search candidate {candidate.name}")
     return dataclasses.replace(prep, cfg=cfg, width=candidate.width)
 
