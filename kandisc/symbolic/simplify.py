@@ -128,7 +128,7 @@ class Scorer:
 _PI_POWERS = (1, -1, -2, 2)  # p/q·π, p/(q·π), p/(q·π²), p/q·π²: the 2π, 4π and (2π)² of physics
 
 
-def _snap_targets(value: float) -> list[sp.Expr]:
+def _simple_targets(value: float) -> list[sp.Expr]:
     """Simple numbers near ``value``, nearest first: 0 and integers (within 0.02), p/q with
     q <= 12 and |p| <= 100, and (p/q)·π^k for k in ``_PI_POWERS`` with q <= 12 and |p| <= 12
     (within 0.002)."""
@@ -144,7 +144,23 @@ def _snap_targets(value: float) -> list[sp.Expr]:
         close = abs(float(pi_frac) * math.pi**power - value) <= SNAP_DISTANCE / 10
         if pi_frac != 0 and abs(pi_frac.numerator) <= 12 and close:
             targets.append(sp.Rational(pi_frac.numerator, pi_frac.denominator) * sp.pi**power)
-    return sorted(targets, key=lambda t: abs(float(t) - value))
+    return targets
+
+
+# SI prefixes: a law in other units keeps its simple constant. Not below milli: a tiny leftover
+# constant is noise to drop (snap to 0), not 7/10^9.
+_DECADES = (3, -3, 6, 9, 12)
+
+
+def _snap_targets(value: float) -> list[sp.Expr]:
+    """Simple numbers near ``value`` (see ``_simple_targets``), also times a power of 1000 so that
+    a column in mm instead of m snaps 1000/(4π) as it snaps 1/(4π); 0 first, then nearest first."""
+    targets = _simple_targets(value)
+    for k in _DECADES:
+        mantissa = value / 10.0**k
+        if 0.01 <= abs(mantissa) <= 100:
+            targets += [t * sp.Integer(10) ** k for t in _simple_targets(mantissa) if t != 0]
+    return sorted(targets, key=lambda t: (t != 0, abs(float(t) - value)))
 
 
 def expand_constants(expr: sp.Expr) -> sp.Expr:

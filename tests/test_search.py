@@ -1,0 +1,118 @@
+"""The discovery search: which candidates apply, the default `kandisc fit` recovering laws the
+single pipeline lost (small values, products, scaled columns), and saying when no law was found."""
+
+import json
+
+import numpy as np
+import pytest
+import sympy as sp
+from typer.testing import CliRunner
+
+from kandisc.cli import app
+from kandisc.io.config import load_config
+from kandisc.search.choose import law_verdict
+from kandisc.search.plan import plan
+
+runner = CliRunner()
+
+
+def _fit(data, out, *args):
+    result = runner.invoke(app, ["fit", str(data), "--out", str(out), "--jobs", "1", "--quiet", *map(str, args)])
+    assert result.exit_code == 0, result.stderr
+    return json.loads((out / "summary.json").read_text()), result.stdout
+
+
+def _same(formula: str, truth: str, names: list[str]) -> bool:
+    symbols = {n: sp.Symbol(n) for n in names}
+    diff = sp.sympify(formula, locals=symbols) - sp.sympify(truth, locals=symbols)
+    return sp.simplify(diff) == 0
+
+
+def test_plan_uses_the_log_families_only_for_one_signed_targets():
+    cfg = load_config(None)
+    positive = plan(cfg, np.array([[1.0], [2.0]]), 3, [3, 5, 1])
+    names = [c.name for c in positive]
+    assert names[:2] == ["log-additive", "product"] and "log-deep" in names and "sum-s1" in names
+    assert names.count("log-additive") == 1  # one optimum: no second seed
+    assert positive[0].width == [3, 1] and positive[0].y_log == (1,)
+    product = next(c for c in positive if c.family == "product")
+    assert product.width == [3, [0, 1], 1] and product.model == {"mult_arity": 3, "base_fun": "identity"}
+    mixed = plan(cfg, np.array([[-1.0], [2.0]]), 3, [3, 5, 1])
+    assert all(not c.family.startswith("log") and c.y_log == (0,) for c in mixed)
+    negative = plan(cfg, np.array([[-1.0], [-2.0]]), 1, [1, 5, 1])
+    assert negative[0].y_log == (-1,) and "product" not in [c.family for c in negative]
+
+
+def test_plan_respects_a_fixed_structure_and_the_candidate_list():
+    cfg = load_config(None, ["model.width=[2, [0, 1], 1]", "search.candidates=[sum]", "search.seeds=1"])
+    (only,) = plan(cfg, np.array([[1.0], [2.0]]), 2, [2, [0, 1], 1])
+    assert only.family == "sum" and only.width == [2, [0, 1], 1]
+
+
+def test_small_valued_gaussian_law_is_found_not_collapsed_to_zero(write_csv, tmp_path):
+    # The single default pipeline returned the formula 0 here (R² -0.83): the penalty beat a tiny error.
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 2.5, 400)
+    summary, stdout = _fit(write_csv({"x": x, "f": 0.2 * np.exp(-(x**2))}), tmp_path / "run")
+    assert summary["law_found"] is True and summary["formula_test_r2"]["f"] > 0.999999
+    assert _same(summary["formulas"]["f"], "exp(-x**2)/5", ["x"])
+    assert summary["search"]["winner"] == "log-additive"
+    assert "formula test R²" in stdout and "no formula reached" not in stdout
+
+
+def test_monomial_is_the_same_law_when_a_column_is_rescaled(write_csv, tmp_path):
+    rng = np.random.default_rng(1)
+    q, r = rng.uniform(1, 5, 400), rng.uniform(1, 5, 400)
+    found = {}
+    for scale in (1e-3, 1.0, 1e3):
+        qs = q * scale  # the same physics in other units: the constant absorbs the scale
+        summary, _ = _fit(write_csv({"q": qs, "r": r, "E": q / (4 * np.pi * r**2)}), tmp_path / f"run{scale}")
+        found[scale] = summary["formulas"]["E"]
+        assert _same(found[scale], f"q/({scale}*4*pi*r**2)", ["q", "r"]), found
+    assert _same(found[1.0], "q/(4*pi*r**2)", ["q", "r"])
+
+
+def test_product_of_sign_changing_factors_is_found(write_csv, tmp_path):
+    # A product whose sign changes has no log; the product family's multiplication node finds it.
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(-2, 2, 500), rng.uniform(-2, 2, 500)
+    summary, _ = _fit(write_csv({"a": a, "b": b, "f": a * b}), tmp_path / "run", "--time-budget", "60")
+    assert summary["law_found"] is True and _same(summary["formulas"]["f"], "a*b", ["a", "b"])
+
+
+def test_no_law_is_said_plainly(write_csv, tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(1, 2, 300)
+    noise = rng.uniform(1, 2, 300)  # a positive target that no formula of x explains
+    config = tmp_path / "c.yaml"
+    config.write_text("search: {candidates: [log-additive]}\noutput: {figures: false}\n")
+    summary, stdout = _fit(write_csv({"x": x, "y": noise}), tmp_path / "run", "--config", config)
+    assert summary["law_found"] is False and summary["law_found_per_target"] == {"y": False}
+    assert "y: no formula reached test R² 0.999; the formula shown is an approximation" in stdout
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "no (approximation)" in report and "approximations, not laws" in report
+
+
+def test_an_explicit_pipeline_runs_once_without_a_search(write_csv, tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-1, 1, 200)
+    config = tmp_path / "c.yaml"
+    config.write_text("pipeline: [{fit: {steps: 2}}, symbolic]\noutput: {figures: false}\n")
+    summary, _ = _fit(write_csv({"x": x, "f": 2 * x}), tmp_path / "run", "--config", config)
+    assert summary["search"] is None and "law_found" in summary
+
+
+def test_a_budget_too_small_for_any_candidate_is_a_clear_error(write_csv, tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.uniform(1, 2, 200)
+    data = write_csv({"x": x, "f": np.sin(3 * x) + x})
+    result = runner.invoke(app, ["fit", str(data), "--out", str(tmp_path / "run"), "--time-budget", "1e-6", "-q"])
+    assert result.exit_code == 2
+    assert "the search finished no candidate within search.time_budget" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("r2", "found"), [(0.9995, True), (0.99, False), (None, False), (float("nan"), False)])
+def test_law_verdict(r2, found):
+    assert law_verdict({"test_r2": r2, "sympy": "x"}, 0.999) is found
+    assert law_verdict(None, 0.999) is False
