@@ -13,6 +13,7 @@ from kandisc.errors import RunDirError
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.data import read_columns
 from kandisc.io.model_file import ModelBundle, load_model
+from kandisc.knowledge.user_functions import restore_functions
 
 
 @dataclass
@@ -66,6 +67,7 @@ def range_warnings(bundle: ModelBundle, x: np.ndarray) -> list[str]:
 
 def predict(model_path: Path, data_path: Path, out_path: Path | None = None, overwrite: bool = False) -> PredictResult:
     bundle = load_model(model_path)
+    restore_functions(bundle)
     out_path = Path(out_path) if out_path else Path(data_path).with_suffix(".predictions.csv")
     if out_path.exists() and not overwrite:
         raise RunDirError(f"{out_path} exists; pass --overwrite or choose another -o")

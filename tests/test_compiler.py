@@ -8,8 +8,8 @@ import torch
 from kandisc.errors import FormulaError
 from kandisc.io.model_file import load_model, save_model
 from kandisc.knowledge.compiler import compile_formula, plan_network
-from kandisc.knowledge.formula import parse_formula, to_torch_function
-from kandisc.symbolic.assemble import assemble, evaluate
+from kandisc.knowledge.formula import evaluate_rows, parse_formula, to_torch_function
+from kandisc.symbolic.assemble import assemble
 
 POS = (0.2, 2.0)
 # (formula, {variable: (low, high)} where not [-1, 1])
@@ -84,7 +84,7 @@ def test_round_trip(text, ranges):
     _close(got, want)
     assembly = assemble(bundle)
     assert assembly.numeric_edges == []
-    _close(evaluate(assembly.exprs[0], assembly.symbols, x.numpy()), want.numpy())
+    _close(evaluate_rows(assembly.exprs[0], [s.name for s in assembly.symbols], x.numpy()), want.numpy())
 
 
 def test_structure_of_simple_formulas():

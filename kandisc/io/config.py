@@ -24,6 +24,7 @@ from kandisc.io.config_schema import (
     STAGE_MODELS,
     DataConfig,
     FitStage,
+    FunctionConfig,
     KandiscConfig,
     ModelConfig,
     OutputConfig,
@@ -43,6 +44,7 @@ __all__ = [
     "STAGE_MODELS",
     "DataConfig",
     "FitStage",
+    "FunctionConfig",
     "KandiscConfig",
     "ModelConfig",
     "OutputConfig",
@@ -80,6 +82,8 @@ def _fields_at(parent: Sequence[Any]) -> dict[str, Any]:
         return dict(KandiscConfig.model_fields)
     if len(parent) == 1 and parent[0] in SECTIONS:
         return dict(SECTIONS[parent[0]].model_fields)
+    if len(parent) == 2 and parent[0] == "functions":
+        return dict(FunctionConfig.model_fields)
     if len(parent) == 3 and parent[0] == "pipeline" and parent[2] in STAGE_MODELS:
         fields = dict(STAGE_MODELS[parent[2]].model_fields)
         fields.pop("stage")
@@ -345,6 +349,8 @@ def _schema_of(cls: type[BaseModel], prefix: str, rows: list[tuple[str, str, str
             _schema_of(ann, f"{prefix}{name}.", rows)
             continue
         rows.append((prefix + name, _type_text(info), _default_text(info), info.description or ""))
+        if name == "functions":
+            _schema_of(FunctionConfig, f"{prefix}{name}.<name>.", rows)
         if name == "pipeline":
             for stage, model in STAGE_MODELS.items():
                 rows.append((f"pipeline[].{stage}", "stage", "", model.__doc__ or ""))

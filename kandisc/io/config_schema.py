@@ -5,7 +5,8 @@ Owns ``KandiscConfig`` and its sections (``DataConfig``, ``PriorConfig``, ``Mode
 ``DEFAULT_PIPELINE`` and the validators that check single values. Loading, ``--set`` overrides,
 error messages and YAML output live in :mod:`kandisc.io.config`, which re-exports these names.
 Function names, formulas and module strings stay plain strings here; the symbolic and knowledge
-layers validate them.
+layers validate them (``functions:`` entries are checked here with the safe formula parser, which
+is imported only when a config has some).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -337,6 +339,26 @@ class OutputConfig(_Model):
     checkpoints: Bool = _f(False, "keep a model file after every stage (checkpoints/NN_stage.pt)")
 
 
+class FunctionConfig(_Model):
+    """A function added to the symbolic library, written as a formula of x."""
+
+    formula: str = _f(..., "the function of x, e.g. sin(x)/x (any function formulas may call)", examples=["sin(x)/x"])
+    complexity: Float = _f(3.0, "its complexity for the symbolic stage (built-ins: x 1, sin 2, tanh 3)", ge=0)
+
+
+def _check_functions(value: dict[str, FunctionConfig]) -> dict[str, FunctionConfig]:
+    if value:
+        from kandisc.errors import KandiscError
+        from kandisc.knowledge.user_functions import parse_definition
+
+        for name, entry in value.items():
+            try:
+                parse_definition(name, entry.formula)
+            except KandiscError as err:
+                raise ValueError(str(err)) from None
+    return value
+
+
 class KandiscConfig(_Model):
     """Everything a `kandisc fit` run needs besides the data file."""
 
@@ -346,6 +368,11 @@ class KandiscConfig(_Model):
     )
     threads: Int | None = _f(None, "torch CPU threads; null = 1 for small models, else torch's default", ge=1)
     data: DataConfig = _f(default_factory=DataConfig, doc="")
+    functions: Annotated[dict[str, FunctionConfig], AfterValidator(_check_functions)] = _f(
+        {},
+        "functions added to the symbolic library, name -> {formula, complexity}",
+        json_schema_extra={"type": "mapping of name -> function"},
+    )
     auxiliary: dict[str, str] = _f({}, "extra input features, name -> formula of input columns")
     modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
     prior: Annotated[PriorConfig, BeforeValidator(_prior_shorthand)] = _f(default_factory=PriorConfig, doc="")

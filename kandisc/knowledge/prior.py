@@ -81,8 +81,10 @@ def prior_from_model_file(
     numeric edges keep their trained values.
     """
     from kandisc.io.model_file import load_model
+    from kandisc.knowledge.user_functions import restore_functions
 
     bundle = load_model(path)
+    restore_functions(bundle)
     if list(bundle.output_names) != list(output_names):
         raise ConfigError(
             f"prior model {path} predicts {', '.join(bundle.output_names)}, but the run's "

@@ -21,6 +21,7 @@ from kandisc.io.config import KandiscConfig, config_to_yaml, load_config, resolv
 from kandisc.io.data import Standardizer, Table, load_table, split
 from kandisc.io.model_file import ModelBundle, save_model
 from kandisc.io.rundir import RunDir, default_run_dir
+from kandisc.knowledge.user_functions import register_definitions
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.pipeline.finalize import finalize_run
 from kandisc.pipeline.state import NullSink, ProgressSink, RunState, StageReport
@@ -61,6 +62,7 @@ def resolve_device(name: str) -> str:
 
 def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
     cfg = load_config(config, overrides)
+    register_definitions(cfg.functions)
     table = load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna)
     x_all, model_inputs, aux_exprs = table.X, list(table.input_names), {}
     if cfg.auxiliary:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from kandisc.attribution import attribute
+from kandisc.knowledge.user_functions import used_definitions
 from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
 from kandisc.pipeline.stages import run_training
 from kandisc.pipeline.state import RunState, StageReport
@@ -112,6 +113,9 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
             run_training(state, f"symbolic {round_index + 1}", tune)
     if params["retrain_steps"]:
         run_training(state, "symbolic tune", tune)
+    added = used_definitions(state.model)
+    if added:  # a reloaded model.pt must know the added functions its edges use
+        state.bundle.extras["functions"] = added
     details = {
         "snapped_edges": snapped,
         "zeroed_edges": [list(e) for e in zeroed],
