@@ -29,6 +29,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from kandisc import defaults
+
+# The engine's defaults (kandisc.defaults) are the schema's: one home for each value.
+_TRAIN, _PRUNE = defaults.TrainSettings(), defaults.PruneSettings()
+
 # Two rounds of sparsify-and-prune make the pruned shape robust to the seed; then fit, refine, snap.
 DEFAULT_PIPELINE: list[Any] = [
     {"fit": {"steps": 50, "lamb": 0.01}},
@@ -179,19 +184,19 @@ class ModelConfig(_Model):
         "layer widths, e.g. [2, 5, 1] or [2, [3, 2], 1] ([n_sum, n_mult]); null = [n_inputs, 5, n_targets]",
         json_schema_extra={"type": "list of int or [n_sum, n_mult], or null"},
     )
-    grid: Int = _f(5, "number of B-spline grid intervals per edge", ge=1)
-    k: Int = _f(3, "B-spline order", ge=1, le=5)
+    grid: Int = _f(defaults.GRID, "number of B-spline grid intervals per edge", ge=1)
+    k: Int = _f(defaults.ORDER, "B-spline order", ge=1, le=5)
     mult_arity: Annotated[int | list[list[int]], BeforeValidator(_check_arity)] = _f(
         2,
         "inputs per multiplication node: one int, or per layer a list of ints",
         json_schema_extra={"type": "int >= 2 or list of lists of int >= 2"},
     )
-    base_fun: Annotated[Literal["silu", "identity", "zero"], BeforeValidator(_lower)] = _f(
-        "silu", "residual base function added to each spline"
+    base_fun: Annotated[Literal[defaults.BASE_FUNCTIONS], BeforeValidator(_lower)] = _f(
+        defaults.BASE_FUN, "residual base function added to each spline"
     )
-    grid_eps: Float = _f(0.02, "0 = grid from data quantiles, 1 = uniform grid", ge=0, le=1)
-    grid_range: list[Float] = _f([-1.0, 1.0], "initial grid range [low, high]")
-    noise_scale: Float = _f(0.3, "scale of the random initial spline coefficients", ge=0)
+    grid_eps: Float = _f(defaults.GRID_EPS, "0 = grid from data quantiles, 1 = uniform grid", ge=0, le=1)
+    grid_range: list[Float] = _f(list(defaults.GRID_RANGE), "initial grid range [low, high]")
+    noise_scale: Float = _f(defaults.NOISE_SCALE, "scale of the random initial spline coefficients", ge=0)
     dtype: Annotated[Literal["float64", "float32"], BeforeValidator(_lower)] = _f(
         "float64", "floating-point precision (float64 keeps formula constants exact)"
     )
@@ -222,20 +227,20 @@ class FitStage(_Stage):
     sparsity regularisation."""
 
     stage: Literal["fit"] = "fit"
-    steps: Int = _f(50, "optimiser steps", ge=0)
+    steps: Int = _f(_TRAIN.steps, "optimiser steps", ge=0)
     opt: Annotated[Literal["lbfgs", "adam", "lm"], BeforeValidator(_lower)] = _f(
-        "lbfgs", "optimiser; lm (Levenberg–Marquardt, ignores lr): full batch, lamb 0, up to 3000 parameters"
+        _TRAIN.opt, "optimiser; lm (Levenberg–Marquardt, ignores lr): full batch, lamb 0, up to 3000 parameters"
     )
-    lr: Float = _f(1.0, "learning rate", gt=0)
-    lamb: Float = _f(0.0, "overall regularisation strength (0 = none)", ge=0)
-    lamb_l1: Float = _f(1.0, "weight of the L1 norm of edge activations", ge=0)
-    lamb_entropy: Float = _f(2.0, "weight of the entropy of edge activations", ge=0)
-    lamb_coef: Float = _f(0.0, "weight of the L1 norm of spline coefficients", ge=0)
-    lamb_coefdiff: Float = _f(0.0, "weight of the L1 norm of coefficient differences", ge=0)
-    batch: Int = _f(-1, "rows per step; -1 = full batch", ge=-1)
-    update_grid: Bool = _f(True, "re-fit spline grids to the data during training")
-    grid_update_every: Int = _f(5, "steps between grid updates", ge=1)
-    stop_grid_update_step: Int = _f(50, "no grid updates after this step", ge=0)
+    lr: Float = _f(_TRAIN.lr, "learning rate", gt=0)
+    lamb: Float = _f(_TRAIN.lamb, "overall regularisation strength (0 = none)", ge=0)
+    lamb_l1: Float = _f(_TRAIN.lamb_l1, "weight of the L1 norm of edge activations", ge=0)
+    lamb_entropy: Float = _f(_TRAIN.lamb_entropy, "weight of the entropy of edge activations", ge=0)
+    lamb_coef: Float = _f(_TRAIN.lamb_coef, "weight of the L1 norm of spline coefficients", ge=0)
+    lamb_coefdiff: Float = _f(_TRAIN.lamb_coefdiff, "weight of the L1 norm of coefficient differences", ge=0)
+    batch: Int = _f(_TRAIN.batch, "rows per step; -1 = full batch", ge=-1)
+    update_grid: Bool = _f(_TRAIN.update_grid, "re-fit spline grids to the data during training")
+    grid_update_every: Int = _f(_TRAIN.grid_update_every, "steps between grid updates", ge=1)
+    stop_grid_update_step: Int = _f(_TRAIN.stop_grid_update_step, "no grid updates after this step", ge=0)
 
     @field_validator("batch")
     @classmethod
@@ -246,11 +251,9 @@ class FitStage(_Stage):
 
     @model_validator(mode="after")
     def _lm_is_unregularised_full_batch(self) -> FitStage:
-        if self.opt == "lm" and (self.lamb > 0 or self.batch != -1):
-            raise ValueError(
-                f"opt lm minimises the squared error on the full batch (got lamb {self.lamb}, batch "
-                f"{self.batch}); set lamb: 0 and batch: -1, or use opt: lbfgs"
-            )
+        conflict = defaults.lm_conflict(self.opt, self.lamb, self.batch == -1, self.batch)
+        if conflict:
+            raise ValueError(conflict)
         return self
 
 
@@ -258,10 +261,10 @@ class PruneStage(_Stage):
     """Remove nodes, edges and inputs whose attribution scores fall below thresholds."""
 
     stage: Literal["prune"] = "prune"
-    node_threshold: Float = _f(1e-2, "prune hidden nodes scoring below this", ge=0)
-    edge_threshold: Float = _f(3e-2, "prune edges scoring below this", ge=0)
-    input_threshold: Float = _f(1e-2, "prune inputs scoring below this", ge=0)
-    prune_inputs: Bool = _f(True, "also remove unimportant input variables")
+    node_threshold: Float = _f(_PRUNE.node_threshold, "prune hidden nodes scoring below this", ge=0)
+    edge_threshold: Float = _f(_PRUNE.edge_threshold, "prune edges scoring below this", ge=0)
+    input_threshold: Float = _f(_PRUNE.input_threshold, "prune inputs scoring below this", ge=0)
+    prune_inputs: Bool = _f(_PRUNE.prune_inputs, "also remove unimportant input variables")
     on: Annotated[Literal["train", "test"], BeforeValidator(_lower)] = _f(
         "train", "rows the attribution scores are computed on"
     )

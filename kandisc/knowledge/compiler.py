@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 import torch
 
+from kandisc.defaults import GRID, ORDER
 from kandisc.errors import FormulaError
 from kandisc.knowledge.formula import formula_variables, parse_formula
 from kandisc.model.functions import FUNCTIONS
@@ -86,7 +87,7 @@ class NetworkPlan:
     edges: list[Edge]
     node_affine: dict[tuple[int, int], tuple[float, float]]  # (layer, node of layer+1) -> (scale, bias)
 
-    def build(self, grid: int = 5, k: int = 3, dtype: torch.dtype = torch.float64, **spec_options):
+    def build(self, grid: int = GRID, k: int = ORDER, dtype: torch.dtype = torch.float64, **spec_options):
         """The MultKAN: every listed edge symbolic, every other edge removed."""
         from kandisc.model import ModelSpec, MultKAN
 
@@ -365,8 +366,8 @@ def read_formula(text_or_expr, variables: list[str] | None) -> tuple[sp.Expr, li
 def compile_formula(
     text_or_expr,
     variables: list[str] | None = None,
-    grid: int = 5,
-    k: int = 3,
+    grid: int = GRID,
+    k: int = ORDER,
     dtype: torch.dtype = torch.float64,
     output_name: str = "f",
 ):

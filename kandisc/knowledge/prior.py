@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from kandisc.defaults import BASE_FUN, GRID, ORDER
 from kandisc.errors import ConfigError
 from kandisc.knowledge.compiler import IDENTITY, NetworkPlan, plan_network, read_formula
 
@@ -36,9 +37,9 @@ def model_from_prior(
     extra_width: int = 0,
     extra_depth: int = 0,
     spline_magnitude: float = 0.01,
-    grid: int = 5,
-    k: int = 3,
-    base_fun: str = "silu",
+    grid: int = GRID,
+    k: int = ORDER,
+    base_fun: str = BASE_FUN,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
     normalization: dict | None = None,
