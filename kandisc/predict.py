@@ -14,6 +14,7 @@ from kandisc.io.atomic import atomic_write_text
 from kandisc.io.data import read_columns
 from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.knowledge.user_functions import restore_functions
+from kandisc.metrics import r2_score
 
 
 @dataclass
@@ -81,8 +82,6 @@ def predict(model_path: Path, data_path: Path, out_path: Path | None = None, ove
     for t, target in enumerate(bundle.output_names):
         frame[f"{target}_pred"] = pred[:, t]
         if target in columns:
-            truth = columns[target]
-            var = float(np.sum((truth - truth.mean()) ** 2))
-            r2[target] = float(1 - np.sum((pred[:, t] - truth) ** 2) / var) if var > 0 else float("nan")
+            r2[target] = r2_score(columns[target], pred[:, t])
     atomic_write_text(out_path, frame.to_csv(index=False))
     return PredictResult(out_path, len(frame), range_warnings(bundle, x), r2)

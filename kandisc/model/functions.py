@@ -137,6 +137,7 @@ _UNIT_OPEN = (-1.0, 1.0, True, True)
 _POSITIVE = (0.0, _INF, True, True)
 _NON_NEGATIVE = (0.0, _INF, False, True)
 _PI = math.pi
+_ON_UNIT_INTERVAL = {"clamp": (-1.0, 1.0), "domain": _UNIT_CLOSED, "canonical": "positive_a"}
 
 _BUILTINS = [
     _entry("x", 1, lambda x: x, lambda a: a, power=Fraction(1)),
@@ -188,26 +189,8 @@ _BUILTINS = [
     _named("tanh", 3, "tanh", torch.tanh, canonical="positive_a"),
     _named("abs", 3, "Abs", torch.abs, ("abs", "Abs"), canonical="unit_a"),
     _named("sgn", 3, "sign", torch.sign, ("sign", "sgn"), canonical="unit_a"),
-    _named(
-        "arcsin",
-        4,
-        "asin",
-        torch.asin,
-        ("arcsin", "asin"),
-        clamp=(-1.0, 1.0),
-        domain=_UNIT_CLOSED,
-        canonical="positive_a",
-    ),
-    _named(
-        "arccos",
-        4,
-        "acos",
-        torch.acos,
-        ("arccos", "acos"),
-        clamp=(-1.0, 1.0),
-        domain=_UNIT_CLOSED,
-        canonical="positive_a",
-    ),
+    _named("arcsin", 4, "asin", torch.asin, ("arcsin", "asin"), **_ON_UNIT_INTERVAL),
+    _named("arccos", 4, "acos", torch.acos, ("arccos", "acos"), **_ON_UNIT_INTERVAL),
     _named("arctan", 4, "atan", torch.atan, ("arctan", "atan"), canonical="positive_a"),
     _named(
         "arctanh",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kandisc import metrics
 from kandisc.attribution import attribute
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.model_file import save_model
@@ -19,10 +20,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, names: list[str])
         if y_true.shape[0] == 0:
             rmse[name] = r2[name] = None
             continue
-        err = y_pred[:, t] - y_true[:, t]
-        rmse[name] = float(np.sqrt(np.mean(err**2)))
-        var = float(np.sum((y_true[:, t] - y_true[:, t].mean()) ** 2))
-        r2[name] = float(1 - np.sum(err**2) / var) if var > 0 else None
+        rmse[name] = metrics.rmse(y_true[:, t], y_pred[:, t])
+        r2[name] = metrics.r2_score(y_true[:, t], y_pred[:, t])
     return {"rmse": rmse, "r2": r2}
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from kandisc import metrics
 from kandisc.knowledge.formula import evaluate_rows
 
 SNAP_TOLERANCE = 1.1  # a snap may raise the test RMSE by at most 10 % (plus a 1e-6·std(y) floor)
@@ -68,14 +69,12 @@ class Scorer:
 
     def rmse(self, expr: sp.Expr, test: bool = True) -> float:
         x, y = (self.x_test, self.y_test) if test else (self.x_train, self.y_train)
-        pred = evaluate_rows(expr, self.names, x)
-        value = float(np.sqrt(np.mean((pred - y) ** 2)))
-        return value if math.isfinite(value) else float("inf")
+        return metrics.rmse(y, evaluate_rows(expr, self.names, x))
 
     def candidate(self, expr: sp.Expr, origin: str) -> Candidate:
-        rmse = self.rmse(expr)
-        var = float(np.mean((self.y_test - self.y_test.mean()) ** 2)) or 1.0
-        return Candidate(expr, complexity(expr), rmse, 1 - rmse**2 / var, origin)
+        pred = evaluate_rows(expr, self.names, self.x_test)
+        r2 = metrics.r2_score(self.y_test, pred)
+        return Candidate(expr, complexity(expr), metrics.rmse(self.y_test, pred), r2, origin)
 
     def refit(self, expr: sp.Expr, steps: int = 30) -> sp.Expr:
         """Jointly refit every Float constant of ``expr`` on the training rows (LBFGS, autograd)."""
