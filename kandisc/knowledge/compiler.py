@@ -361,30 +361,3 @@ def read_formula(text_or_expr, variables: list[str] | None) -> tuple[sp.Expr, li
     if not names:
         raise FormulaError(f"formula {source!r} has no variables; name the model's inputs")
     return expr, names, source
-
-
-def compile_formula(
-    text_or_expr,
-    variables: list[str] | None = None,
-    grid: int = GRID,
-    k: int = ORDER,
-    dtype: torch.dtype = torch.float64,
-    output_name: str = "f",
-):
-    """Formula text (or a sympy expression) -> a ModelBundle whose MultKAN computes it exactly.
-
-    ``variables`` are the model's inputs in order (default: the formula's variables in order of
-    appearance); inputs the formula does not use are left unconnected. Raises FormulaError for
-    anything the compiler cannot translate exactly.
-    """
-    from kandisc.io.model_file import ModelBundle
-
-    expr, names, source = read_formula(text_or_expr, variables)
-    model = plan_network(expr, names).build(grid=grid, k=k, dtype=dtype)
-    return ModelBundle(
-        model=model,
-        input_names=names,
-        output_names=[output_name],
-        data_columns=list(names),
-        extras={"compiled_from": source},
-    )

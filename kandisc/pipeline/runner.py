@@ -19,7 +19,7 @@ from kandisc import __version__
 from kandisc.errors import ConfigError
 from kandisc.io.config import KandiscConfig, config_to_yaml, load_config, resolve_width
 from kandisc.io.data import Standardizer, Table, load_table, split
-from kandisc.io.model_file import ModelBundle, save_model
+from kandisc.io.model_file import ModelBundle, load_model, save_model
 from kandisc.io.rundir import RunDir, default_run_dir
 from kandisc.knowledge.user_functions import register_definitions
 from kandisc.model import ModelSpec, MultKAN
@@ -107,11 +107,12 @@ def _check_symbolic_libraries(cfg: KandiscConfig) -> None:
 
 def prior_model(cfg: KandiscConfig, inputs: list[str], targets: list[str], normalization: dict | None) -> MultKAN:
     """The network compiled from ``prior.formula`` / ``prior.model_file`` with the requested capacity."""
-    from kandisc.knowledge.prior import model_from_prior, prior_from_model_file
+    from kandisc.knowledge.prior import model_from_prior, prior_from_bundle
 
     p, m = cfg.prior, cfg.model
     if p.model_file is not None:
-        return prior_from_model_file(p.model_file, inputs, targets, p.spline_magnitude, normalization)
+        source = f"prior model {p.model_file}"
+        return prior_from_bundle(load_model(p.model_file), inputs, targets, p.spline_magnitude, normalization, source)
     return model_from_prior(
         p.formula,
         inputs,
