@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kandisc.defaults import PruneSettings
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.model.stats import layer_stats
 
@@ -130,10 +131,10 @@ class PruneResult:
 def prune(
     model: MultKAN,
     x: torch.Tensor,
-    node_threshold: float = 1e-2,
-    edge_threshold: float = 3e-2,
-    input_threshold: float = 1e-2,
-    prune_inputs: bool = True,
+    node_threshold: float = PruneSettings.node_threshold,
+    edge_threshold: float = PruneSettings.edge_threshold,
+    input_threshold: float = PruneSettings.input_threshold,
+    prune_inputs: bool = PruneSettings.prune_inputs,
 ) -> PruneResult:
     """Mask weak hidden nodes, then weak edges, then weak inputs; return the smaller model.
 

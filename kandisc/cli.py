@@ -112,8 +112,8 @@ def print_summary(summary: dict, run_dir: Path) -> None:
         r2, rmse = summary["formula_test_r2"].get(target), summary["formula_test_rmse"].get(target)
         table.add_row(
             target,
-            "-" if r2 is None else f"{r2:.6f}",
-            "-" if rmse is None else f"{rmse:.3e}",
+            "-" if r2 is None or r2 != r2 else f"{r2:.6f}",  # None or NaN: undefined (kandisc.metrics)
+            "-" if rmse is None or rmse != rmse else f"{rmse:.3e}",
             summary["formulas"].get(target) or "- (no formula: an edge stayed a spline)",
         )
     stdout.print(table)

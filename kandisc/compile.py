@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from kandisc.defaults import GRID, ORDER
 from kandisc.errors import RunDirError
-from kandisc.io.model_file import save_model
+from kandisc.io.model_file import ModelBundle, save_model
 
 
 @dataclass
@@ -18,6 +19,27 @@ class CompileResult:
     figure: Path | None = None
 
 
+def compile_bundle(text_or_expr, variables: list[str] | None = None, output_name: str = "f", **build):
+    """Formula text (or a sympy expression) -> a ModelBundle whose MultKAN computes it exactly.
+
+    ``variables`` are the model's inputs in order (default: the formula's variables in order of
+    appearance); inputs the formula does not use are left unconnected. ``build`` goes to
+    :meth:`~kandisc.knowledge.compiler.NetworkPlan.build` (grid, k, dtype). Raises FormulaError
+    for anything the compiler cannot translate exactly.
+    """
+    from kandisc.knowledge.compiler import plan_network, read_formula
+
+    expr, names, source = read_formula(text_or_expr, variables)
+    model = plan_network(expr, names).build(**{"grid": GRID, "k": ORDER, **build})
+    return ModelBundle(
+        model=model,
+        input_names=names,
+        output_names=[output_name],
+        data_columns=list(names),
+        extras={"compiled_from": source},
+    )
+
+
 def compile_formula(
     formula: str,
     out: Path,
@@ -26,8 +48,6 @@ def compile_formula(
     plot: bool = False,
     overwrite: bool = False,
 ) -> CompileResult:
-    from kandisc.knowledge.compiler import compile_formula as compile_bundle
-
     out = Path(out)
     if out.exists() and not overwrite:
         raise RunDirError(f"{out} exists; pass --overwrite or choose another --out")

@@ -13,6 +13,7 @@ from kandisc.errors import DataError
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.io.rundir import to_jsonable
+from kandisc.knowledge.user_functions import restore_functions
 
 
 @dataclass
@@ -46,6 +47,7 @@ def explain(
     model_path: Path, data: Path | None = None, out: Path | None = None, formats=("png",), figures: bool = True
 ) -> ExplainResult:
     bundle = load_model(model_path)
+    restore_functions(bundle)
     x_raw, source = reference_rows(bundle, data)
     x = bundle.to_model_space(x_raw.to(bundle.model.dtype))
     scores = attribute(bundle.model, x)

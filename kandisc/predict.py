@@ -13,6 +13,8 @@ from kandisc.errors import RunDirError
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.data import read_columns
 from kandisc.io.model_file import ModelBundle, load_model
+from kandisc.knowledge.user_functions import restore_functions
+from kandisc.metrics import r2_score
 
 
 @dataclass
@@ -66,6 +68,7 @@ def range_warnings(bundle: ModelBundle, x: np.ndarray) -> list[str]:
 
 def predict(model_path: Path, data_path: Path, out_path: Path | None = None, overwrite: bool = False) -> PredictResult:
     bundle = load_model(model_path)
+    restore_functions(bundle)
     out_path = Path(out_path) if out_path else Path(data_path).with_suffix(".predictions.csv")
     if out_path.exists() and not overwrite:
         raise RunDirError(f"{out_path} exists; pass --overwrite or choose another -o")
@@ -79,8 +82,6 @@ def predict(model_path: Path, data_path: Path, out_path: Path | None = None, ove
     for t, target in enumerate(bundle.output_names):
         frame[f"{target}_pred"] = pred[:, t]
         if target in columns:
-            truth = columns[target]
-            var = float(np.sum((truth - truth.mean()) ** 2))
-            r2[target] = float(1 - np.sum((pred[:, t] - truth) ** 2) / var) if var > 0 else float("nan")
+            r2[target] = r2_score(columns[target], pred[:, t])
     atomic_write_text(out_path, frame.to_csv(index=False))
     return PredictResult(out_path, len(frame), range_warnings(bundle, x), r2)

@@ -1,9 +1,10 @@
 """Training a MultKAN: LBFGS, Adam or Levenberg–Marquardt, KAN sparsity penalty, grid updates,
 NaN guard, callbacks.
 
-``train`` runs one fit stage. It never seeds global RNGs (mini-batches come from the caller's
-``torch.Generator``), reports every step through a callback (progress bars, metrics files), and
-keeps the last parameters whose loss was finite: a non-finite loss rolls the model back and
+``train`` runs one fit stage with :class:`~kandisc.defaults.TrainSettings` (re-exported here).
+It never seeds global RNGs (mini-batches come from the caller's ``torch.Generator``), reports
+every step through a callback (progress bars, metrics files), and keeps the last parameters
+whose loss was finite: a non-finite loss rolls the model back and
 restarts the optimiser; repeated failures end the stage with status ``"nonfinite"``.
 """
 
@@ -15,31 +16,15 @@ from dataclasses import dataclass, field
 
 import torch
 
+from kandisc.defaults import TrainSettings, lm_conflict
 from kandisc.lm import LevenbergMarquardt
 from kandisc.model import MultKAN
 from kandisc.model import stats as model_stats
 
+__all__ = ["Dataset", "StepRecord", "TrainResult", "TrainSettings", "rmse", "train"]
+
 MAX_CONSECUTIVE_ROLLBACKS = 3
 NONFINITE_LOSS = 1e300  # what the optimiser sees for a non-finite loss
-
-
-@dataclass
-class TrainSettings:
-    steps: int = 50
-    opt: str = "lbfgs"
-    lr: float = 1.0
-    lamb: float = 0.0
-    lamb_l1: float = 1.0
-    lamb_entropy: float = 2.0
-    lamb_coef: float = 0.0
-    lamb_coefdiff: float = 0.0
-    batch: int = -1
-    update_grid: bool = True
-    grid_update_every: int = 5
-    stop_grid_update_step: int = 50
-    lbfgs_iterations: int = 20
-    plateau_rtol: float = 0.0
-    plateau_window: int = 5
 
 
 @dataclass
@@ -157,8 +142,9 @@ def train(
     result = TrainResult()
     n_train = data.x_train.shape[0]
     use_batches = 0 < s.batch < n_train
-    if s.opt == "lm" and (s.lamb > 0 or use_batches):
-        raise ValueError("opt: lm fits the full batch without regularisation; set lamb: 0 and batch: -1")
+    conflict = lm_conflict(s.opt, s.lamb, not use_batches, s.batch)
+    if conflict:
+        raise ValueError(conflict)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _make_optimizer(params, s)
     consecutive = 0

@@ -102,7 +102,7 @@ def test_spec_defaults_single_data_file_and_batch_dir(sweep_dir: Path, monkeypat
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("data: [data/a.csv]\nseedz: [1]\n", "seedz: unknown key; did you mean 'seeds'?"),
+        ("data: [data/a.csv]\nseedz: [1]\n", "seedz: unknown key (did you mean 'seeds'?)"),
         ("data: [data/a.csv]\nsweep: {model.grid: []}\n", "sweep.model.grid: empty list"),
         ("data: [data/a.csv]\nsweep: {model.grid: 3}\n", "sweep.model.grid: expected a list"),
         ("data: [data/a.csv]\nseeds: [1, 1]\n", "duplicate seed"),

@@ -5,11 +5,12 @@ import pytest
 import sympy as sp
 import torch
 
+from kandisc.compile import compile_bundle
 from kandisc.errors import FormulaError
 from kandisc.io.model_file import load_model, save_model
-from kandisc.knowledge.compiler import compile_formula, plan_network
-from kandisc.knowledge.formula import parse_formula, to_torch_function
-from kandisc.symbolic.assemble import assemble, evaluate
+from kandisc.knowledge.compiler import plan_network
+from kandisc.knowledge.formula import evaluate_rows, parse_formula, to_torch_function
+from kandisc.symbolic.assemble import assemble
 
 POS = (0.2, 2.0)
 # (formula, {variable: (low, high)} where not [-1, 1])
@@ -73,7 +74,7 @@ def _close(got, want, tol=1e-10):
 
 @pytest.mark.parametrize(("text", "ranges"), ROUND_TRIP, ids=[t for t, _ in ROUND_TRIP])
 def test_round_trip(text, ranges):
-    bundle = compile_formula(text)
+    bundle = compile_bundle(text)
     model = bundle.model
     assert all(float(kan.num_mask.abs().sum()) == 0 for kan in model.layers)
     x = _inputs(bundle.input_names, ranges)
@@ -84,39 +85,39 @@ def test_round_trip(text, ranges):
     _close(got, want)
     assembly = assemble(bundle)
     assert assembly.numeric_edges == []
-    _close(evaluate(assembly.exprs[0], assembly.symbols, x.numpy()), want.numpy())
+    _close(evaluate_rows(assembly.exprs[0], [s.name for s in assembly.symbols], x.numpy()), want.numpy())
 
 
 def test_structure_of_simple_formulas():
-    b = compile_formula("x*y + sin(z)")
+    b = compile_bundle("x*y + sin(z)")
     assert b.input_names == ["x", "y", "z"] and b.output_names == ["f"]
     assert b.model.spec.display_width() == [3, [1, 1], 1]
     assert b.extras["compiled_from"] == "x*y + sin(z)"
-    assert compile_formula("exp(sin(x) + y**2)").model.spec.display_width() == [2, 1, 1]
-    power = compile_formula("x**7").model.spec  # x^4 · x^3: one product node of arity 2
+    assert compile_bundle("exp(sin(x) + y**2)").model.spec.display_width() == [2, 1, 1]
+    power = compile_bundle("x**7").model.spec  # x^4 · x^3: one product node of arity 2
     assert power.display_width() == [1, [0, 1]] and power.mult_arity[1] == [2]
-    assert compile_formula("x*y*z*w").model.spec.mult_arity[1] == [4]
+    assert compile_bundle("x*y*z*w").model.spec.mult_arity[1] == [4]
 
 
 def test_constants_fold_into_affines():
-    b = compile_formula("3*sin(2*x + 1) - 5")
+    b = compile_bundle("3*sin(2*x + 1) - 5")
     edges = b.model.symbolic_edges()
     assert len(edges) == 1 and edges[0]["fn"] == "sin"
     assert edges[0]["params"] == pytest.approx([2, 1, 3, -5])
-    b = compile_formula("2*x*y + 1")
+    b = compile_bundle("2*x*y + 1")
     assert float(b.model.node_scale[0][0]) == 2 and float(b.model.node_bias[0][0]) == 1
 
 
 def test_padding_identity_edges_and_shared_nodes():
-    b = compile_formula("exp(x*y) + z")  # z is padded through one identity node
+    b = compile_bundle("exp(x*y) + z")  # z is padded through one identity node
     edges = b.model.symbolic_edges()
     assert sum(e["fn"] == "x" and e["params"] == [1, 0, 1, 0] for e in edges) >= 3
-    shared = compile_formula("sin(x + y) + cos(x + y)").model.spec.display_width()
+    shared = compile_bundle("sin(x + y) + cos(x + y)").model.spec.display_width()
     assert shared[1] == 1  # one sum node x + y feeds both functions
 
 
 def test_variables_order_unused_and_output_name():
-    b = compile_formula("x*y", variables=["z", "y", "x"], output_name="P")
+    b = compile_bundle("x*y", variables=["z", "y", "x"], output_name="P")
     assert b.input_names == ["z", "y", "x"] and b.output_names == ["P"]
     x = _inputs(["z", "y", "x"], {})
     _close(b.model(x).detach()[:, 0], x[:, 1] * x[:, 2])
@@ -124,20 +125,20 @@ def test_variables_order_unused_and_output_name():
 
 
 def test_constant_formula_with_variables():
-    b = compile_formula("3", variables=["x"])
+    b = compile_bundle("3", variables=["x"])
     _close(b.model(torch.zeros(4, 1, dtype=torch.float64)).detach()[:, 0], np.full(4, 3.0))
 
 
 def test_sympy_expression_input():
     x, y = sp.symbols("x y")
-    b = compile_formula(x * sp.cos(y), variables=["x", "y"])
+    b = compile_bundle(x * sp.cos(y), variables=["x", "y"])
     assert b.extras["compiled_from"] == "x*cos(y)"
     with pytest.raises(FormulaError, match="'y'"):
-        compile_formula(x * y, variables=["x"])
+        compile_bundle(x * y, variables=["x"])
 
 
 def test_save_load_round_trip(tmp_path):
-    b = compile_formula("exp(sin(x) + y**2) * z**7")
+    b = compile_bundle("exp(sin(x) + y**2) * z**7")
     loaded = load_model(save_model(b, tmp_path / "m.pt"))
     x = _inputs(b.input_names, {})
     _close(loaded.predict(x)[:, 0], b.predict(x)[:, 0], tol=0)
@@ -150,23 +151,23 @@ def test_save_load_round_trip(tmp_path):
 )
 def test_unsupported_is_an_error_naming_the_subexpression(text, token):
     with pytest.raises(FormulaError, match=token.replace("*", r"\*").replace("(", r"\(").replace(")", r"\)")):
-        compile_formula(text)
+        compile_bundle(text)
 
 
 def test_unknown_function_from_sympy_is_an_error():
     x = sp.Symbol("x")
     with pytest.raises(FormulaError, match="gamma"):
-        compile_formula(sp.gamma(x) + x)
+        compile_bundle(sp.gamma(x) + x)
     with pytest.raises(FormulaError, match="floor"):
         plan_network(sp.floor(x), ["x"])
 
 
 def test_unknown_variable_and_bad_input():
     with pytest.raises(FormulaError, match="'q'"):
-        compile_formula("x + q", variables=["x"])
+        compile_bundle("x + q", variables=["x"])
     with pytest.raises(FormulaError, match="no variables"):
-        compile_formula("3")
+        compile_bundle("3")
     with pytest.raises(FormulaError, match="twice"):
-        compile_formula("x", variables=["x", "x"])
+        compile_bundle("x", variables=["x", "x"])
     with pytest.raises(FormulaError, match="__import__"):
-        compile_formula("__import__('os')")
+        compile_bundle("__import__('os')")

@@ -13,6 +13,8 @@ from kandisc.io.config import (
     DEFAULT_PIPELINE,
     FitStage,
     KandiscConfig,
+    ModelConfig,
+    PruneStage,
     RefineStage,
     config_to_yaml,
     load_config,
@@ -252,3 +254,19 @@ def test_resolve_width() -> None:
         resolve_width(model, ["a", "b", "c"], ["y"])
     with pytest.raises(ConfigError, match=r"model.width\[-1\] is 1 but the data has 2 targets"):
         resolve_width(model, ["a", "b"], ["y", "z"])
+
+
+def test_stage_and_model_defaults_are_the_engines():
+    from dataclasses import asdict
+
+    from kandisc.defaults import PruneSettings, TrainSettings
+    from kandisc.model import ModelSpec
+
+    engine = asdict(TrainSettings())
+    engine.pop("lbfgs_iterations")  # internal, not a config key
+    assert FitStage().params() == engine
+    assert {k: v for k, v in PruneStage().params().items() if k != "on"} == asdict(PruneSettings())
+    spec, model = ModelSpec(width=[[1, 0], [1, 0]]), ModelConfig()
+    for key in ("grid", "k", "base_fun", "grid_eps", "noise_scale"):
+        assert getattr(model, key) == getattr(spec, key), key
+    assert tuple(model.grid_range) == spec.grid_range

@@ -9,7 +9,6 @@ from kandisc.knowledge.modules import (
     masks_from_config,
     module_masks,
     parse_modules,
-    subnode_map,
 )
 
 BLOCK = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], dtype=bool)
@@ -57,8 +56,6 @@ def test_start_layer_and_negative_ids():
 
 def test_mult_nodes_cover_their_subnodes():
     width, arity = [2, [1, 2], 1], [[], [2, 3], []]
-    assert subnode_map(width, arity) == [[0, 1, 1, 2, 2, 2], [0]]
-    assert subnode_map([2, [1, 1], 1], 2) == [[0, 1, 1], [0]]
     mask = masks_from_config(["0: [0]->[1]"], width, arity)[0]
     expected = np.array([[0, 1, 1, 0, 0, 0], [1, 0, 0, 1, 1, 1]], dtype=bool)
     np.testing.assert_array_equal(mask, expected)

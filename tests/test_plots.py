@@ -1,4 +1,5 @@
-"""Tests for kandisc.plots: every figure is written in each format, atomically and deterministically."""
+"""Tests for kandisc.plots: every figure shows what it should (axes, titles, labels, marks, pixels)
+and is written in each format, atomically and deterministically."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ import pytest
 import torch
 
 from kandisc.model import ModelSpec, MultKAN
-from kandisc.plots import plot_attribution, plot_loss, plot_network, plot_pareto, plot_pred_vs_true
+from kandisc.plots import (
+    curves,
+    network,
+    plot_attribution,
+    plot_loss,
+    plot_network,
+    plot_pareto,
+    plot_pred_vs_true,
+    style,
+)
 from kandisc.plots.curves import global_steps, short_formula
 from kandisc.plots.network import _edge_states, _labels, _layout
 from kandisc.plots.style import check_formats, save_figure
@@ -47,12 +57,46 @@ def make_model(width, rows: int = 64, **kwargs) -> tuple[MultKAN, torch.Tensor]:
     return model, 2 * x - 1
 
 
-def assert_written(paths: list[Path], formats: tuple[str, ...]) -> None:
+@pytest.fixture
+def figures(monkeypatch) -> list:
+    """Every Figure the plot functions save, in order, so tests can look inside them."""
+    saved = []
+
+    def keep(fig, *args, **kwargs):
+        saved.append(fig)
+        return save_figure(fig, *args, **kwargs)
+
+    monkeypatch.setattr(curves, "save_figure", keep)
+    monkeypatch.setattr(network, "save_figure", keep)
+    return saved
+
+
+def texts(fig) -> list[str]:
+    """Every piece of text drawn on ``fig``: titles, axis labels, tick labels, annotations, legends."""
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")) if t.get_text()]
+
+
+def assert_png_content(path: Path, fig=None) -> None:
+    """A PNG of the figure's size (150 dpi) with something drawn on it (not a blank canvas)."""
+    from matplotlib.image import imread
+
+    image = imread(path)
+    height, width = image.shape[:2]
+    assert width >= 150 and height >= 150
+    if fig is not None:
+        want_w, want_h = fig.get_size_inches() * style.PNG_DPI
+        assert abs(width - want_w) <= 2 and abs(height - want_h) <= 2
+    ink = (image[..., :3] < 0.9).any(-1)  # pixels that are not (near) white
+    assert 0.005 < ink.mean() < 0.9
+
+
+def assert_written(paths: list[Path], formats: tuple[str, ...], fig=None) -> None:
     assert [p.suffix[1:] for p in paths] == list(formats)
     for path in paths:
         data = path.read_bytes()
         if path.suffix == ".png":
             assert data.startswith(PNG_MAGIC)
+            assert_png_content(path, fig)
         elif path.suffix == ".pdf":
             assert data.startswith(b"%PDF")
         else:
@@ -67,10 +111,16 @@ def test_import_does_not_load_matplotlib() -> None:
     assert out.split() == ["False", "False"]
 
 
-def test_network_plain_model(tmp_path: Path) -> None:
+def test_network_plain_model(tmp_path: Path, figures) -> None:
     model, x = make_model([2, 5, 1])
     paths = plot_network(model, x, fake_attribution(model), ["a", "b"], ["f"], tmp_path / "fig" / "network")
-    assert_written(paths, ("png",))
+    (fig,) = figures
+    assert_written(paths, ("png",), fig)
+    assert {"a", "b", "f"} <= set(texts(fig))
+    (ax,) = fig.axes
+    assert not ax.axison and len(ax.collections) >= 3  # edge lines, curve boxes, nodes
+    curves_drawn = [c for c in ax.collections if len(getattr(c, "get_segments", list)()) >= 15]
+    assert curves_drawn, "the 15 edges' curves are missing"
 
 
 def test_network_without_attribution_or_names(tmp_path: Path) -> None:
@@ -78,7 +128,7 @@ def test_network_without_attribution_or_names(tmp_path: Path) -> None:
     assert_written(plot_network(model, x.float(), None, path_stem=tmp_path / "n"), ("png",))
 
 
-def test_network_mult_symbolic_and_removed_edges(tmp_path: Path) -> None:
+def test_network_mult_symbolic_and_removed_edges(tmp_path: Path, figures) -> None:
     model, x = make_model([2, [3, 2], 1])
     model.set_symbolic(0, 0, 1, "sin", [2.0, 0.0, 1.0, 0.0])
     model.remove_edge(0, 1, 2)
@@ -98,6 +148,9 @@ def test_network_mult_symbolic_and_removed_edges(tmp_path: Path) -> None:
         formats,
     )
     assert_written(paths, formats)
+    drawn = texts(figures[0])
+    assert "sin" in drawn and drawn.count("×") == 2  # the symbolic edge's name, the two mult nodes
+    assert {"temperature", "pressure", "energy"} <= set(drawn)
 
 
 def test_network_exploding_symbolic_edge_and_empty_layer(tmp_path: Path) -> None:
@@ -141,14 +194,22 @@ def test_global_steps_continue_across_stages() -> None:
     assert list(x) == [0, 10, 20, 30]  # already global: kept
 
 
-def test_plot_loss_with_stages(tmp_path: Path) -> None:
+def test_plot_loss_with_stages(tmp_path: Path, figures) -> None:
     rows = [
         {"step": s, "stage": stage, "train_loss": 0.5 / (s + 1), "test_loss": 0.6 / (s + 1)}
         for stage in ("fit", "prune", "refine G=10")
         for s in range(10)
     ]
     rows[0]["test_loss"] = float("nan")
-    assert_written(plot_loss(rows, tmp_path / "loss", ["png", "pdf"]), ("png", "pdf"))
+    paths = plot_loss(rows, tmp_path / "loss", ["png", "pdf"])
+    (fig,) = figures
+    assert_written(paths, ("png", "pdf"), fig)
+    (ax,) = fig.axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step (all stages)", "loss")
+    assert ax.get_yscale() == "log"
+    labels = [line.get_label() for line in ax.get_legend().get_lines()]
+    assert any("train" in t for t in labels) and any("test" in t for t in labels)
+    assert {"prune", "refine G=10"} <= set(texts(fig))  # stage boundaries are labelled
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(rows).drop(columns="test_loss")
     assert_written(plot_loss(frame, tmp_path / "loss2"), ("png",))
@@ -156,26 +217,41 @@ def test_plot_loss_with_stages(tmp_path: Path) -> None:
         plot_loss([{"step": 0, "stage": "fit"}], tmp_path / "bad")
 
 
-def test_plot_attribution_many_inputs_and_pruned(tmp_path: Path) -> None:
+def test_plot_attribution_many_inputs_and_pruned(tmp_path: Path, figures) -> None:
     names = [f"sensor_{i}" for i in range(25)]
     scores = torch.rand(25, generator=torch.Generator().manual_seed(0))
     paths = plot_attribution(names, scores, tmp_path / "attr", ["png", "svg"], pruned_inputs=["sensor_3", 4])
-    assert_written(paths, ("png", "svg"))
+    (fig,) = figures
+    assert_written(paths, ("png", "svg"), fig)
+    (ax,) = fig.axes
+    assert ax.get_title() == "Input importance" and ax.get_xlabel() == "attribution score"
+    assert len(ax.patches) == 25  # one bar per input
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    assert set(names) <= {t.split(" ")[0] for t in ticks}
     with pytest.raises(ValueError, match="scores"):
         plot_attribution(names, scores[:3], tmp_path / "bad")
 
 
-def test_plot_pred_vs_true(tmp_path: Path) -> None:
+def test_plot_pred_vs_true(tmp_path: Path, figures) -> None:
+    from kandisc.metrics import r2_score
+
     rng = np.random.default_rng(0)
     truth = rng.normal(size=(50, 2))
     pred = truth + 0.1 * rng.normal(size=(50, 2))
-    assert_written(plot_pred_vs_true(truth, pred, ["e", "p"], tmp_path / "pvt"), ("png",))
+    paths = plot_pred_vs_true(truth, pred, ["e", "p"], tmp_path / "pvt")
+    assert_written(paths, ("png",), figures[0])
+    panels = [ax for ax in figures[0].axes if ax.get_visible() and ax.collections]
+    assert [ax.get_title() for ax in panels] == ["e", "p"]
+    assert all((ax.get_xlabel(), ax.get_ylabel()) == ("true", "predicted") for ax in panels)
+    assert len(panels[0].collections[0].get_offsets()) == 50
+    r2 = f"R² = {r2_score(truth[:, 0], pred[:, 0]):.4g}"
+    assert any(t.startswith(r2) for t in texts(figures[0]))
     assert_written(plot_pred_vs_true(truth[:, 0], pred[:, 0], ["e"], tmp_path / "one"), ("png",))
     with pytest.raises(ValueError, match="disagree"):
         plot_pred_vs_true(truth, pred, ["e"], tmp_path / "bad")
 
 
-def test_plot_pareto(tmp_path: Path) -> None:
+def test_plot_pareto(tmp_path: Path, figures) -> None:
     cands = {
         "f": [
             {"complexity": 1, "test_rmse": 0.5, "sympy": "0.5*x0", "is_best": False},
@@ -189,7 +265,11 @@ def test_plot_pareto(tmp_path: Path) -> None:
         ],
         "g": [{"complexity": 2, "test_rmse": None, "sympy": "x0", "is_best": True}],
     }
-    assert_written(plot_pareto(cands, tmp_path / "pareto", ["png", "pdf"]), ("png", "pdf"))
+    assert_written(plot_pareto(cands, tmp_path / "pareto", ["png", "pdf"]), ("png", "pdf"), figures[0])
+    panels = [ax for ax in figures[0].axes if ax.get_visible() and ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["f", "g"]
+    assert (panels[0].get_xlabel(), panels[0].get_ylabel()) == ("complexity", "test RMSE")
+    assert "no candidates" in texts(figures[0])  # g has no finite RMSE
     assert short_formula("1.0000012*x0**2 + 0.29999*x1") == "1*x0^2+0.3*x1"
     assert short_formula("x" * 40) is None
 

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
+from kandisc.compile import compile_bundle
 from kandisc.errors import ConfigError, FormulaError
-from kandisc.io.model_file import save_model
+from kandisc.io.model_file import load_model, save_model
 from kandisc.io.scaling import Scaling
-from kandisc.knowledge.compiler import compile_formula
 from kandisc.knowledge.formula import to_torch_function
-from kandisc.knowledge.prior import model_from_prior, prior_from_model_file
+from kandisc.knowledge.prior import model_from_prior, prior_from_bundle
 from kandisc.train import Dataset, TrainSettings, rmse, train
 
 
@@ -81,8 +81,12 @@ def test_normalization_is_folded_in():
         assert float((model(x_n)[:, 0] - want).abs().max()) < 1e-12
 
 
+def prior_from_model_file(path, *args, **kwargs):
+    return prior_from_bundle(load_model(path), *args, **kwargs)
+
+
 def test_model_file_as_prior(tmp_path):
-    path = save_model(compile_formula("x*y"), tmp_path / "prior.pt")
+    path = save_model(compile_bundle("x*y"), tmp_path / "prior.pt")
     model = prior_from_model_file(path, ["z", "x", "y"], ["f"], spline_magnitude=0.0)
     x = _x(3)
     with torch.no_grad():
@@ -92,12 +96,12 @@ def test_model_file_as_prior(tmp_path):
         prior_from_model_file(path, ["x", "y"], ["g"])
     with pytest.raises(ConfigError, match="lacks"):
         prior_from_model_file(path, ["x", "w"], ["f"])
-    trained = compile_formula("x*y")
+    trained = compile_bundle("x*y")
     trained.model.set_numeric(0, 0, 0)
     norm = Scaling.identity(2, 1)
     with pytest.raises(ConfigError, match="standardize: false"):
         prior_from_model_file(save_model(trained, tmp_path / "t.pt"), ["x", "y"], ["f"], 0.01, norm)
-    bundle = compile_formula("x*y")
+    bundle = compile_bundle("x*y")
     bundle.normalization = Scaling.identity(2, 1)
     with pytest.raises(ConfigError, match="standardi"):
         prior_from_model_file(save_model(bundle, tmp_path / "n.pt"), ["x", "y"], ["f"])

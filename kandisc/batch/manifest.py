@@ -131,27 +131,6 @@ def run_dir_name(index: int, data: Path, label: str) -> str:
     return f"{name}_{label}" if label else name
 
 
-def _pydantic_message(err: ValidationError, fields: Sequence[str]) -> str:
-    parts = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(e["loc"][-1]), fields, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(fields)}"
-            parts.append(f"{where}: unknown key{hint}")
-        elif e["type"] == "missing":
-            parts.append(f"{where}: required key missing")
-        elif e["type"] == "too_short":
-            parts.append(f"{where}: empty list; give at least one value")
-        elif e["type"] == "list_type":
-            parts.append(f"{where}: expected a list (got {json.dumps(e['input'], default=str)}), e.g. [3, 5]")
-        elif e["type"] == "value_error":
-            parts.append(f"{where}: {e['ctx']['error']}")
-        else:
-            parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
-
-
 # --------------------------------------------------------------------------- sweep spec
 
 
@@ -168,8 +147,9 @@ def load_spec(path: Path) -> SweepSpec:
     try:
         return SweepSpec.model_validate(raw)
     except ValidationError as exc:
-        fields = ["config", "set", "data", "sweep", "seeds", "out"]
-        raise ConfigError(f"{path}: {_pydantic_message(exc, fields)}") from None
+        from kandisc.io.config import format_errors
+
+        raise ConfigError(format_errors(exc, str(path), model=SweepSpec)) from None
 
 
 def expand_data(patterns: Sequence[str], base: Path) -> list[Path]:

@@ -24,6 +24,7 @@ from kandisc.io.config_schema import (
     STAGE_MODELS,
     DataConfig,
     FitStage,
+    FunctionConfig,
     KandiscConfig,
     ModelConfig,
     OutputConfig,
@@ -43,6 +44,7 @@ __all__ = [
     "STAGE_MODELS",
     "DataConfig",
     "FitStage",
+    "FunctionConfig",
     "KandiscConfig",
     "ModelConfig",
     "OutputConfig",
@@ -74,12 +76,16 @@ def _dotted(loc: Sequence[Any]) -> str:
     return text
 
 
-def _fields_at(parent: Sequence[Any]) -> dict[str, Any]:
+def _fields_at(parent: Sequence[Any], model: type[BaseModel] = KandiscConfig) -> dict[str, Any]:
     """The schema fields of the mapping at ``parent`` (for "did you mean" and examples)."""
     if not parent:
-        return dict(KandiscConfig.model_fields)
+        return {info.alias or name: info for name, info in model.model_fields.items()}
+    if model is not KandiscConfig:
+        return {}
     if len(parent) == 1 and parent[0] in SECTIONS:
         return dict(SECTIONS[parent[0]].model_fields)
+    if len(parent) == 2 and parent[0] == "functions":
+        return dict(FunctionConfig.model_fields)
     if len(parent) == 3 and parent[0] == "pipeline" and parent[2] in STAGE_MODELS:
         fields = dict(STAGE_MODELS[parent[2]].model_fields)
         fields.pop("stage")
@@ -101,11 +107,12 @@ _WHAT = {
     "model_type": "expected a mapping",
     "model_attributes_type": "expected a mapping",
     "finite_number": "expected a finite number",
+    "too_short": "empty list; give at least one value",
 }
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: dict[str, Any], model: type[BaseModel] = KandiscConfig) -> str:
     """One pydantic error as `path: what is wrong (got X; allowed: Y)`."""
     kind, loc, ctx = err["type"], tuple(err["loc"]), err.get("ctx") or {}
     path = _dotted(loc) + (f".{ctx['sub']}" if ctx.get("sub") else "")
@@ -113,7 +120,7 @@ def _describe(err: dict[str, Any]) -> str:
     if kind == "unknown_stage":
         hint = f" (did you mean {ctx['close'][0]!r}?)" if ctx["close"] else ""
         return f"unknown stage {ctx['name']!r} at {path}{hint}; stages: {', '.join(STAGE_MODELS)}"
-    siblings = _fields_at(loc[:-1])
+    siblings = _fields_at(loc[:-1], model)
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(siblings)
@@ -135,8 +142,17 @@ def _describe(err: dict[str, Any]) -> str:
     return f"{path}: {what}" if path else what
 
 
-def format_errors(exc: ValidationError, source: str, overrides: Sequence[tuple[tuple, str]] = ()) -> str:
-    """All errors on one line, grouped by where the value came from (the file or a `--set`)."""
+def format_errors(
+    exc: ValidationError,
+    source: str,
+    overrides: Sequence[tuple[tuple, str]] = (),
+    model: type[BaseModel] = KandiscConfig,
+) -> str:
+    """All errors on one line, grouped by where the value came from (the file or a `--set`).
+
+    The one formatter of pydantic errors: run configs, and (``model``) any other file kandisc
+    validates with pydantic, such as sweep specs.
+    """
     groups: dict[str, list[str]] = {}
     for err in exc.errors():
         origin = source
@@ -144,7 +160,7 @@ def format_errors(exc: ValidationError, source: str, overrides: Sequence[tuple[t
         for path, text in overrides:  # the last override touching this key wins, as it did in the merge
             if loc[: len(path)] == path or (loc and path[: len(loc)] == loc):
                 origin = f"--set {text}"
-        groups.setdefault(origin, []).append(_describe(err))
+        groups.setdefault(origin, []).append(_describe(err, model))
     return "; ".join(f"{origin}: " + "; ".join(msgs) for origin, msgs in groups.items())
 
 
@@ -350,6 +366,8 @@ def _schema_of(cls: type[BaseModel], prefix: str, rows: list[tuple[str, str, str
             _schema_of(ann, f"{prefix}{name}.", rows)
             continue
         rows.append((prefix + name, _type_text(info), _default_text(info), info.description or ""))
+        if name == "functions":
+            _schema_of(FunctionConfig, f"{prefix}{name}.<name>.", rows)
         if name == "pipeline":
             for stage, model in STAGE_MODELS.items():
                 rows.append((f"pipeline[].{stage}", "stage", "", model.__doc__ or ""))

@@ -5,7 +5,8 @@ Owns ``KandiscConfig`` and its sections (``DataConfig``, ``PriorConfig``, ``Mode
 ``DEFAULT_PIPELINE`` and the validators that check single values. Loading, ``--set`` overrides,
 error messages and YAML output live in :mod:`kandisc.io.config`, which re-exports these names.
 Function names, formulas and module strings stay plain strings here; the symbolic and knowledge
-layers validate them.
+layers validate them (``functions:`` entries are checked here with the safe formula parser, which
+is imported only when a config has some).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -25,6 +27,11 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from kandisc import defaults
+
+# The engine's defaults (kandisc.defaults) are the schema's: one home for each value.
+_TRAIN, _PRUNE = defaults.TrainSettings(), defaults.PruneSettings()
 
 # Two rounds of sparsify-and-prune make the pruned shape robust to the seed; then fit, refine, snap.
 DEFAULT_PIPELINE: list[Any] = [
@@ -176,19 +183,19 @@ class ModelConfig(_Model):
         "layer widths, e.g. [2, 5, 1] or [2, [3, 2], 1] ([n_sum, n_mult]); null = [n_inputs, 5, n_targets]",
         json_schema_extra={"type": "list of int or [n_sum, n_mult], or null"},
     )
-    grid: Int = _f(5, "number of B-spline grid intervals per edge", ge=1)
-    k: Int = _f(3, "B-spline order", ge=1, le=5)
+    grid: Int = _f(defaults.GRID, "number of B-spline grid intervals per edge", ge=1)
+    k: Int = _f(defaults.ORDER, "B-spline order", ge=1, le=5)
     mult_arity: Annotated[int | list[list[int]], BeforeValidator(_check_arity)] = _f(
         2,
         "inputs per multiplication node: one int, or per layer a list of ints",
         json_schema_extra={"type": "int >= 2 or list of lists of int >= 2"},
     )
-    base_fun: Annotated[Literal["silu", "identity", "zero"], BeforeValidator(_lower)] = _f(
-        "silu", "residual base function added to each spline"
+    base_fun: Annotated[Literal[defaults.BASE_FUNCTIONS], BeforeValidator(_lower)] = _f(
+        defaults.BASE_FUN, "residual base function added to each spline"
     )
-    grid_eps: Float = _f(0.02, "0 = grid from data quantiles, 1 = uniform grid", ge=0, le=1)
-    grid_range: list[Float] = _f([-1.0, 1.0], "initial grid range [low, high]")
-    noise_scale: Float = _f(0.3, "scale of the random initial spline coefficients", ge=0)
+    grid_eps: Float = _f(defaults.GRID_EPS, "0 = grid from data quantiles, 1 = uniform grid", ge=0, le=1)
+    grid_range: list[Float] = _f(list(defaults.GRID_RANGE), "initial grid range [low, high]")
+    noise_scale: Float = _f(defaults.NOISE_SCALE, "scale of the random initial spline coefficients", ge=0)
     dtype: Annotated[Literal["float64", "float32"], BeforeValidator(_lower)] = _f(
         "float64", "floating-point precision (float64 keeps formula constants exact)"
     )
@@ -219,24 +226,26 @@ class FitStage(_Stage):
     sparsity regularisation."""
 
     stage: Literal["fit"] = "fit"
-    steps: Int = _f(50, "optimiser steps", ge=0)
+    steps: Int = _f(_TRAIN.steps, "optimiser steps", ge=0)
     opt: Annotated[Literal["lbfgs", "adam", "lm"], BeforeValidator(_lower)] = _f(
-        "lbfgs", "optimiser; lm (Levenberg–Marquardt, ignores lr): full batch, lamb 0, up to 3000 parameters"
+        _TRAIN.opt, "optimiser; lm (Levenberg–Marquardt, ignores lr): full batch, lamb 0, up to 3000 parameters"
     )
-    lr: Float = _f(1.0, "learning rate", gt=0)
-    lamb: Float = _f(0.0, "overall regularisation strength (0 = none)", ge=0)
-    lamb_l1: Float = _f(1.0, "weight of the L1 norm of edge activations", ge=0)
-    lamb_entropy: Float = _f(2.0, "weight of the entropy of edge activations", ge=0)
-    lamb_coef: Float = _f(0.0, "weight of the L1 norm of spline coefficients", ge=0)
-    lamb_coefdiff: Float = _f(0.0, "weight of the L1 norm of coefficient differences", ge=0)
-    batch: Int = _f(-1, "rows per step; -1 = full batch", ge=-1)
-    update_grid: Bool = _f(True, "re-fit spline grids to the data during training")
-    grid_update_every: Int = _f(5, "steps between grid updates", ge=1)
-    stop_grid_update_step: Int = _f(50, "no grid updates after this step", ge=0)
+    lr: Float = _f(_TRAIN.lr, "learning rate", gt=0)
+    lamb: Float = _f(_TRAIN.lamb, "overall regularisation strength (0 = none)", ge=0)
+    lamb_l1: Float = _f(_TRAIN.lamb_l1, "weight of the L1 norm of edge activations", ge=0)
+    lamb_entropy: Float = _f(_TRAIN.lamb_entropy, "weight of the entropy of edge activations", ge=0)
+    lamb_coef: Float = _f(_TRAIN.lamb_coef, "weight of the L1 norm of spline coefficients", ge=0)
+    lamb_coefdiff: Float = _f(_TRAIN.lamb_coefdiff, "weight of the L1 norm of coefficient differences", ge=0)
+    batch: Int = _f(_TRAIN.batch, "rows per step; -1 = full batch", ge=-1)
+    update_grid: Bool = _f(_TRAIN.update_grid, "re-fit spline grids to the data during training")
+    grid_update_every: Int = _f(_TRAIN.grid_update_every, "steps between grid updates", ge=1)
+    stop_grid_update_step: Int = _f(_TRAIN.stop_grid_update_step, "no grid updates after this step", ge=0)
     plateau_rtol: Float = _f(
-        0.0, "stop early when the objective falls by at most this fraction over plateau_window steps; 0 = never", ge=0
+        _TRAIN.plateau_rtol,
+        "stop early when the objective falls by at most this fraction over plateau_window steps; 0 = never",
+        ge=0,
     )
-    plateau_window: Int = _f(5, "steps (without a grid update) the plateau rule looks back", ge=1)
+    plateau_window: Int = _f(_TRAIN.plateau_window, "steps (without a grid update) the plateau rule looks back", ge=1)
 
     @field_validator("batch")
     @classmethod
@@ -247,11 +256,9 @@ class FitStage(_Stage):
 
     @model_validator(mode="after")
     def _lm_is_unregularised_full_batch(self) -> FitStage:
-        if self.opt == "lm" and (self.lamb > 0 or self.batch != -1):
-            raise ValueError(
-                f"opt lm minimises the squared error on the full batch (got lamb {self.lamb}, batch "
-                f"{self.batch}); set lamb: 0 and batch: -1, or use opt: lbfgs"
-            )
+        conflict = defaults.lm_conflict(self.opt, self.lamb, self.batch == -1, self.batch)
+        if conflict:
+            raise ValueError(conflict)
         return self
 
 
@@ -259,10 +266,10 @@ class PruneStage(_Stage):
     """Remove nodes, edges and inputs whose attribution scores fall below thresholds."""
 
     stage: Literal["prune"] = "prune"
-    node_threshold: Float = _f(1e-2, "prune hidden nodes scoring below this", ge=0)
-    edge_threshold: Float = _f(3e-2, "prune edges scoring below this", ge=0)
-    input_threshold: Float = _f(1e-2, "prune inputs scoring below this", ge=0)
-    prune_inputs: Bool = _f(True, "also remove unimportant input variables")
+    node_threshold: Float = _f(_PRUNE.node_threshold, "prune hidden nodes scoring below this", ge=0)
+    edge_threshold: Float = _f(_PRUNE.edge_threshold, "prune edges scoring below this", ge=0)
+    input_threshold: Float = _f(_PRUNE.input_threshold, "prune inputs scoring below this", ge=0)
+    prune_inputs: Bool = _f(_PRUNE.prune_inputs, "also remove unimportant input variables")
     on: Annotated[Literal["train", "test"], BeforeValidator(_lower)] = _f(
         "train", "rows the attribution scores are computed on"
     )
@@ -358,6 +365,26 @@ class SearchConfig(_Model):
     stop_when_exact: Bool = _f(True, "stop early once a formula matches the test rows to 1e-7 of their spread")
 
 
+class FunctionConfig(_Model):
+    """A function added to the symbolic library, written as a formula of x."""
+
+    formula: str = _f(..., "the function of x, e.g. sin(x)/x (any function formulas may call)", examples=["sin(x)/x"])
+    complexity: Float = _f(3.0, "its complexity for the symbolic stage (built-ins: x 1, sin 2, tanh 3)", ge=0)
+
+
+def _check_functions(value: dict[str, FunctionConfig]) -> dict[str, FunctionConfig]:
+    if value:
+        from kandisc.errors import KandiscError
+        from kandisc.knowledge.user_functions import parse_definition
+
+        for name, entry in value.items():
+            try:
+                parse_definition(name, entry.formula)
+            except KandiscError as err:
+                raise ValueError(str(err)) from None
+    return value
+
+
 class KandiscConfig(_Model):
     """Everything a `kandisc fit` run needs besides the data file."""
 
@@ -367,6 +394,11 @@ class KandiscConfig(_Model):
     )
     threads: Int | None = _f(None, "torch CPU threads; null = 1 for small models, else torch's default", ge=1)
     data: DataConfig = _f(default_factory=DataConfig, doc="")
+    functions: Annotated[dict[str, FunctionConfig], AfterValidator(_check_functions)] = _f(
+        {},
+        "functions added to the symbolic library, name -> {formula, complexity}",
+        json_schema_extra={"type": "mapping of name -> function"},
+    )
     auxiliary: dict[str, str] = _f({}, "extra input features, name -> formula of input columns")
     modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
     prior: Annotated[PriorConfig, BeforeValidator(_prior_shorthand)] = _f(default_factory=PriorConfig, doc="")

@@ -1,6 +1,6 @@
 """The run directory: where one `kandisc fit` writes config, status, metrics, model and results.
 
-Owns the layout other tools read (DESIGN.md, "Run directory"), the default directory name, the
+Owns the layout other tools read (``RUN_FILES``, ``RUN_DIRS``), the default directory name, the
 refusal to touch an existing run without ``--overwrite``, and the run.json status life cycle
 (running -> completed | failed | interrupted). Nothing is created on disk until the run writes
 its first file, so a run that fails validation leaves no trace and an overwritten run stays
@@ -25,18 +25,17 @@ from kandisc.io.atomic import atomic_write_text
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 METRICS_COLUMNS = ("step", "stage", "train_loss", "test_loss", "reg", "n_edges")
-# Everything a run writes; only these are removed when a run is overwritten.
+# Every file a run writes (tests/test_report.py holds a run to this list); only these, and
+# RUN_DIRS, are removed when a run is overwritten.
 RUN_FILES = (
     "config.yaml",
     "run.json",
     "metrics.csv",
     "model.pt",
     "summary.json",
+    "attribution.json",
     "formulas.csv",
-    "data_summary.json",
     "report.md",
-    "report.html",
-    "kandisc.log",
 )
 RUN_DIRS = ("figures", "formulas", "checkpoints")
 

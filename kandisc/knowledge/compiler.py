@@ -1,16 +1,18 @@
 """The kanpiler: a formula -> a MultKAN whose edges are all symbolic and that computes it exactly.
 
-KAN 2.0 "Compiling Symbolic Formulas" (pykan-study §1.12), without pykan's silent substitutions
-(bug B6): every sympy node is either translated exactly or rejected with a ``FormulaError`` that
-names the sub-expression.
+KAN 2.0 "Compiling Symbolic Formulas", without silently substituting a function it does not
+know (as the reference implementation does): every sympy node is either translated exactly or
+rejected with a ``FormulaError`` that names the sub-expression.
 
 Translation (sympy tree -> nodes and edges c·f(a·x+b)+d):
 
 - a sum of non-constant terms is a sum node; each term is one edge into its single subnode;
 - a product of non-constant factors is a multiplication node of that arity, one edge per factor;
-- a one-variable function (library ``exp, log, sin, ...``) or a power with a library exponent
-  (±1..±5, ±1/2, 3/2) is one edge; other integer and half-integer powers become several factors
-  of a product (x**7 = x^4·x^3, x**(7/2) = x^3·sqrt(x), x**-7 = 1/x^4·1/x^3); c**g is exp(g·ln c);
+- a one-variable function that is a library function (``sympy_head`` in
+  :mod:`kandisc.model.functions`: ``exp, log, sin, ...``) or a power with a library exponent
+  (``power``: ±1..±5, ±1/2, 3/2) is one edge; other integer and half-integer powers become
+  several factors of a product (x**7 = x^4·x^3, x**(7/2) = x^3·sqrt(x), x**-7 = 1/x^4·1/x^3);
+  c**g is exp(g·ln c);
 - numeric addends and factors are folded into the neighbouring affines: inside an argument into
   (a, b), around a function into (c, d), around the whole formula into the output node's
   scale and bias. Identical sub-expressions share one node.
@@ -29,46 +31,30 @@ from dataclasses import dataclass, field
 import sympy as sp
 import torch
 
+from kandisc.defaults import GRID, ORDER
 from kandisc.errors import FormulaError
 from kandisc.knowledge.formula import formula_variables, parse_formula
+from kandisc.model.functions import FUNCTIONS
 
-_FUNCTION_EDGES = {
-    sp.exp: "exp",
-    sp.log: "log",
-    sp.sin: "sin",
-    sp.cos: "cos",
-    sp.tan: "tan",
-    sp.tanh: "tanh",
-    sp.sinh: "sinh",
-    sp.cosh: "cosh",
-    sp.asin: "arcsin",
-    sp.acos: "arccos",
-    sp.atan: "arctan",
-    sp.atanh: "arctanh",
-    sp.Abs: "abs",
-    sp.sign: "sgn",
-}
 _R = sp.Rational
-_POWER_EDGES = {
-    _R(1): "x",
-    _R(2): "x^2",
-    _R(3): "x^3",
-    _R(4): "x^4",
-    _R(5): "x^5",
-    _R(-1): "1/x",
-    _R(-2): "1/x^2",
-    _R(-3): "1/x^3",
-    _R(-4): "1/x^4",
-    _R(-5): "1/x^5",
-    _R(1, 2): "sqrt",
-    _R(-1, 2): "1/sqrt",
-    _R(3, 2): "x^1.5",
-}
+
+
+def _function_edges() -> dict:
+    """sympy function -> library name, for the library functions that are one sympy function."""
+    return {getattr(sp, f.sympy_head): f.name for f in FUNCTIONS.values() if f.sympy_head}
+
+
+def _power_edges() -> dict[sp.Rational, str]:
+    """exponent -> library name of the power functions (x, x^2, 1/x, sqrt, x^1.5, ...)."""
+    return {_R(f.power.numerator, f.power.denominator): f.name for f in FUNCTIONS.values() if f.power is not None}
+
+
+def _supported() -> str:
+    names = ", ".join(f.parse_names[0] for f in FUNCTIONS.values() if f.parse_names)
+    return f"+ - * /, integer and half-integer powers, c**expr, pi, E and {names}"
+
+
 IDENTITY = (1.0, 0.0, 1.0, 0.0)
-SUPPORTED = (
-    "+ - * /, integer and half-integer powers, c**expr, pi, E and "
-    "exp, log, sqrt, sin, cos, tan, tanh, sinh, cosh, arcsin, arccos, arctan, arctanh, abs, sign"
-)
 
 
 @dataclass(eq=False)
@@ -101,7 +87,7 @@ class NetworkPlan:
     edges: list[Edge]
     node_affine: dict[tuple[int, int], tuple[float, float]]  # (layer, node of layer+1) -> (scale, bias)
 
-    def build(self, grid: int = 5, k: int = 3, dtype: torch.dtype = torch.float64, **spec_options):
+    def build(self, grid: int = GRID, k: int = ORDER, dtype: torch.dtype = torch.float64, **spec_options):
         """The MultKAN: every listed edge symbolic, every other edge removed."""
         from kandisc.model import ModelSpec, MultKAN
 
@@ -143,7 +129,7 @@ def _split(expr: sp.Expr, is_op: bool, op) -> tuple[sp.Expr, sp.Expr]:
 
 def _power_parts(exponent: sp.Rational) -> list[sp.Rational]:
     """Library exponents whose sum is ``exponent`` (an integer or half-integer, not 0)."""
-    if exponent in _POWER_EDGES:
+    if exponent in _power_edges():
         return [exponent]
     if exponent.q == 2:
         half = _R(1, 2) if exponent > 0 else _R(-1, 2)
@@ -161,10 +147,11 @@ class _TreeBuilder:
         self.expr = expr
         self.inputs = {name: _Node("input", index=i) for i, name in enumerate(variables)}
         self.cache: dict[sp.Expr, _Node] = {}
+        self.functions, self.powers = _function_edges(), _power_edges()
 
     def fail(self, sub: sp.Expr, why: str) -> FormulaError:
         return FormulaError(
-            f"cannot compile {_show(sub)!r} in {_show(self.expr)!r}: {why}; the compiler supports {SUPPORTED}"
+            f"cannot compile {_show(sub)!r} in {_show(self.expr)!r}: {why}; the compiler supports {_supported()}"
         )
 
     def root(self) -> _Node:
@@ -220,8 +207,8 @@ class _TreeBuilder:
             if self.split_power(core):
                 return None
             node, alpha, beta = self.operand(base)
-            return _Edge(node, _POWER_EDGES[self.exponent(core)], (alpha, beta, 1.0, 0.0))
-        name = _FUNCTION_EDGES.get(core.func)
+            return _Edge(node, self.powers[self.exponent(core)], (alpha, beta, 1.0, 0.0))
+        name = self.functions.get(core.func)
         if name is not None and len(core.args) == 1:
             node, alpha, beta = self.operand(core.args[0])
             return _Edge(node, name, (alpha, beta, 1.0, 0.0))
@@ -241,7 +228,7 @@ class _TreeBuilder:
             if self.split_power(factor):
                 node, alpha, beta = self.operand(factor.base)
                 parts = _power_parts(self.exponent(factor))
-                edges += [_Edge(node, _POWER_EDGES[p], (alpha, beta, 1.0, 0.0)) for p in parts]
+                edges += [_Edge(node, self.powers[p], (alpha, beta, 1.0, 0.0)) for p in parts]
             else:
                 edges.append(self.edge(factor))
         return edges
@@ -374,30 +361,3 @@ def read_formula(text_or_expr, variables: list[str] | None) -> tuple[sp.Expr, li
     if not names:
         raise FormulaError(f"formula {source!r} has no variables; name the model's inputs")
     return expr, names, source
-
-
-def compile_formula(
-    text_or_expr,
-    variables: list[str] | None = None,
-    grid: int = 5,
-    k: int = 3,
-    dtype: torch.dtype = torch.float64,
-    output_name: str = "f",
-):
-    """Formula text (or a sympy expression) -> a ModelBundle whose MultKAN computes it exactly.
-
-    ``variables`` are the model's inputs in order (default: the formula's variables in order of
-    appearance); inputs the formula does not use are left unconnected. Raises FormulaError for
-    anything the compiler cannot translate exactly.
-    """
-    from kandisc.io.model_file import ModelBundle
-
-    expr, names, source = read_formula(text_or_expr, variables)
-    model = plan_network(expr, names).build(grid=grid, k=k, dtype=dtype)
-    return ModelBundle(
-        model=model,
-        input_names=names,
-        output_names=[output_name],
-        data_columns=list(names),
-        extras={"compiled_from": source},
-    )

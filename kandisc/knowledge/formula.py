@@ -1,4 +1,4 @@
-"""The one safe formula parser: formula text -> sympy, plus sympy -> numpy / torch evaluators.
+"""The one safe formula parser: formula text -> sympy, plus the sympy -> numpy and torch evaluators.
 
 Every formula kandisc reads (CLI arguments, YAML ``prior:`` / ``auxiliary:``, model files) goes
 through :func:`parse_formula`. The text is parsed by Python's ``ast`` and the tree is walked with
@@ -9,7 +9,9 @@ a whitelist; the sympy expression is built node by node, so user text is never g
 - variables: the known names (``variables``), or, when ``variables`` is None, any identifier
   except dunder names. A known variable named ``pi`` or ``E`` wins over the constant;
 - ``+ - * / **`` and unary ``-``/``+`` (``^`` is rejected with a hint to use ``**``);
-- calls of one positional argument to the functions in :data:`ALLOWED_FUNCTIONS`.
+- calls of one positional argument to the library functions that have formula names
+  (:func:`kandisc.model.functions.parse_table`: ``exp``, ``sin``, ``arcsin``/``asin``, ... and
+  the functions a config adds; an added function expands into its defining formula).
 
 Anything else raises :class:`~kandisc.errors.FormulaError` naming the offending token, its column
 and what is allowed. Symbols are plain ``sympy.Symbol(name)`` (no assumptions), so expressions
@@ -30,22 +32,8 @@ import numpy as np
 import sympy as sp
 
 from kandisc.errors import DataError, FormulaError
+from kandisc.model.functions import FUNCTIONS, parse_listing, parse_table
 
-_SYMPY_NAMED = ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "sinh", "cosh")
-_SYMPY_NAMED += ("asin", "acos", "atan", "atanh", "Abs", "sign")
-_ALIASES = {
-    "arcsin": "asin",
-    "arccos": "acos",
-    "arctan": "atan",
-    "arctanh": "atanh",
-    "abs": "Abs",
-    "sgn": "sign",
-}
-# formula function name -> sympy builder
-_FUNCTIONS: dict[str, Callable[[sp.Expr], sp.Expr]] = {n: getattr(sp, n) for n in _SYMPY_NAMED} | {
-    alias: getattr(sp, target) for alias, target in _ALIASES.items()
-}
-ALLOWED_FUNCTIONS: tuple[str, ...] = tuple(_FUNCTIONS)
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E}
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
@@ -82,11 +70,12 @@ _NODE_NAMES = {
 }
 _OPERATORS = "+ - * / ** and unary -"
 _ONE_ARG = "functions take one positional argument"
-_FUNCTION_LIST = (
-    "exp, log, sqrt, sin, cos, tan, tanh, sinh, cosh, arcsin (asin), arccos (acos), arctan (atan), "
-    "arctanh (atanh), abs (Abs), sign (sgn)"
-)
-_ALLOWED_SUMMARY = f"allowed: numbers, variables, pi, E, + - * / ** and the functions {_FUNCTION_LIST}"
+
+
+def _allowed_summary() -> str:
+    return f"allowed: numbers, variables, pi, E, + - * / ** and the functions {parse_listing()}"
+
+
 # Exact integer powers with more bits than this are refused (10**10**10 would never finish).
 _MAX_INT_BITS = 100_000
 
@@ -111,6 +100,7 @@ class _Builder:
         self.text = text
         self.variables = None if variables is None else list(dict.fromkeys(variables))
         self.order: list[str] = []  # variable names in order of first appearance
+        self.functions = parse_table()
 
     def fail(self, node: ast.AST | None, message: str, col: int | None = None) -> FormulaError:
         shown = self.text if len(self.text) <= 80 else self.text[:77] + "..."
@@ -128,7 +118,7 @@ class _Builder:
         if method is not None:
             return method(node)
         kind = _NODE_NAMES.get(type(node), type(node).__name__)
-        raise self.fail(node, f"{kind} '{self.segment(node)}' is not allowed; {_ALLOWED_SUMMARY}")
+        raise self.fail(node, f"{kind} '{self.segment(node)}' is not allowed; {_allowed_summary()}")
 
     def _Expression(self, node: ast.Expression) -> sp.Expr:
         return self.build(node.body)
@@ -185,7 +175,7 @@ class _Builder:
         if _is_dunder(name):
             raise self.fail(node, f"name '{name}' is not allowed")
         known = self.variables
-        if (known is None and name not in CONSTANTS and name not in _FUNCTIONS) or (
+        if (known is None and name not in CONSTANTS and name not in self.functions) or (
             known is not None and name in known
         ):
             if name not in self.order:
@@ -193,7 +183,7 @@ class _Builder:
             return sp.Symbol(name)
         if name in CONSTANTS:
             return CONSTANTS[name]
-        if name in _FUNCTIONS:
+        if name in self.functions:
             raise self.fail(node, f"'{name}' is a function; call it as {name}(...)")
         listed = ", ".join(known) if known else "(none)"
         hint = _suggest(name, list(known) + list(CONSTANTS))
@@ -213,13 +203,13 @@ class _Builder:
             self.build(node.func)  # an attribute or subscript reports itself
             raise self.fail(node, f"only named functions can be called, not '{self.segment(node.func)}'")
         name = node.func.id
-        allowed = f"allowed functions: {_FUNCTION_LIST}"
-        if name not in _FUNCTIONS:
+        allowed = f"allowed functions: {parse_listing()}"
+        if name not in self.functions:
             if _is_dunder(name) or hasattr(builtins, name):
                 raise self.fail(node, f"function '{name}' is not allowed; {allowed}")
             if self.variables is not None and name in self.variables:
                 raise self.fail(node, f"'{name}' is a variable, not a function; {allowed}")
-            hint = _suggest(name, ALLOWED_FUNCTIONS)
+            hint = _suggest(name, list(self.functions))
             raise self.fail(node, f"unknown function '{name}'{hint}; {allowed}")
         if node.keywords:
             kw = node.keywords[0]
@@ -230,7 +220,7 @@ class _Builder:
                 raise self.fail(arg, f"'{self.segment(arg)}' is not allowed; {_ONE_ARG}")
         if len(node.args) != 1:
             raise self.fail(node, f"function '{name}' takes exactly 1 argument ({len(node.args)} given)")
-        return _FUNCTIONS[name](self.build(node.args[0]))
+        return self.functions[name].sympy(self.build(node.args[0]))
 
 
 def _syntax_error(text: str, err: SyntaxError) -> FormulaError:
@@ -342,15 +332,20 @@ def to_numpy_function(expr: sp.Expr, variables: Sequence[str]) -> Callable[[Mapp
     return evaluate
 
 
-# sympy functions a torch evaluator supports; torch names them the same (lower-case).
-_TORCH_FUNCTIONS = (sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.tanh, sp.sinh, sp.cosh)
-_TORCH_FUNCTIONS += (sp.asin, sp.acos, sp.atan, sp.atanh, sp.Abs, sp.sign)
+def evaluate_rows(expr: sp.Expr | str, names: Sequence[str], x: np.ndarray) -> np.ndarray:
+    """``expr`` on the rows of ``x`` (N, len(names)), whose columns follow ``names``: shape (N,)."""
+    x = np.asarray(x)
+    values = to_numpy_function(expr, names)({n: x[:, k] for k, n in enumerate(names)})
+    return np.broadcast_to(values, (x.shape[0],)).copy()
 
 
 def _torch_table() -> dict:
+    """sympy function -> torch function, for the library functions that are one sympy function
+    (torch names them the same, in lower case: ``Abs`` -> ``torch.abs``)."""
     import torch
 
-    return {func: getattr(torch, func.__name__.lower()) for func in _TORCH_FUNCTIONS}
+    heads = [f.sympy_head for f in FUNCTIONS.values() if f.sympy_head and hasattr(torch, f.sympy_head.lower())]
+    return {getattr(sp, head): getattr(torch, head.lower()) for head in heads}
 
 
 def _constant(expr: sp.Expr) -> float:

@@ -237,39 +237,13 @@ def parse_modules(
     return modules
 
 
-def subnode_map(width: Sequence[int | Sequence[int]], mult_arity: int | Sequence = 2) -> list[list[int]]:
-    """For each layer, the output node of each output subnode.
-
-    ``width`` lists the node layers as ``n`` or ``[n_sum, n_mult]``; subnodes are ordered sum
-    nodes first, then each multiplication node's factors consecutively. ``mult_arity`` is one int
-    for every mult node, or one list of arities per node layer (``len(width)`` entries, pykan's
-    convention) or per layer (``len(width) - 1`` entries, for node layers 1..L).
-    """
-    pairs = [(w, 0) if isinstance(w, int) else (int(w[0]), int(w[1]) if len(w) > 1 else 0) for w in width]
-    result = []
-    for layer in range(len(pairs) - 1):
-        n_sum, n_mult = pairs[layer + 1]
-        if isinstance(mult_arity, int):
-            arities = [mult_arity] * n_mult
-        else:
-            entry = mult_arity[layer + 1] if len(mult_arity) == len(pairs) else mult_arity[layer]
-            arities = [entry] * n_mult if isinstance(entry, int) else list(entry)
-        if len(arities) != n_mult:
-            raise ValueError(f"node layer {layer + 1} has {n_mult} mult nodes but {len(arities)} arities")
-        mapping = list(range(n_sum))
-        for k, arity in enumerate(arities):
-            mapping += [n_sum + k] * int(arity)
-        result.append(mapping)
-    return result
-
-
 def module_masks(
     modules: Sequence[Module], width_nodes: Sequence[int], subnode_to_node: Sequence[Sequence[int]]
 ) -> list[np.ndarray]:
     """Boolean edge masks ``(width_nodes[l], n_subnodes[l])`` per layer, True where an edge may exist.
 
     ``width_nodes`` has one entry per node layer (inputs .. outputs); ``subnode_to_node[l][j]`` is
-    the output node of subnode ``j`` of layer ``l`` (see :func:`subnode_map`). Masks of several
+    the output node of subnode ``j`` of layer ``l`` (``ModelSpec.subnode_owner(l + 1)``). Masks of several
     modules are combined with AND.
     """
     n_layers = len(width_nodes) - 1
@@ -295,7 +269,10 @@ def masks_from_config(
     mult_arity: int | Sequence = 2,
 ) -> list[np.ndarray]:
     """Parse ``modules:`` entries for a model of node-layer ``width`` and return its edge masks."""
-    mapping = subnode_map(width, mult_arity)
+    from kandisc.model import ModelSpec
+
+    spec = ModelSpec.build(list(width), mult_arity=mult_arity)
+    mapping = [spec.subnode_owner(layer + 1) for layer in range(spec.depth)]
     width_nodes = [w if isinstance(w, int) else int(sum(w[:2])) for w in width]
     modules = parse_modules(items, width_nodes[:-1], width_nodes[1:])
     return module_masks(modules, width_nodes, mapping)

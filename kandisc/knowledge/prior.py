@@ -1,7 +1,8 @@
 """Prior formulas: a MultKAN that starts as the scientist's formula and can learn what it misses.
 
-KAN 2.0 "compile, then train" (pykan-study §1.11-§1.12, issue 6 point 5). The formula is compiled
-over exactly the run's inputs (inputs it does not use are unconnected), then capacity is added:
+KAN 2.0's "compile, then train": known physics is the starting point, training adds what it
+misses. The formula is compiled over exactly the run's inputs (inputs it does not use are
+unconnected), then capacity is added:
 
 - ``extra_depth`` identity layers after the output (``x`` edges), so an outer function can be
   learnt;
@@ -21,10 +22,9 @@ scaling into the output node affine.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
+from kandisc.defaults import BASE_FUN, GRID, ORDER
 from kandisc.errors import ConfigError
 from kandisc.knowledge.compiler import IDENTITY, NetworkPlan, plan_network, read_formula
 
@@ -36,9 +36,9 @@ def model_from_prior(
     extra_width: int = 0,
     extra_depth: int = 0,
     spline_magnitude: float = 0.01,
-    grid: int = 5,
-    k: int = 3,
-    base_fun: str = "silu",
+    grid: int = GRID,
+    k: int = ORDER,
+    base_fun: str = BASE_FUN,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
     normalization=None,
@@ -67,43 +67,42 @@ def model_from_prior(
     return model
 
 
-def prior_from_model_file(
-    path: Path | str,
+def prior_from_bundle(
+    bundle,
     input_names: list[str],
     output_names: list[str],
     spline_magnitude: float = 0.01,
     normalization=None,
+    source: str = "prior model",
 ):
-    """A saved model (``kandisc compile`` or a raw-unit fit) as a prior over the run's inputs.
+    """A saved model (``kandisc compile`` or a raw-unit fit, loaded) as a prior over the run's inputs.
 
     Its inputs must all be among ``input_names`` (others join unconnected) and its outputs must be
     ``output_names``. Symbolic and removed edges get small splines as in :func:`model_from_prior`;
-    numeric edges keep their trained values.
+    numeric edges keep their trained values. ``source`` names the model in messages.
     """
-    from kandisc.io.model_file import load_model
+    from kandisc.knowledge.user_functions import restore_functions
 
-    bundle = load_model(path)
+    restore_functions(bundle)
     if list(bundle.output_names) != list(output_names):
         raise ConfigError(
-            f"prior model {path} predicts {', '.join(bundle.output_names)}, but the run's "
-            f"targets are {', '.join(output_names)}"
+            f"{source} predicts {', '.join(bundle.output_names)}, but the run's targets are {', '.join(output_names)}"
         )
     missing = [n for n in bundle.input_names if n not in input_names]
     if missing:
         raise ConfigError(
-            f"prior model {path} reads input(s) {', '.join(missing)}, which the run lacks "
-            f"(run inputs: {', '.join(input_names)})"
+            f"{source} reads input(s) {', '.join(missing)}, which the run lacks (run inputs: {', '.join(input_names)})"
         )
     if bundle.normalization:
         raise ConfigError(
-            f"prior model {path} works on standardised data (data.standardize); a prior must "
+            f"{source} works on standardised data (data.standardize); a prior must "
             "be in raw units: compile the formula or refit without standardize"
         )
     model = _reindex_inputs(bundle.model, list(bundle.input_names), list(input_names))
     keep = [kan.num_mask > 0 for kan in model.layers]
     if normalization and bool(keep[0].any()):
         raise ConfigError(
-            f"prior model {path} has trained spline edges on its inputs, which cannot be moved to "
+            f"{source} has trained spline edges on its inputs, which cannot be moved to "
             "standardised units; set data.standardize: false for this run"
         )
     _switch_on_splines(model, spline_magnitude, keep)

@@ -108,6 +108,21 @@ class MultKAN(nn.Module):
             x = self.combine(layer, kan(x))
         return inputs
 
+    @torch.no_grad()
+    def edge_curves(self, x: torch.Tensor, n_points: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every edge's curve over the range its input takes on rows ``x``, for fitting and plots.
+
+        Per layer: ``n_points`` evenly spaced inputs (P, in) from each input's minimum to its
+        maximum on ``x``, and every edge's output there (P, in, out).
+        """
+        curves = []
+        for kan, h in zip(self.layers, self.layer_inputs(x), strict=True):
+            lo, hi = h.min(0).values, h.max(0).values
+            t = torch.linspace(0, 1, n_points, dtype=h.dtype, device=h.device)[:, None]
+            points = lo + t * (hi - lo)
+            curves.append((points, kan.edge_curves(points)))
+        return curves
+
     # ----- edge modes ----------------------------------------------------------------------
     def set_symbolic(self, layer: int, i: int, j: int, name: str, params) -> None:
         self.layers[layer].set_symbolic(i, j, name, params)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field
 
-BASE_FUNCTIONS = ("silu", "identity", "zero")
+from kandisc.defaults import BASE_FUN, BASE_FUNCTIONS, GRID, GRID_EPS, GRID_RANGE, NOISE_SCALE, ORDER
+
+__all__ = ["BASE_FUNCTIONS", "ModelSpec", "normalize_arity", "normalize_width"]
 
 
 def normalize_width(width) -> list[list[int]]:
@@ -60,13 +62,13 @@ class ModelSpec:
     """Everything needed to rebuild a MultKAN's structure; parameters live in its state_dict."""
 
     width: list[list[int]]
-    grid: int = 5
-    k: int = 3
+    grid: int = GRID
+    k: int = ORDER
     mult_arity: list[list[int]] = field(default_factory=list)
-    base_fun: str = "silu"
-    grid_eps: float = 0.02
-    grid_range: tuple[float, float] = (-1.0, 1.0)
-    noise_scale: float = 0.3
+    base_fun: str = BASE_FUN
+    grid_eps: float = GRID_EPS
+    grid_range: tuple[float, float] = GRID_RANGE
+    noise_scale: float = NOISE_SCALE
     seed: int = 0
     affine_trainable: bool = False
 
@@ -128,7 +130,7 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
         d = copy.deepcopy(d)
-        d["grid_range"] = tuple(d.get("grid_range", (-1.0, 1.0)))
+        d["grid_range"] = tuple(d.get("grid_range", GRID_RANGE))
         spec = cls(**d)
         spec.width = normalize_width(spec.width)
         spec.mult_arity = normalize_arity(spec.mult_arity, spec.width)

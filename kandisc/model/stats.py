@@ -49,7 +49,7 @@ def layer_stats(trace: LayerTrace) -> LayerStats:
 
 
 def sparsity_penalty(traces: list[LayerTrace], lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
-    """KAN L1 + entropy penalty on edge activation scales (pykan-study §1.5).
+    """The KAN sparsity penalty: L1 + entropy of the edge activation scales, as in KAN 2.0 (pykan).
 
     v_ij = std(numeric phi_ij) / (std(x_i) + 0.1); l1 = Σ v; entropies over rows and columns
     of v normalised by (sum + 1), in bits.

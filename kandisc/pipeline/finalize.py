@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from kandisc import metrics
 from kandisc.attribution import attribute
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.model_file import save_model
@@ -21,10 +22,8 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, names: list[str])
         if y_true.shape[0] == 0:
             rmse[name] = r2[name] = None
             continue
-        err = y_pred[:, t] - y_true[:, t]
-        rmse[name] = float(np.sqrt(np.mean(err**2)))
-        var = float(np.sum((y_true[:, t] - y_true[:, t].mean()) ** 2))
-        r2[name] = float(1 - np.sum(err**2) / var) if var > 0 else None
+        rmse[name] = metrics.rmse(y_true[:, t], y_pred[:, t])
+        r2[name] = metrics.r2_score(y_true[:, t], y_pred[:, t])
     return {"rmse": rmse, "r2": r2}
 
 
@@ -117,20 +116,16 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
 
 def formula_predictions(prep, formulas: dict, targets: list[str], rows, fallback: np.ndarray):
     """Each target's best formula evaluated on ``rows`` (the network's ``fallback`` where none)."""
-    import sympy as sp
-
-    from kandisc.knowledge.formula import parse_formula
-    from kandisc.symbolic.assemble import evaluate
+    from kandisc.knowledge.formula import evaluate_rows, parse_formula
 
     shown, sources = fallback.copy(), []
-    symbols = [sp.Symbol(name) for name in prep.model_inputs]
     for t, target in enumerate(targets):
         best = (formulas.get(target) or {}).get("best")
         if not best:
             sources.append("network")
             continue
         expr = parse_formula(best["sympy"], prep.model_inputs)
-        shown[:, t] = evaluate(expr, symbols, prep.x_all[rows])
+        shown[:, t] = evaluate_rows(expr, prep.model_inputs, prep.x_all[rows])
         sources.append("formula")
     return shown, sources
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 
 def _num(value, fmt: str = ".4g") -> str:
-    return "–" if value is None else format(value, fmt)
+    """A number for the tables; a dash where it is missing or undefined (None, NaN)."""
+    return "–" if value is None or value != value else format(value, fmt)
 
 
 def _results(summary: dict) -> list[str]:

@@ -17,8 +17,9 @@ import torch
 from kandisc.errors import ConfigError
 from kandisc.io.config import KandiscConfig, load_config, resolve_width
 from kandisc.io.data import Table, load_table
-from kandisc.io.model_file import ModelBundle
+from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.io.scaling import Scaling
+from kandisc.knowledge.user_functions import register_definitions
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.train import Dataset
 
@@ -49,6 +50,7 @@ def resolve_device(name: str) -> str:
 
 def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
     cfg = load_config(config, overrides)
+    register_definitions(cfg.functions)
     table = load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna)
     x_all, model_inputs, aux_exprs = table.X, list(table.input_names), {}
     if cfg.auxiliary:
@@ -93,11 +95,12 @@ def _check_symbolic_libraries(cfg: KandiscConfig) -> None:
 
 def prior_model(cfg: KandiscConfig, inputs: list[str], targets: list[str], normalization: Scaling | None) -> MultKAN:
     """The network compiled from ``prior.formula`` / ``prior.model_file`` with the requested capacity."""
-    from kandisc.knowledge.prior import model_from_prior, prior_from_model_file
+    from kandisc.knowledge.prior import model_from_prior, prior_from_bundle
 
     p, m = cfg.prior, cfg.model
     if p.model_file is not None:
-        return prior_from_model_file(p.model_file, inputs, targets, p.spline_magnitude, normalization)
+        source = f"prior model {p.model_file}"
+        return prior_from_bundle(load_model(p.model_file), inputs, targets, p.spline_magnitude, normalization, source)
     return model_from_prior(
         p.formula,
         inputs,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from kandisc.attribution import attribute
+from kandisc.knowledge.user_functions import used_definitions
 from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
 from kandisc.pipeline.stages import run_training
 from kandisc.pipeline.state import RunState, StageReport
@@ -29,22 +30,13 @@ from kandisc.train import TrainSettings
 CURVE_POINTS = 100
 
 
-@torch.no_grad()
 def sample_edge_curves(model, x: torch.Tensor, edges: list[tuple[int, int, int]]):
     """(E, M) inputs and outputs of the listed edges over their inputs' ranges on rows ``x``."""
-    inputs = model.layer_inputs(x)
-    xs, ys = [], []
-    for layer in sorted({e[0] for e in edges}):
-        h = inputs[layer]
-        lo, hi = h.min(0).values, h.max(0).values
-        t = torch.linspace(0, 1, CURVE_POINTS, dtype=h.dtype, device=h.device)
-        pts = lo + t[:, None] * (hi - lo)  # (M, in)
-        phi = model.layers[layer].edge_curves(pts)  # (M, in, out)
-        for _, i, j in (e for e in edges if e[0] == layer):
-            xs.append(pts[:, i])
-            ys.append(phi[:, i, j])
-    order = [e for layer in sorted({e[0] for e in edges}) for e in edges if e[0] == layer]
-    return torch.stack(xs), torch.stack(ys), order
+    curves = model.edge_curves(x, CURVE_POINTS)
+    order = sorted(edges, key=lambda e: e[0])  # by layer, in the given order within a layer
+    xs = torch.stack([curves[layer][0][:, i] for layer, i, _ in order])
+    ys = torch.stack([curves[layer][1][:, i, j] for layer, i, j in order])
+    return xs, ys, order
 
 
 def _numeric_edges(model) -> list[tuple[int, int, int]]:
@@ -112,6 +104,9 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
             run_training(state, f"symbolic {round_index + 1}", tune)
     if params["retrain_steps"]:
         run_training(state, "symbolic tune", tune)
+    added = used_definitions(state.model)
+    if added:  # a reloaded model.pt must know the added functions its edges use
+        state.bundle.extras["functions"] = added
     details = {
         "snapped_edges": snapped,
         "zeroed_edges": [list(e) for e in zeroed],

@@ -5,6 +5,10 @@ Every function draws one figure on a headless Agg canvas (pyplot is never used),
 written paths. matplotlib is imported only when a figure is drawn, so importing this package is
 cheap. PNGs are written at 150 dpi; PDF and SVG output carries no dates, so equal inputs give
 equal files.
+
+- :mod:`kandisc.plots.style`: the shared look, Agg figures and atomic saving;
+- :mod:`kandisc.plots.curves`: loss, attribution, predicted vs true and Pareto figures;
+- :mod:`kandisc.plots.network`: the network diagram with every edge's curve.
 """
 
 from kandisc.plots.curves import plot_attribution, plot_loss, plot_pareto, plot_pred_vs_true

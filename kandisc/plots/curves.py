@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kandisc.metrics import r2_score
+from kandisc.metrics import rmse as rmse_of
 from kandisc.plots.style import new_figure, save_figure, style, text_width
 
 TRAIN, TEST, BEST, GREY = "#1f5fa8", "#d1495b", "#d1495b", "#a8a8a8"
@@ -157,15 +159,6 @@ def _panels(count: int, size: float = 3.3):
     return rows, cols, (cols * size, rows * size + 0.2)
 
 
-def _r2_rmse(t: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    if not len(t):
-        return float("nan"), float("nan")
-    rmse = float(np.sqrt(np.mean((p - t) ** 2)))
-    ss_tot = float(np.sum((t - t.mean()) ** 2))
-    r2 = 1.0 - float(np.sum((p - t) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
-    return r2, rmse
-
-
 def plot_pred_vs_true(
     y_true,
     y_pred,
@@ -199,7 +192,7 @@ def plot_pred_vs_true(
 
 
 def _pred_panel(ax, t: np.ndarray, p: np.ndarray, name: str) -> None:
-    r2, rmse = _r2_rmse(t, p)
+    r2, rmse = r2_score(t, p), rmse_of(t, p)
     ax.scatter(t, p, s=7, alpha=0.55, color=TRAIN, linewidths=0, rasterized=len(t) > 5000)
     both = np.concatenate([t, p]) if len(t) else np.array([0.0, 1.0])
     lo, hi = float(both.min()), float(both.max())

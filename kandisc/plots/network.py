@@ -164,14 +164,7 @@ def _curves(model: MultKAN, x_ref: torch.Tensor, n_points: int):
     x = torch.as_tensor(x_ref).to(dtype=model.dtype, device=model.device)
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != model.spec.n_inputs:
         raise ValueError(f"x_ref must have shape (rows, {model.spec.n_inputs}), got {tuple(x.shape)}")
-    out = []
-    with torch.no_grad():
-        for kan, inputs in zip(model.layers, model.layer_inputs(x), strict=True):
-            lo, hi = inputs.min(0).values, inputs.max(0).values
-            t = torch.linspace(0, 1, n_points, dtype=x.dtype, device=x.device)[:, None]
-            grid = lo + t * (hi - lo)
-            out.append((grid.cpu().numpy(), kan.edge_curves(grid).cpu().numpy()))
-    return out
+    return [(grid.cpu().numpy(), phi.cpu().numpy()) for grid, phi in model.edge_curves(x, n_points)]
 
 
 def _alphas(scores, states: np.ndarray, beta: float) -> np.ndarray:

@@ -17,6 +17,7 @@ import torch
 
 from kandisc.errors import KandiscError
 from kandisc.io.config import validate_config
+from kandisc.knowledge.user_functions import register_definitions
 from kandisc.pipeline.runner import Prepared, build_bundle, model_space_data
 from kandisc.pipeline.stages import run_pipeline
 from kandisc.pipeline.state import RunState, StageReport
@@ -85,6 +86,7 @@ def run_candidate(
     start = time.monotonic()
     recorder = _StepRecorder(candidate.name, deadline, should_stop)
     try:
+        register_definitions(prep.cfg.functions)  # a worker process starts with the built-ins only
         cand = candidate_prepared(prep, candidate)
         bundle = build_bundle(cand, train_idx, y_log=candidate.y_log)
         dataset = model_space_data(bundle, cand.x_all, cand.table.Y, train_idx, test_idx)

@@ -4,7 +4,8 @@ The expression is built layer by layer from every active edge (a numeric spline 
 output non-symbolic: it is reported, never silently dropped), sum and multiplication nodes of
 any arity, subnode and node affines, the input standardisation folded back (so the formula is in
 the CSV's units and column names) and the output de-standardisation. ``verify`` evaluates it
-with numpy on held-out rows and compares to the model's forward pass.
+with numpy (:func:`kandisc.knowledge.formula.evaluate_rows`) on held-out rows and compares it to
+the model's forward pass.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from kandisc.knowledge.formula import evaluate_rows
 from kandisc.model.functions import FUNCTION_NAMES, FUNCTIONS
 
 VERIFY_RTOL = 1e-8  # float64 models; float32 ones get 1000 ulps (see verify_rtol)
@@ -91,17 +93,6 @@ def _blocked_outputs(model, numeric: list[tuple[int, int, int]]) -> set[int]:
     return {n for (nl, n) in tainted if nl == model.depth}
 
 
-def evaluate(expr: sp.Expr, symbols: list[sp.Symbol], x: np.ndarray) -> np.ndarray:
-    """Evaluate ``expr`` on rows ``x`` (N, len(symbols)) with numpy."""
-    used = sorted(expr.free_symbols, key=symbols.index)
-    dummies = [sp.Dummy() for _ in used]  # column names such as "exp" must not shadow numpy functions
-    fn = sp.lambdify(dummies, expr.xreplace(dict(zip(used, dummies, strict=True))), "numpy")
-    cols = [x[:, symbols.index(s)] for s in used]
-    with np.errstate(all="ignore"):
-        value = fn(*cols)
-    return np.broadcast_to(np.asarray(value, dtype=np.float64), (x.shape[0],)).copy()
-
-
 def verify(bundle, assembly: Assembly, x_raw: np.ndarray) -> list[tuple[str, float]]:
     """Per output: (status, relative max error) of formula vs model on rows ``x_raw`` (raw units).
 
@@ -117,7 +108,7 @@ def verify(bundle, assembly: Assembly, x_raw: np.ndarray) -> list[tuple[str, flo
         if expr is None:
             results.append(("numeric", float("nan")))
             continue
-        y_formula = evaluate(expr, assembly.symbols, x_raw)
+        y_formula = evaluate_rows(expr, [s.name for s in assembly.symbols], x_raw)
         # Rows where a function leaves its real domain (log of a held-out value just below the
         # training range, say) are undefined for the formula; the model clamps there instead.
         defined = np.isfinite(y_formula)

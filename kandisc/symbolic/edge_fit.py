@@ -1,6 +1,6 @@
 """Vectorised symbolic fitting of edge curves: y ≈ c·f(a·x+b)+d for all edges and functions at once.
 
-Owns the numeric half of snapping an edge (issue 5, point 2): from M samples (x, y) of each of E
+Owns the numeric half of snapping an edge: from M samples (x, y) of each of E
 edge curves, fit every library function to every edge and report (a, b, c, d), r² and RMSE. Which
 function an edge gets is decided by :mod:`kandisc.symbolic.selection`.
 
@@ -25,18 +25,20 @@ inside the (a, b) box.
 Validity. A candidate (a, b) is rejected (r² = -inf) when the argument a·x+b over the edge's
 sample interval [min x, max x] (the whole interval, so a pole between two samples counts) leaves
 the function's domain (``FUNCTIONS[name].domain``; open ends keep a margin), comes within the
-function's pole margin of 0 (``excludes_zero``) or reaches a region where the torch function
-clamps (exp above 50, a tan pole), so that on the data the sympy formula and the model's torch
-function agree. The search also skips fits that only use a low Taylor polynomial of f, with huge
-cancelling c and d (sin near a crest posing as x², the flat tail of tanh posing as exp): those
-with |a|·(max x − min x) < 0.01 or with f(a·x+b) flat on the samples (std below 2% of rms).
+function's pole margin of 0 (``zero_margin``) or reaches a region where the torch function
+clamps (``clamp``: exp above 50; ``periodic_poles``: a tan pole), so that on the data the sympy
+formula and the model's torch function agree. The search also skips fits that only use a low
+Taylor polynomial of f, with huge cancelling c and d (sin near a crest posing as x², the flat
+tail of tanh posing as exp): those with |a|·(max x − min x) < 0.01 or with f(a·x+b) flat on the
+samples (std below 2% of rms).
 
-Canonical parameters. Exact identities move each fit to a canonical (a, b) before (c, d) are
-solved again: powers, 1/x^n, abs and sgn get a = 1; sqrt, x^1.5, 1/sqrt and log get a = ±1; exp
-gets b = 0; odd and even functions get a > 0; sin, cos and tan get b in [-π/2, π/2].
-So (x+1)² comes back as a=1, b=1, c=1, d=0, ready for constant snapping, instead of the equal but
-unreadable 0.07·(3.7x+3.7)². A canonical (a, b) may lie outside the search box (it computes the
-same function); where it would leave the domain the fitted (a, b) is kept.
+Canonical parameters. Exact identities (each function's ``canonical`` and ``period``) move each
+fit to a canonical (a, b) before (c, d) are solved again: powers, 1/x^n, abs and sgn get a = 1;
+sqrt, x^1.5, 1/sqrt and log get a = ±1; exp gets b = 0; odd and even functions get a > 0; sin,
+cos and tan get b in [-π/2, π/2]. So (x+1)² comes back as a=1, b=1, c=1, d=0, ready for
+constant snapping, instead of the equal but unreadable 0.07·(3.7x+3.7)². A canonical (a, b) may
+lie outside the search box (it computes the same function); where it would leave the domain the
+fitted (a, b) is kept.
 
 Equivalent functions (sin and cos, by a phase) get equal r²; the selection rule breaks such ties
 by library order.
@@ -69,21 +71,7 @@ _MIN_ARG_SPAN = 1e-2  # |a|·(x range) below this: f(a·x+b) is a flat polynomia
 # with huge cancelling c and d (sin near a crest posing as x^2, the flat tail of tanh as exp).
 _MIN_REL_SPREAD = 0.02
 _OPEN_MARGIN = 2e-8  # open domain ends: the torch clamps of log, 1/sqrt, arctanh sit at ~1e-8
-# |argument| below which kandisc.model.functions clamps 1/x^n (1e-8 ** (1/n)); checked by a test.
-_POLE_MARGIN = {("1/x" if n == 1 else f"1/x^{n}"): 1.01e-8 ** (1 / n) for n in range(1, 6)}
-_DEFAULT_POLE_MARGIN = 0.03
-# Arguments beyond which the torch functions clamp (sqrt clamps below 1e-16).
-_CAPS = {"exp": (-math.inf, 50.0), "sinh": (-50.0, 50.0), "cosh": (-50.0, 50.0)}
-_CAPS["sqrt"] = (1e-16, math.inf)
 _TAN_POLE_MARGIN = 1e-6
-
-# Exact identities used to canonicalise (a, b); (c, d) are re-solved afterwards.
-_UNIT_A = {"x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "1/x^3", "1/x^4", "1/x^5", "abs", "sgn"}
-_SIGN_A = {"sqrt", "x^1.5", "1/sqrt", "log"}
-_POSITIVE_A = {"sin", "cos", "tan", "tanh", "arcsin", "arccos", "arctan", "arctanh", "gaussian"}
-_POSITIVE_A |= {"sinh", "cosh"}
-# sin(u+π) = −sin(u), cos(u+π) = −cos(u): with c re-solved, b only matters modulo π.
-_PERIOD = {"sin": math.pi, "cos": math.pi, "tan": math.pi}
 
 
 @dataclass
@@ -220,9 +208,9 @@ def _limits(name: str, dtype: torch.dtype) -> _Limits:
         low += margin * max(1.0, abs(low))
     if high_open and math.isfinite(high):
         high -= margin * max(1.0, abs(high))
-    cap_lo, cap_hi = _CAPS.get(name, (-math.inf, math.inf))
-    zero = max(_POLE_MARGIN.get(name, _DEFAULT_POLE_MARGIN), margin) if fn.excludes_zero else 0.0
-    return _Limits(max(low, cap_lo), min(high, cap_hi), zero, name == "tan")
+    cap_lo, cap_hi = fn.clamp
+    zero = max(fn.zero_margin, margin) if fn.excludes_zero else 0.0
+    return _Limits(max(low, cap_lo), min(high, cap_hi), zero, fn.periodic_poles)
 
 
 def _valid(lim: _Limits, a: torch.Tensor, b: torch.Tensor, edge: _EdgeData) -> torch.Tensor:
@@ -419,18 +407,18 @@ def _best_start(a: torch.Tensor, b: torch.Tensor, sse: torch.Tensor) -> tuple[to
 
 def _canonical(name: str, lim: _Limits, edge: _EdgeData, a, b) -> tuple[torch.Tensor, ...]:
     """The simplest (a, b) computing the same c·f(a·x+b)+d family (see the module docstring)."""
-    if name in _UNIT_A:
+    fn = FUNCTIONS[name]
+    if fn.canonical == "unit_a":
         ca, cb = torch.ones_like(a), b / a
-    elif name in _SIGN_A:
+    elif fn.canonical == "sign_a":
         ca, cb = torch.sign(a), b / a.abs()
-    elif name == "exp":
+    elif fn.canonical == "zero_b":
         ca, cb = a, torch.zeros_like(b)
-    elif name in _POSITIVE_A:
+    elif fn.canonical == "positive_a":
         ca, cb = a.abs(), b * torch.sign(a)
     else:
         return a, b
-    if name in _PERIOD:
-        period = _PERIOD[name]
-        cb = cb - period * torch.round(cb / period)
+    if fn.period is not None:
+        cb = cb - fn.period * torch.round(cb / fn.period)
     keep = _valid(lim, ca[:, None], cb[:, None], edge)[:, 0]
     return torch.where(keep, ca, a), torch.where(keep, cb, b)

@@ -22,7 +22,8 @@ import numpy as np
 import sympy as sp
 import torch
 
-from kandisc.symbolic.assemble import evaluate
+from kandisc import metrics
+from kandisc.knowledge.formula import evaluate_rows
 
 SNAP_TOLERANCE = 1.1  # a snap may raise the test RMSE by at most 10 % (plus a 1e-6·std(y) floor)
 BEST_FACTOR = 2.0
@@ -62,19 +63,18 @@ class Scorer:
 
     def __init__(self, symbols, x_train, y_train, x_test, y_test):
         self.symbols = symbols
+        self.names = [str(s) for s in symbols]
         self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
         self.y_scale = float(np.std(y_train)) or 1.0
 
     def rmse(self, expr: sp.Expr, test: bool = True) -> float:
         x, y = (self.x_test, self.y_test) if test else (self.x_train, self.y_train)
-        pred = evaluate(expr, self.symbols, x)
-        value = float(np.sqrt(np.mean((pred - y) ** 2)))
-        return value if math.isfinite(value) else float("inf")
+        return metrics.rmse(y, evaluate_rows(expr, self.names, x))
 
     def candidate(self, expr: sp.Expr, origin: str) -> Candidate:
-        rmse = self.rmse(expr)
-        var = float(np.mean((self.y_test - self.y_test.mean()) ** 2)) or 1.0
-        return Candidate(expr, complexity(expr), rmse, 1 - rmse**2 / var, origin)
+        pred = evaluate_rows(expr, self.names, self.x_test)
+        r2 = metrics.r2_score(self.y_test, pred)
+        return Candidate(expr, complexity(expr), metrics.rmse(self.y_test, pred), r2, origin)
 
     def refit(self, expr: sp.Expr, steps: int = 30) -> sp.Expr:
         """Jointly refit every Float constant of ``expr`` on the training rows (LBFGS, autograd)."""
@@ -260,7 +260,7 @@ def _drop_small_terms(expr: sp.Expr, scorer: Scorer, limit: int) -> list[sp.Expr
         return []
     spread = []
     for term in expr.args:
-        values = evaluate(term, scorer.symbols, scorer.x_train)
+        values = evaluate_rows(term, scorer.names, scorer.x_train)
         spread.append(float(np.std(values)) + (0.0 if term.free_symbols else abs(float(term)) * 1e-9))
     order = np.argsort(spread)
     variants, kept = [], list(expr.args)
