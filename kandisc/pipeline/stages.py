@@ -1,32 +1,15 @@
-"""The training stages a YAML pipeline lists: ``fit``, ``prune``, ``refine`` (``symbolic`` lives in
-:mod:`kandisc.pipeline.symbolic_stage`). Each is one function over a :class:`RunState`.
+"""The stages a YAML pipeline lists and the registry that runs them: ``fit``, ``prune``, ``refine``
+here, ``symbolic`` in :mod:`kandisc.pipeline.symbolic_stage`. Each is one function over a
+:class:`RunState`; ``STAGES`` maps the config's stage names to them.
 """
 
 from __future__ import annotations
 
 from kandisc.attribution import prune
 from kandisc.pipeline.state import RunState, StageReport
-from kandisc.train import Dataset, TrainSettings, train
-
-
-def run_training(state: RunState, label: str, settings: TrainSettings) -> StageReport:
-    """Train in place, streaming every step to the sink; shared by fit and symbolic retraining."""
-    state.sink.stage_started(label, settings.steps)
-
-    def on_step(record):
-        state.global_step += 1
-        state.sink.step(label, record, state.global_step, state.model.n_edges())
-
-    result = train(state.model, state.data, settings, state.generator, on_step)
-    last = result.history[-1] if result.history else None
-    details = {
-        "steps": result.steps_done,
-        "rollbacks": result.rollbacks,
-        "plateaued": result.plateaued,
-        "train_rmse": last.train_loss if last else None,
-        "test_rmse": last.test_loss if last else None,
-    }
-    return StageReport("fit", label, result.status, details, result.message)
+from kandisc.pipeline.symbolic_stage import symbolic_stage
+from kandisc.pipeline.training import run_training
+from kandisc.train import Dataset, TrainSettings
 
 
 def fit_stage(state: RunState, params: dict) -> StageReport:
@@ -77,16 +60,13 @@ def prune_stage(state: RunState, params: dict) -> StageReport:
     return StageReport("prune", "prune", details=details)
 
 
-STAGES = {"fit": fit_stage, "prune": prune_stage, "refine": refine_stage}
+STAGES = {"fit": fit_stage, "prune": prune_stage, "refine": refine_stage, "symbolic": symbolic_stage}
 
 
 def run_pipeline(state: RunState, pipeline) -> list[StageReport]:
     """Run the configured stages in order (items have ``.stage`` and ``.params()``)."""
-    from kandisc.pipeline.symbolic_stage import symbolic_stage
-
-    registry = {**STAGES, "symbolic": symbolic_stage}
     for item in pipeline:
-        report = registry[item.stage](state, item.params())
+        report = STAGES[item.stage](state, item.params())
         state.reports.append(report)
         state.sink.stage_finished(report.label, report)
     return state.reports

@@ -19,8 +19,8 @@ import torch
 from kandisc.attribution import attribute
 from kandisc.knowledge.user_functions import used_definitions
 from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
-from kandisc.pipeline.stages import run_training
 from kandisc.pipeline.state import RunState, StageReport
+from kandisc.pipeline.training import run_training
 from kandisc.symbolic.assemble import assemble, verify
 from kandisc.symbolic.edge_fit import fit_edges
 from kandisc.symbolic.selection import choose
