@@ -18,6 +18,11 @@ SUMMARY = {
     "test_rmse": {"f": 1.25e-4, "g": 0.5},
     "train_rmse": {"f": 1.0e-4, "g": None},
     "formulas": {"f": "x*y", "g": None},
+    "formula_test_r2": {"f": 0.99999912, "g": None},
+    "formula_test_rmse": {"f": 1.25e-4, "g": None},
+    "accept_r2": 0.999,
+    "law_found": False,
+    "law_found_per_target": {"f": True, "g": False},
     "shape_initial": [3, 5, 2],
     "shape_final": [2, 1, 2],
     "n_edges": 4,
@@ -50,8 +55,10 @@ def test_report_sections_and_tables():
     assert lines[0] == "# kandisc run run7"
     assert lines[2] == "Inputs: x, y, z; targets: f, g; network [3, 5, 2] → [2, 1, 2] (4 edges); 2.2 s."
     results = lines.index("## Results")
-    assert lines[results + 4] == "| f | 0.999999 | 0.000125 | 0.0001 | `x*y` |"
-    assert lines[results + 5] == "| g | – | 0.5 | – | (splines) |"  # R² undefined, no formula
+    assert lines[results + 4] == "| f | yes | 0.999999 | 0.000125 | 0.999999 | `x*y` |"
+    # g: no formula, the network's R² undefined
+    assert lines[results + 5] == "| g | no (approximation) | – | – | – | (no formula: edges stayed splines) |"
+    assert "No formula reached test R² 0.999 for every target" in lines[results + 7]
     candidates = lines.index("### Candidates for f")
     assert lines[candidates + 4] == "| 3 | 0.000125 | 0.999999 | `x*y` | **best** |"
     assert lines[candidates + 5] == "| 1 | 0.3 | 0.500000 | `x` |  |"
@@ -74,8 +81,9 @@ def test_a_run_reports_its_formula_and_writes_the_listed_files(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     report = (out / "report.md").read_text().splitlines()
     assert summary["formulas"]["f"] == "x*y"
-    row = f"| f | {summary['test_r2']['f']:.6f} | "
+    row = f"| f | yes | {summary['formula_test_r2']['f']:.6f} | "
     assert any(line.startswith(row) and line.endswith("| `x*y` |") for line in report)
+    assert summary["law_found"] is True and summary["search"] is None
     stages = report[report.index("## Stages") + 2 :]
     assert [line.split("**")[1] for line in stages[:4]] == ["fit 1", "prune", "fit 2 (after prune)", "symbolic"]
     assert stages[0].startswith("- **fit 1** (ok): 40 steps, train RMSE ")

@@ -15,6 +15,8 @@ near-exact formulas do not count).
 from __future__ import annotations
 
 import math
+import signal
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -270,6 +272,37 @@ def _drop_small_terms(expr: sp.Expr, scorer: Scorer, limit: int) -> list[sp.Expr
     return variants
 
 
+SIMPLIFY_SECONDS = 5.0  # sympy.simplify can run for minutes on a messy formula
+
+
+def bounded_simplify(expr: sp.Expr, seconds: float = SIMPLIFY_SECONDS) -> sp.Expr:
+    """``sympy.simplify`` stopped after ``seconds`` (then the cheap rewrites: powers and fractions).
+
+    The time limit is a SIGALRM timer, so it needs the main thread; elsewhere only the cheap
+    rewrites run.
+    """
+    cheap = min((sp.powsimp(expr), sp.factor_terms(expr), expr), key=complexity)
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return cheap
+
+    def give_up(signum, frame):
+        raise _SimplifyTimeout
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return min((sp.simplify(expr), cheap), key=complexity)
+    except _SimplifyTimeout:
+        return cheap
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _SimplifyTimeout(Exception):
+    pass
+
+
 def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candidates: int = 8) -> list[Candidate]:
     """Candidates on the Pareto front (complexity vs test RMSE), the best one flagged."""
     pool = [scorer.candidate(round_significant(expr), "model")]
@@ -284,7 +317,7 @@ def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candi
         # each term's numeric factors into one constant and snap that.
         current = snap_constants(merge_numeric_factors(current), scorer)
         if complexity(current) <= _MAX_SIMPLIFY_NODES:
-            simplified = sp.simplify(current)
+            simplified = bounded_simplify(current)
             # Keep sympy's rewrite only when it is simpler (it likes to fold offsets back into logs).
             simpler = complexity(simplified) < complexity(current)
             if simpler and scorer.rmse(simplified) <= scorer.rmse(current) * SNAP_TOLERANCE + 1e-9 * scorer.y_scale:
