@@ -74,3 +74,27 @@ def test_rich_bar_counts_steps_and_prints_stage_results():
         details = {"shape_before": [3, 1], "shape_after": [2, 1], "pruned_inputs": ["x2"]}
         sink.stage_finished("prune", StageReport("prune", "prune", details=details))
     assert "prune: [3, 1] -> [2, 1], removed inputs: x2" in buffer.getvalue()
+
+
+def _candidate(status: str, best: dict, message: str = "") -> StageReport:
+    details = {"name": "product", "width": [2, [0, 1], 1], "seed": 0, "status": status, "seconds": 3.25}
+    return StageReport("candidate", "product", status, {**details, "best": best, "message": message})
+
+
+def test_search_candidates_get_one_line_each():
+    out, buffer = console()
+    sink = PlainSink(out, every=5, clock=Clock())
+    sink.stage_finished("product", _candidate("completed", {"f": {"formula": "a*b", "test_r2": 1.0}}))
+    sink.stage_finished("product", _candidate("timeout", {}, "not started: time budget spent"))
+    sink.stage_finished("product", _candidate("completed", {"f": {"formula": None, "test_r2": None}}))
+    assert buffer.getvalue().splitlines() == [
+        "[    0.5s] candidate product [2, [0, 1], 1] seed 0: completed in 3.2 s; f = a*b (R² 1.000000)",
+        "[    1.0s] candidate product [2, [0, 1], 1] seed 0: timeout in 3.2 s (not started: time budget spent)",
+        "[    1.5s] candidate product [2, [0, 1], 1] seed 0: completed in 3.2 s; f = - (R² -)",
+    ]
+    rich_out, rich_buffer = console()
+    RichSink(rich_out).stage_finished("product", _candidate("failed", {}, "RuntimeError: boom"))
+    assert (
+        rich_buffer.getvalue().strip()
+        == "candidate product [2, [0, 1], 1] seed 0: failed in 3.2 s (RuntimeError: boom)"
+    )
