@@ -129,7 +129,7 @@ def _run(run: RunDir, prep: Prepared, data: Path, overrides, progress: ProgressS
             if cfg.pipeline is None:
                 from kandisc.search.driver import search
 
-                state = search(prep, split_idx, sink, best_so_far)
+                state, prep = search(prep, split_idx, sink, best_so_far)
             else:
                 state = _initial_state(prep, split_idx, sink)
                 run_pipeline(state, cfg.pipeline)

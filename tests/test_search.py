@@ -30,22 +30,25 @@ def _same(formula: str, truth: str, names: list[str]) -> bool:
 
 def test_plan_uses_the_log_families_only_for_one_signed_targets():
     cfg = load_config(None)
-    positive = plan(cfg, np.array([[1.0], [2.0]]), 3, [3, 5, 1])
+    x = np.array([[1.0, 2.0, -1.0], [2.0, 3.0, 1.0]])  # two positive columns, one sign-changing
+    positive = plan(cfg, np.array([[1.0], [2.0]]), x, ["a", "b", "c"], [3, 5, 1])
     names = [c.name for c in positive]
-    assert names[:2] == ["log-additive", "product"] and "log-deep" in names and "sum-s1" in names
-    assert names.count("log-additive") == 1  # one optimum: no second seed
+    assert names[:3] == ["log-additive", "product", "log-ratio"] and "log-deep" in names and "sum-s1" in names
+    assert names.count("log-additive") == 1 and names.count("log-ratio") == 1  # one optimum: no second seed
+    ratio = positive[2]
+    assert ratio.auxiliary == {"a_over_b": "a/b", "a_over_b_sq": "(a/b)**2"} and ratio.width == [5, 1]
     assert positive[0].width == [3, 1] and positive[0].y_log == (1,)
     product = next(c for c in positive if c.family == "product")
     assert product.width == [3, [0, 1], 1] and product.model == {"mult_arity": 3, "base_fun": "identity"}
-    mixed = plan(cfg, np.array([[-1.0], [2.0]]), 3, [3, 5, 1])
+    mixed = plan(cfg, np.array([[-1.0], [2.0]]), x, ["a", "b", "c"], [3, 5, 1])
     assert all(not c.family.startswith("log") and c.y_log == (0,) for c in mixed)
-    negative = plan(cfg, np.array([[-1.0], [-2.0]]), 1, [1, 5, 1])
+    negative = plan(cfg, np.array([[-1.0], [-2.0]]), x[:, :1], ["a"], [1, 5, 1])
     assert negative[0].y_log == (-1,) and "product" not in [c.family for c in negative]
 
 
 def test_plan_respects_a_fixed_structure_and_the_candidate_list():
     cfg = load_config(None, ["model.width=[2, [0, 1], 1]", "search.candidates=[sum]", "search.seeds=1"])
-    (only,) = plan(cfg, np.array([[1.0], [2.0]]), 2, [2, [0, 1], 1])
+    (only,) = plan(cfg, np.array([[1.0], [2.0]]), np.ones((2, 2)), ["a", "b"], [2, [0, 1], 1])
     assert only.family == "sum" and only.width == [2, [0, 1], 1]
 
 

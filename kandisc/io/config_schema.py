@@ -347,7 +347,7 @@ class OutputConfig(_Model):
     checkpoints: Bool = _f(False, "keep a model file after every stage (checkpoints/NN_stage.pt)")
 
 
-SEARCH_CANDIDATES = ("log-additive", "product", "sum", "mult", "log-deep")
+SEARCH_CANDIDATES = ("log-additive", "product", "log-ratio", "sum", "mult", "log-deep")
 
 
 class SearchConfig(_Model):
@@ -358,7 +358,7 @@ class SearchConfig(_Model):
     accept_r2: Float = _f(0.999, "a formula is reported as a law when its test R^2 reaches this", gt=0, le=1)
     candidates: list[Annotated[Literal[SEARCH_CANDIDATES], BeforeValidator(_lower)]] | None = _f(
         None,
-        "candidate families to try (log-additive, product, sum, mult, log-deep); null = all that apply",
+        "candidate families to try (log-additive, product, log-ratio, sum, mult, log-deep); null = all that apply",
         json_schema_extra={"type": "list of candidate names, or null"},
     )
     seeds: Int = _f(2, "seeds tried for each network family (seed, seed+1, ...)", ge=1, le=16)

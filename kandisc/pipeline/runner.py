@@ -52,17 +52,7 @@ def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
     cfg = load_config(config, overrides)
     register_definitions(cfg.functions)
     table = load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna)
-    x_all, model_inputs, aux_exprs = table.X, list(table.input_names), {}
-    if cfg.auxiliary:
-        from kandisc.knowledge.auxiliary import compute_auxiliary
-
-        columns = {name: table.X[:, i] for i, name in enumerate(table.input_names)}
-        clash = [n for n in cfg.auxiliary if n in table.input_names or n in table.target_names]
-        if clash:
-            raise ConfigError(f"auxiliary.{clash[0]} has the name of a column of {table.path}; rename the feature")
-        names, values, aux_exprs = compute_auxiliary(columns, dict(cfg.auxiliary))
-        x_all = np.concatenate([table.X, values], axis=1)
-        model_inputs += names
+    x_all, model_inputs, aux_exprs = with_auxiliary(table, dict(cfg.auxiliary))
     width = resolve_width(cfg.model, model_inputs, table.target_names)
     if cfg.prior.active:
         if cfg.model.width is not None or cfg.modules:
@@ -78,6 +68,23 @@ def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
 
         masks = masks_from_config(cfg.modules, width, cfg.model.mult_arity)
     return Prepared(cfg, table, model_inputs, x_all, width, masks, aux_exprs, resolve_device(cfg.device))
+
+
+def with_auxiliary(table: Table, auxiliary: dict[str, str]) -> tuple[np.ndarray, list[str], dict]:
+    """The model's raw inputs: the data columns, then the auxiliary features computed from them.
+
+    Returns ``(x_all, model_inputs, aux_exprs)`` (``aux_exprs``: name -> sympy expression of the columns).
+    """
+    if not auxiliary:
+        return table.X, list(table.input_names), {}
+    from kandisc.knowledge.auxiliary import compute_auxiliary
+
+    columns = {name: table.X[:, i] for i, name in enumerate(table.input_names)}
+    clash = [n for n in auxiliary if n in table.input_names or n in table.target_names]
+    if clash:
+        raise ConfigError(f"auxiliary.{clash[0]} has the name of a column of {table.path}; rename the feature")
+    names, values, aux_exprs = compute_auxiliary(columns, auxiliary)
+    return np.concatenate([table.X, values], axis=1), list(table.input_names) + names, aux_exprs
 
 
 def _check_symbolic_libraries(cfg: KandiscConfig) -> None:

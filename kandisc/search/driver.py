@@ -15,7 +15,7 @@ from kandisc.pipeline.state import RunState, StageReport
 from kandisc.search.choose import Merged, is_exact, law_verdict, merge, target_scales
 from kandisc.search.plan import plan
 from kandisc.search.pool import default_jobs, run_candidates
-from kandisc.search.worker import Outcome
+from kandisc.search.worker import Outcome, candidate_prepared
 
 
 def _record(outcome: Outcome, accept_r2: float) -> dict:
@@ -35,15 +35,16 @@ def _record(outcome: Outcome, accept_r2: float) -> dict:
     }
 
 
-def search(prep, split_idx, sink, best_so_far: list | None = None) -> RunState:
+def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunState, object]:
     """Run the search for the prepared run on the fixed train/test split; see the module docstring.
 
     ``best_so_far`` receives the state of the best finished candidate as the search goes, so an
-    interrupted run can still save a model.
+    interrupted run can still save a model. Returns the state and the winner's prepared run (its
+    inputs include the candidate's own features, if any), for finalize_run.
     """
     cfg, targets = prep.cfg, list(prep.table.target_names)
     train_idx, test_idx = split_idx
-    candidates = plan(cfg, prep.table.Y[train_idx], len(prep.model_inputs), prep.width)
+    candidates = plan(cfg, prep.table.Y[train_idx], prep.x_all[train_idx], prep.model_inputs, prep.width)
     jobs = min(cfg.search.jobs or default_jobs(), len(candidates))
     y_scale = target_scales(prep.table.Y[test_idx], targets)
     outcomes: list[Outcome] = []
@@ -76,7 +77,8 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> RunState:
         "seconds": round(time.monotonic() - start, 2),
     }
     state.reports.append(StageReport("search", "search", "ok", {"winner": state.search["winner"]}))
-    return state
+    winner = next(o.candidate for o in outcomes if o.candidate.name == state.search["winner"])
+    return state, candidate_prepared(prep, winner)
 
 
 def _winner_state(outcomes: list[Outcome], merged: Merged, budget: float) -> RunState:

@@ -5,6 +5,9 @@ Families (each a width, a target transform and a staged pipeline):
 - ``log-additive``: for one-signed targets, ``log|y|`` as a sum of one-variable functions, a
   ``[n, 1]`` network. A product of powers and of factors such as ``(1 + x)`` becomes a sum of
   logs, which the symbolic stage snaps exactly: most laws of physics are of this kind.
+- ``log-ratio``: ``log-additive`` with the ratios ``a/b`` of positive inputs and their squares as
+  further inputs, so that a factor of a dimensionless ratio (``1/(1 - v/c)``,
+  ``1/sqrt(1 - v**2/c**2)``) is one edge: ``c·log(1 - u)``. Up to ``MAX_RATIO_INPUTS`` inputs.
 - ``sum``: ``[n, 5, 1]`` sum nodes on the standardised target (sums, compositions).
 - ``product``: one multiplication node of arity n over sums of one-variable functions,
   ``f1(x)·f2(x)···`` with identity base functions: products whose factors change sign
@@ -53,6 +56,15 @@ _PRODUCT_PIPELINE = [
     {"fit": {"steps": 30}},
     {"symbolic": {}},
 ]
+_LOG_RATIO_PIPELINE = [  # the ratios are redundant with the columns: sparsify so one edge carries each factor
+    {"fit": {"steps": 30}},
+    {"fit": {"steps": 40, "lamb": 0.001}},
+    {"prune": {}},
+    {"fit": {"steps": 40}},
+    {"refine": {"grid": 10}},
+    {"fit": {"steps": 30}},
+    {"symbolic": {}},
+]
 _MULT_PIPELINE = [
     {"fit": {"steps": 30}},  # warm-up: the factors grow before the penalty acts on them
     {"fit": {"steps": 40, "lamb": 0.002}},
@@ -77,6 +89,7 @@ class Candidate:
     seed: int
     y_log: tuple[int, ...]  # per target: 0 = raw target, ±1 = log(±y)
     model: dict = field(default_factory=dict)  # further model keys (mult_arity, base_fun)
+    auxiliary: dict = field(default_factory=dict)  # extra input features, name -> formula of columns
 
     def describe(self) -> dict:
         return {"name": self.name, "family": self.family, "width": self.width, "seed": self.seed}
@@ -103,27 +116,59 @@ def _families(n_in: int, n_out: int, user_width: list | None) -> dict[str, tuple
     return families
 
 
-def plan(cfg: KandiscConfig, y_train: np.ndarray, n_in: int, width: list) -> list[Candidate]:
-    """The candidates for this config and data (``width`` is the resolved default/user width)."""
-    n_out = y_train.shape[1]
+MAX_RATIO_INPUTS = 5  # 10 pairs, 20 ratio features: beyond that the log-ratio network gets too wide
+
+
+def ratio_features(x_train: np.ndarray, names: list[str]) -> dict[str, str]:
+    """``a/b`` and ``(a/b)**2`` for every pair of strictly positive columns, named ``a_over_b``.
+
+    The column with the smaller median is the numerator, so a ratio such as v/c (below 1, as in
+    ``1 - v/c``) appears the way physics writes it; its inverse would need another function.
+    """
+    positive = [k for k in range(len(names)) if bool(np.all(x_train[:, k] > 0))]
+    median = np.median(x_train, axis=0) if len(x_train) else np.zeros(len(names))
+    features: dict[str, str] = {}
+    for i, p in enumerate(positive):
+        for q in positive[i + 1 :]:
+            a, b = (names[p], names[q]) if median[p] <= median[q] else (names[q], names[p])
+            base = f"{a}_over_{b}"
+            while base in names or base in features:
+                base += "_"
+            features[base] = f"{a}/{b}"
+            features[base + "_sq"] = f"({a}/{b})**2"
+    return features
+
+
+def plan(
+    cfg: KandiscConfig, y_train: np.ndarray, x_train: np.ndarray, names: list[str], width: list
+) -> list[Candidate]:
+    """The candidates for this config and data (``width`` is the resolved default/user width;
+    ``x_train``/``names`` the model's raw training inputs)."""
+    n_in, n_out = len(names), y_train.shape[1]
     fixed = cfg.model.width is not None or bool(cfg.modules) or cfg.prior.active
     signs = tuple(log_sign(y_train[:, t]) for t in range(n_out))
     log_ok = all(signs) and not cfg.prior.active
     wanted = cfg.search.candidates or list(SEARCH_CANDIDATES)
     families = _families(n_in, n_out, width if fixed else None)
+    ratios = ratio_features(x_train, names) if 2 <= n_in <= MAX_RATIO_INPUTS and not fixed else {}
+    if ratios:
+        families["log-ratio"] = ([n_in + len(ratios), n_out], _with_plateau(_LOG_RATIO_PIPELINE), {})
     out: list[Candidate] = []
     for repeat in range(cfg.search.seeds):
         for family in SEARCH_CANDIDATES:
             if family not in families or family not in wanted:
                 continue
             is_log = family.startswith("log")
-            if (is_log and not log_ok) or (family == "log-additive" and repeat > 0):
+            if (is_log and not log_ok) or (family in ("log-additive", "log-ratio") and repeat > 0):
                 continue  # a [n, 1] network on log|y| has one optimum; a second seed finds it again
             fam_width, pipeline, model = families[family]
             seed = cfg.seed + repeat
             name = family if repeat == 0 else f"{family}-s{seed}"
             y_log = signs if is_log else (0,) * n_out
+            aux = ratios if family == "log-ratio" else {}
             out.append(
-                Candidate(name, family, copy.deepcopy(fam_width), copy.deepcopy(pipeline), seed, y_log, dict(model))
+                Candidate(
+                    name, family, copy.deepcopy(fam_width), copy.deepcopy(pipeline), seed, y_log, dict(model), aux
+                )
             )
     return out

@@ -17,11 +17,14 @@ import torch
 
 from kandisc.errors import KandiscError
 from kandisc.io.config import validate_config
+from kandisc.knowledge.auxiliary import substitute_auxiliary
+from kandisc.knowledge.formula import parse_formula
 from kandisc.knowledge.user_functions import register_definitions
-from kandisc.pipeline.runner import Prepared, build_bundle, model_space_data
+from kandisc.pipeline.runner import Prepared, build_bundle, model_space_data, with_auxiliary
 from kandisc.pipeline.stages import run_pipeline
 from kandisc.pipeline.state import RunState, StageReport
 from kandisc.search.plan import Candidate
+from kandisc.symbolic.simplify import complexity, round_significant
 from kandisc.train import StepRecord
 
 
@@ -64,14 +67,37 @@ class _StepRecorder:
 
 
 def candidate_prepared(prep: Prepared, candidate: Candidate) -> Prepared:
-    """The prepared run with the candidate's width, pipeline, seed and standardised data."""
+    """The prepared run with the candidate's width, pipeline, seed, features and standardised data."""
     raw = prep.cfg.model_dump()
     raw["seed"] = candidate.seed
     raw["pipeline"] = candidate.pipeline
     raw["data"]["standardize"] = True  # scale-free: the penalty and grids see unit-sized data
     raw["model"].update(candidate.model)
+    raw["auxiliary"] = {**raw["auxiliary"], **candidate.auxiliary}
     cfg = validate_config(raw, f"search candidate {candidate.name}")
-    return dataclasses.replace(prep, cfg=cfg, width=candidate.width)
+    if not candidate.auxiliary:
+        return dataclasses.replace(prep, cfg=cfg, width=candidate.width)
+    x_all, model_inputs, aux_exprs = with_auxiliary(prep.table, dict(cfg.auxiliary))
+    return dataclasses.replace(
+        prep, cfg=cfg, width=candidate.width, x_all=x_all, model_inputs=model_inputs, aux_exprs=aux_exprs
+    )
+
+
+def _in_columns(state: RunState, features: dict, names: list[str]) -> None:
+    """Rewrite the formulas of a candidate's own features in the data columns, so that every
+    candidate's formulas compare (the user's auxiliary features stay, as in a single run)."""
+    exprs = {n: state.aux_exprs[n] for n in features}
+    for entry in state.formulas.values():
+        rows = [_row_in_columns(row, exprs, names) for row in entry.get("candidates", [])]
+        entry["candidates"] = rows
+        entry["best"] = next((row for row in rows if row["is_best"]), None)
+
+
+def _row_in_columns(row: dict, exprs: dict, names: list[str]) -> dict:
+    import sympy as sp
+
+    expr = round_significant(substitute_auxiliary(parse_formula(row["sympy"], names), exprs), 15)
+    return {**row, "sympy": str(expr), "latex": sp.latex(expr), "complexity": complexity(expr)}
 
 
 def run_candidate(
@@ -91,9 +117,11 @@ def run_candidate(
         bundle = build_bundle(cand, train_idx, y_log=candidate.y_log)
         dataset = model_space_data(bundle, cand.x_all, cand.table.Y, train_idx, test_idx)
         state = RunState(bundle, dataset, torch.Generator().manual_seed(candidate.seed), recorder)
-        state.aux_exprs = dict(prep.aux_exprs)
+        state.aux_exprs = dict(cand.aux_exprs)
         state.shape_history.append(bundle.model.spec.display_width())
         run_pipeline(state, cand.cfg.pipeline)
+        if candidate.auxiliary:
+            _in_columns(state, candidate.auxiliary, cand.model_inputs)
     except SearchStopped as stop:
         return Outcome(candidate, str(stop), time.monotonic() - start, steps=recorder.steps)
     except (KandiscError, ValueError, RuntimeError, torch.linalg.LinAlgError) as err:

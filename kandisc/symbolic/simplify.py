@@ -192,6 +192,24 @@ def _split_log(node) -> sp.Expr:
     return sp.Float(math.log(float(scale)), 15) + sp.log(rest)
 
 
+def unit_offsets(expr: sp.Expr) -> sp.Expr:
+    """Powers of sums with a constant term c rewritten as c^p·(sum/c)^p: ``(3.55 - 3.55·u)^-1``
+    becomes ``0.282·(1 - 1.0·u)^-1``, so that the 1 - u of physics can snap (a network scales a
+    sum and its prefactor together, and only their ratio is fixed)."""
+
+    def has_offset(node) -> bool:
+        if not (isinstance(node, sp.Pow) and isinstance(node.base, sp.Add) and node.exp.is_number):
+            return False
+        offset, rest = node.base.as_independent(*node.base.free_symbols, as_Add=True)
+        return offset.has(sp.Float) and offset != 0 and rest != 0
+
+    def rewritten(node) -> sp.Expr:
+        offset, _ = node.base.as_independent(*node.base.free_symbols, as_Add=True)
+        return offset**node.exp * sp.expand(node.base / offset) ** node.exp
+
+    return expr.replace(has_offset, rewritten)
+
+
 def merge_numeric_factors(expr: sp.Expr) -> sp.Expr:
     """Every product's numeric factors (Floats, π powers, rationals) as one Float, when it holds a Float."""
 
@@ -315,7 +333,7 @@ def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candi
         current = snap_constants(expand_constants(current), scorer)
         # Snaps made one at a time can leave a product of numbers (0.00806·π² for 1/(4π)): merge
         # each term's numeric factors into one constant and snap that.
-        current = snap_constants(merge_numeric_factors(current), scorer)
+        current = snap_constants(merge_numeric_factors(unit_offsets(current)), scorer)
         if complexity(current) <= _MAX_SIMPLIFY_NODES:
             simplified = bounded_simplify(current)
             # Keep sympy's rewrite only when it is simpler (it likes to fold offsets back into logs).
