@@ -192,22 +192,33 @@ def _split_log(node) -> sp.Expr:
     return sp.Float(math.log(float(scale)), 15) + sp.log(rest)
 
 
-def unit_offsets(expr: sp.Expr) -> sp.Expr:
-    """Powers of sums with a constant term c rewritten as c^p·(sum/c)^p: ``(3.55 - 3.55·u)^-1``
-    becomes ``0.282·(1 - 1.0·u)^-1``, so that the 1 - u of physics can snap (a network scales a
-    sum and its prefactor together, and only their ratio is fixed)."""
+def normalise_power_bases(expr: sp.Expr) -> sp.Expr:
+    """Powers of sums rewritten with one term's coefficient pulled out: ``(502·q + 2e-5)^p`` becomes
+    ``502^p·(q + 4e-8)^p`` and ``(3.55 - 3.55·u)^-1`` becomes ``3.55^-1·(1 - 1.0·u)^-1``.
 
-    def has_offset(node) -> bool:
+    A network scales a sum and its prefactor together (only their ratio is fixed), so the sum's
+    own constants are arbitrary until one is 1; then a negligible offset snaps to 0 and the 1 - u
+    of physics appears. The divisor: the coefficient of ``c·m + b`` (one symbolic term), else the
+    constant term; only a positive one, unless the power is an integer (no complex numbers).
+    """
+
+    def divisor(node):
         if not (isinstance(node, sp.Pow) and isinstance(node.base, sp.Add) and node.exp.is_number):
-            return False
+            return None
         offset, rest = node.base.as_independent(*node.base.free_symbols, as_Add=True)
-        return offset.has(sp.Float) and offset != 0 and rest != 0
+        coeff = rest.as_coeff_Mul()[0] if not isinstance(rest, sp.Add) else None
+        if coeff is not None and not coeff.has(sp.Float):
+            return None  # already c·m + b with an exact c: normalised (or snapped) before
+        for d in (coeff, offset):
+            if d is not None and d.is_number and d.has(sp.Float) and (d > 0 or node.exp.is_integer):
+                return d
+        return None
 
     def rewritten(node) -> sp.Expr:
-        offset, _ = node.base.as_independent(*node.base.free_symbols, as_Add=True)
-        return offset**node.exp * sp.expand(node.base / offset) ** node.exp
+        d = divisor(node)
+        return d**node.exp * sp.expand(node.base / d) ** node.exp
 
-    return expr.replace(has_offset, rewritten)
+    return expr.replace(lambda node: divisor(node) is not None, rewritten)
 
 
 def merge_numeric_factors(expr: sp.Expr) -> sp.Expr:
@@ -267,6 +278,14 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     """
     current = scorer.refit(expr)
     limit = scorer.rmse(current) * SNAP_TOLERANCE + 1e-6 * scorer.y_scale
+    # First every constant to its nearest simple number at once: constants that are only right
+    # together (an exponent 1.00002 and an offset 6e-8 beside a column of size 1e-3) pass here,
+    # where one at a time each snap alone costs too much accuracy.
+    nearest = {f: targets[0] for f in current.atoms(sp.Float) if (targets := _snap_targets(float(f)))}
+    if nearest:
+        trial = scorer.refit(current.xreplace(nearest))
+        if scorer.rmse(trial) <= limit:
+            current = trial
     failed: set[float] = set()
     for _ in range(3 * len(expr.atoms(sp.Float)) + 1):
         pending = [f for f in current.atoms(sp.Float) if round(float(f), 9) not in failed]
@@ -361,12 +380,12 @@ def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candi
     pool.append(scorer.candidate(round_significant(expanded), "expanded"))
     current = expanded
     if snap:
-        current = snap_constants(drop_negligible_terms(expanded, scorer), scorer)
+        current = snap_constants(drop_negligible_terms(normalise_power_bases(expanded), scorer), scorer)
         # Snapping can expose new structure (log(c·u) once log(c·u + b) lost its b): expand and snap again.
         current = snap_constants(expand_constants(current), scorer)
         # Snaps made one at a time can leave a product of numbers (0.00806·π² for 1/(4π)): merge
         # each term's numeric factors into one constant and snap that.
-        current = snap_constants(merge_numeric_factors(unit_offsets(current)), scorer)
+        current = snap_constants(merge_numeric_factors(normalise_power_bases(current)), scorer)
         if complexity(current) <= _MAX_SIMPLIFY_NODES:
             simplified = bounded_simplify(current)
             # Keep sympy's rewrite only when it is simpler (it likes to fold offsets back into logs).
