@@ -119,3 +119,30 @@ def test_a_budget_too_small_for_any_candidate_is_a_clear_error(write_csv, tmp_pa
 def test_law_verdict(r2, found):
     assert law_verdict({"test_r2": r2, "sympy": "x"}, 0.999) is found
     assert law_verdict(None, 0.999) is False
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "law", "truth"),
+    [
+        (-2.0, 2.0, lambda x: np.exp(-(x**2)), "exp(-x**2)"),  # was 0.516*cos(27*sin(8*x/11)/10) + 0.483
+        (-3.0, 3.0, lambda x: np.exp(0.3 * x), "exp(3*x/10)"),  # was x^2 by the power-law-first rule
+    ],
+)
+def test_exponential_laws_get_their_function(write_csv, tmp_path, lo, hi, law, truth):
+    x = np.random.default_rng(6).uniform(lo, hi, 300)
+    config = tmp_path / "c.yaml"
+    config.write_text("output: {figures: false}\n")
+    summary, _ = _fit(write_csv({"x": x, "y": law(x)}), tmp_path / "run", "--config", config)
+    assert summary["law_found"] is True and _same(summary["formulas"]["y"], truth, ["x"])
+
+
+def test_user_auxiliary_features_reach_every_candidate(write_csv, tmp_path):
+    # Relativistic mass on ranges other than the bundled sample's: the single pipeline gave 13*m0/12.
+    rng = np.random.default_rng(7)
+    m0, v, c = rng.uniform(0.2, 1, 400), rng.uniform(0, 0.9, 400), rng.uniform(1.1, 2, 400)
+    config = tmp_path / "c.yaml"
+    config.write_text("auxiliary: {beta: v/c, gamma: 1/sqrt(1 - beta**2)}\noutput: {figures: false}\n")
+    data = write_csv({"m0": m0, "v": v, "c": c, "m": m0 / np.sqrt(1 - v**2 / c**2)})
+    summary, _ = _fit(data, tmp_path / "run", "--config", config)
+    assert summary["law_found"] is True and _same(summary["formulas"]["m"], "gamma*m0", ["gamma", "m0"])
+    assert _same(summary["formulas_in_columns"]["m"], "m0/sqrt(1 - v**2/c**2)", ["m0", "v", "c"])

@@ -89,7 +89,7 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
         "test_rmse": test_m["rmse"],
         "test_r2": test_m["r2"],
         "formulas": formulas,
-        "formulas_in_columns": in_columns(formulas, state.aux_exprs, bundle.input_names),
+        "formulas_in_columns": in_columns(formulas, state.aux_exprs, prep.model_inputs),
         "formula_checks": {t: f.get("check") for t, f in state.formulas.items()},
         **formula_verdicts(state.formulas, bundle.output_names, prep.cfg.search.accept_r2),
         "search": state.search,

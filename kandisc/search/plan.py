@@ -150,7 +150,13 @@ def plan(
     log_ok = all(signs) and not cfg.prior.active
     wanted = cfg.search.candidates or list(SEARCH_CANDIDATES)
     families = _families(n_in, n_out, width if fixed else None)
-    ratios = ratio_features(x_train, names) if 2 <= n_in <= MAX_RATIO_INPUTS and not fixed else {}
+    if cfg.auxiliary and "log-additive" in families:
+        # The user's features are functions of the columns: the sum of logs is not unique until
+        # the penalty picks one edge per factor.
+        families["log-additive"] = ([n_in, n_out], _with_plateau(_LOG_RATIO_PIPELINE), {})
+    columns = n_in - len(cfg.auxiliary)  # ratios of the data's own columns, not of the user's features
+    ratios = ratio_features(x_train[:, :columns], names[:columns]) if 2 <= columns <= MAX_RATIO_INPUTS else {}
+    ratios = {} if fixed else ratios
     if ratios:
         families["log-ratio"] = ([n_in + len(ratios), n_out], _with_plateau(_LOG_RATIO_PIPELINE), {})
     out: list[Candidate] = []
