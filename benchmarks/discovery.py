@@ -31,8 +31,8 @@ and ``beta`` (the Feynman names that clash with sympy) are not read as sympy obj
 
 ``--units`` runs only the laws of ``feynman_units.csv`` (id, variable, SI units, written from the
 physics of each law; ``tests/test_units_table.py`` checks every law against its own formula) and
-gives each fit its units: a ``units.yaml`` in the law's folder, passed with ``--config`` (so
-``--extra-args`` should not bring another ``--config``).
+gives each fit its units: a ``units.yaml`` in the law's folder, passed with ``--config`` (other
+settings go in ``--extra-args`` as ``--set key=value``).
 
 Run dirs, ``results.csv`` and ``results.json`` go to ``--out`` (default ``runs/discovery/<UTC time>``,
 git-ignored). A rerun into the same ``--out`` re-scores the fits recorded there (``fit.json``) instead
@@ -347,6 +347,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     laws = select(load_laws(args.laws), args.ids, args.quick, args.max_vars)
     if args.units:
+        if {"--config", "-c"} & set(shlex.split(args.extra_args)):
+            sys.exit("error: --units passes its own --config; give other settings as --extra-args='--set key=value'")
         with_units = load_units(args.units_table)
         laws = [law for law in laws if law.id in with_units]
         if not laws:

@@ -1,6 +1,7 @@
 """Units: the unit grammar, dimensional consistency of formulas, Buckingham groups and prefactors,
 the dimensionless problem, the ``units:`` config key and ``kandisc units``."""
 
+import random
 from fractions import Fraction
 
 import numpy as np
@@ -223,6 +224,29 @@ def test_groups_are_a_basis_of_dimensionless_monomials():
     assert [g.name for g in a.groups] == ["theta", "pi_1", "pi_2"]
     assert a.groups[1].expr == S("c") / S("u")  # two variables before three
     assert a.prefactor == S("t")
+
+
+def test_random_unit_tables_give_a_group_basis_and_a_prefactor_with_the_target_units():
+    rng = random.Random(0)
+    names = [*BASE, *DERIVED]
+    for _ in range(40):
+        n = rng.randint(1, 7)
+        units = {f"x{i}": rng.choice(names) for i in range(n)} | {"y": rng.choice(names)}
+        inputs = [f"x{i}" for i in range(n)]
+        a = buckingham(units, inputs, "y")
+        dims = sp.Matrix([[parse_units(units[c])[d] for c in inputs] for d in range(len(BASE))])
+        assert len(a.groups) == n - dims.rank(), units
+        if a.groups:
+            exponents = sp.Matrix([[g.exponents.get(c, 0) for c in inputs] for g in a.groups])
+            assert exponents.rank() == len(a.groups) and (dims * exponents.T).is_zero_matrix, units
+            for g in a.groups:  # integer exponents, the group's first column positive
+                assert all(e.denominator == 1 for e in g.exponents.values())
+                assert next(iter(g.exponents.values())) > 0
+        target = sp.Matrix(parse_units(units["y"]))
+        if a.prefactor is None:
+            assert dims.row_join(target).rank() > dims.rank(), units
+        else:
+            assert check_formula(a.prefactor, units, "y") == (True, ""), units
 
 
 def test_prefactor_is_none_when_a_dimensional_constant_is_missing():

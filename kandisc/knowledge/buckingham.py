@@ -26,7 +26,7 @@ dimensional constant such as c or G is missing from the columns).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import combinations, product
@@ -38,9 +38,12 @@ from kandisc.errors import ConfigError, DataError, FormulaError
 from kandisc.knowledge.units import BASE, Dim, parse_unit_table
 
 Vector = tuple[Fraction, ...]
-# Subsets of columns examined per enumeration; beyond it (dozens of columns) the nullspace basis is
-# completed from the reduced row echelon form, so the groups stay a basis, only less simple.
-_MAX_SUBSETS = 50_000
+# Bounds on the subset enumerations, which grow as 2**columns: beyond them (a few dozen columns)
+# the nullspace basis is completed from the reduced row echelon form (the groups stay a basis,
+# only less simple) and the prefactor search starts from fewer minimal solutions.
+_MAX_SUBSETS = 5_000
+_MAX_CIRCUITS = 500
+_MAX_STARTS = 24
 _FULL_CUBE_GROUPS = 4  # up to this many groups, the prefactor search tries every -1/0/+1 shift
 
 
@@ -122,24 +125,36 @@ def _group_cost(v: Vector) -> tuple:
     return len(support), sum(abs(x) for x in v), max(abs(x) for x in v), support
 
 
-def _circuits(dims: Sequence[Dim], rank: int) -> list[Vector]:
-    """Minimal dependent sets of columns as primitive exponent vectors; a superset of a circuit
-    is never one (its null vector would be the circuit's), so those subsets are skipped."""
+def _minimal_supports(n: int, sizes: range, solve: Callable, most: int) -> list[Vector]:
+    """The vectors ``solve(subset)`` finds on subsets of the n columns, smallest subsets first.
+
+    Supersets of a subset already found are skipped: for circuits (minimal dependent sets) a
+    superset's null vector would be the circuit's, and a solution on a superset is not minimal.
+    At most ``_MAX_SUBSETS`` subsets are looked at and ``most`` vectors kept.
+    """
     found: list[Vector] = []
-    supports: list[set[int]] = []
-    examined = 0
-    for size in range(1, rank + 2):
-        for subset in combinations(range(len(dims)), size):
-            if any(s <= set(subset) for s in supports):
-                continue
-            examined += 1
-            if examined > _MAX_SUBSETS:
-                return found
-            null = _nullspace([dims[i] for i in subset])
-            if len(null) == 1 and all(null[0]):
-                found.append(_padded(subset, _primitive(null[0]), len(dims)))
-                supports.append(set(subset))
+    masks: list[int] = []
+    for seen, subset in enumerate(s for size in sizes for s in combinations(range(n), size)):
+        if seen >= _MAX_SUBSETS or len(found) >= most:
+            break
+        mask = sum(1 << i for i in subset)
+        if any(m & mask == m for m in masks):
+            continue
+        x = solve(subset)
+        if x is not None:
+            found.append(_padded(subset, x, n))
+            masks.append(mask)
     return found
+
+
+def _circuits(dims: Sequence[Dim], rank: int) -> list[Vector]:
+    """Minimal dependent sets of columns as primitive exponent vectors."""
+
+    def circuit(subset: tuple[int, ...]) -> Vector | None:
+        null = _nullspace([dims[i] for i in subset])
+        return _primitive(null[0]) if len(null) == 1 and all(null[0]) else None
+
+    return _minimal_supports(len(dims), range(1, rank + 2), circuit, _MAX_CIRCUITS)
 
 
 def _group_vectors(dims: Sequence[Dim]) -> list[Vector]:
@@ -156,18 +171,12 @@ def _group_vectors(dims: Sequence[Dim]) -> list[Vector]:
 
 def _basic_solutions(dims: Sequence[Dim], target: Dim, rank: int) -> list[Vector]:
     """Solutions of dims·x = target whose support is minimal (no solution on a smaller subset)."""
-    found: list[Vector] = []
-    supports: list[set[int]] = []
-    examined = 0
-    for size in range(0, rank + 1):
-        for subset in combinations(range(len(dims)), size):
-            if any(s <= set(subset) for s in supports) or examined > _MAX_SUBSETS:
-                continue
-            examined += 1
-            x = _solve([dims[i] for i in subset], target)
-            if x is not None and all(x):
-                found.append(_padded(subset, x, len(dims)))
-                supports.append(set(subset))
+
+    def basic(subset: tuple[int, ...]) -> list[Fraction] | None:
+        x = _solve([dims[i] for i in subset], target)
+        return x if x is not None and all(x) else None
+
+    found = _minimal_supports(len(dims), range(0, rank + 1), basic, _MAX_STARTS)
     if not found:  # the enumeration was cut short: any solution will do as a start
         x = _solve_any(dims, target)
         found = [] if x is None else [x]
@@ -182,24 +191,28 @@ def _solve_any(dims: Sequence[Dim], target: Dim) -> Vector | None:
     return _padded(pivots, [row[-1] for row in reduced], len(dims))
 
 
+def _combine(start: Vector, groups: Sequence[Vector], coefficients: Sequence[int]) -> Vector:
+    out = list(start)
+    for c, g in zip(coefficients, groups, strict=True):
+        if c:
+            out = [x + c * y for x, y in zip(out, g, strict=True)]
+    return tuple(out)
+
+
 def _shifts(start: Vector, groups: Sequence[Vector]) -> list[Vector]:
-    """``start`` plus integer combinations of the groups around the least-squares shift."""
+    """``start`` plus integer combinations of the groups around the least-squares shift (only a
+    guide to where the small exponents are, so floats do)."""
     if not groups:
         return [start]
-    gram = [[sum(a * b for a, b in zip(g, h, strict=True)) for h in groups] + [
-        -sum(a * b for a, b in zip(g, start, strict=True))
-    ] for g in groups]  # fmt: skip
-    centre = [round(row[-1]) for row in _rref(gram)[0]]
+    matrix = np.array([[float(x) for x in g] for g in groups]).T
+    shift = np.linalg.lstsq(matrix, -np.array([float(x) for x in start]), rcond=None)[0]
+    centre = _combine(start, groups, [round(float(t)) for t in shift])
     k = len(groups)
     if k <= _FULL_CUBE_GROUPS:
         offsets = list(product((-1, 0, 1), repeat=k))
     else:
-        offsets = [tuple(0 for _ in range(k))]
-        offsets += [tuple(s if j == i else 0 for j in range(k)) for i in range(k) for s in (-1, 1)]
-    return [
-        tuple(x + sum((c + o) * g[i] for c, o, g in zip(centre, off, groups, strict=True)) for i, x in enumerate(start))
-        for off in offsets
-    ]
+        offsets = [(0,) * k] + [tuple(s if j == i else 0 for j in range(k)) for i in range(k) for s in (-1, 1)]
+    return [_combine(centre, groups, off) for off in offsets]
 
 
 def _prefactor_cost(v: Vector) -> tuple:
