@@ -378,8 +378,12 @@ def dimensionless_problem(
 
 
 def back_substitute(expr: sp.Expr | str, analysis: Analysis) -> sp.Expr:
-    """A formula of the groups (``y / prefactor``) as a formula of the original columns."""
-    from kandisc.knowledge.formula import parse_formula
+    """A formula of the groups (``y / prefactor``) as a formula of the original columns.
+
+    A string is read with the safe parser over the group names. Raises FormulaError for a
+    symbol that is no group and ConfigError when the analysis has no prefactor.
+    """
+    from kandisc.knowledge.formula import parse_formula  # loads torch: only when a string comes
 
     if isinstance(expr, str):
         expr = parse_formula(expr, analysis.group_names)

@@ -284,6 +284,8 @@ def check_formula(expr: sp.Expr | str, units: Mapping[str, str], target: str | N
 
 
 def _parse(text: str, names: Sequence[str]) -> sp.Expr:
+    # Imported here: the formula parser loads the function library (torch), which validating the
+    # units of a config does not need.
     from kandisc.knowledge.formula import parse_formula
 
     return parse_formula(text, names)
