@@ -26,7 +26,13 @@ and ``beta`` (the Feynman names that clash with sympy) are not read as sympy obj
     .venv/bin/python benchmarks/discovery.py --quick --jobs 2
     .venv/bin/python benchmarks/discovery.py --max-vars 3 --noise 0 0.01 --seeds 0 1
     .venv/bin/python benchmarks/discovery.py --ids I.12.5 --extra-args="--config short.yaml"
+    .venv/bin/python benchmarks/discovery.py --units --max-vars 3 --jobs 2
     .venv/bin/python benchmarks/discovery.py --summary-only A/results.csv [B/results.csv ...]
+
+``--units`` runs only the laws of ``feynman_units.csv`` (id, variable, SI units, written from the
+physics of each law; ``tests/test_units_table.py`` checks every law against its own formula) and
+gives each fit its units: a ``units.yaml`` in the law's folder, passed with ``--config`` (other
+settings go in ``--extra-args`` as ``--set key=value``).
 
 Run dirs, ``results.csv`` and ``results.json`` go to ``--out`` (default ``runs/discovery/<UTC time>``,
 git-ignored). A rerun into the same ``--out`` re-scores the fits recorded there (``fit.json``) instead
@@ -63,6 +69,7 @@ from feynman_laws import (  # noqa: E402
     candidate_strict,
     formula_r2,
     load_laws,
+    load_units,
     srbench_match,
     strict_match,
     training_data,
@@ -71,6 +78,7 @@ from feynman_laws import (  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LAWS = Path(__file__).resolve().parents[2] / "shared/reference/feynman-dev.csv"
+DEFAULT_UNITS = Path(__file__).resolve().parent / "feynman_units.csv"
 # Chosen by character, cheapest first: 2-var product, quotient, square with 1/2, a 1/(2π) constant,
 # sum in a denominator; 3-var triple product, sqrt (and the clash-prone name gamma), trig,
 # relativistic sqrt(1 - v²/c²); exp needs 4 variables in this list (III.4.33, Planck).
@@ -91,6 +99,7 @@ class Task:
     kandisc: tuple[str, ...]
     extra: tuple[str, ...] = field(default_factory=tuple)
     refit: bool = False
+    units: dict[str, str] = field(default_factory=dict)  # column -> SI units; empty: no units
 
 
 def select(laws: Sequence[Law], ids: Sequence[str] | None, quick: bool, max_vars: int | None) -> list[Law]:
@@ -154,9 +163,17 @@ def fit_once(task: Task, where: Path) -> tuple[str, float]:
     where.mkdir(parents=True, exist_ok=True)
     write_data(where / "data.csv", task.law, *training_data(task.law, task.rows, task.seed, task.noise))
     cmd = [*task.kandisc, "fit", str(where / "data.csv"), "--out", str(where / "run"), "--quiet", "--overwrite"]
+    if task.units:
+        (where / "units.yaml").write_text(units_config(task.units))
+        cmd += ["--config", str(where / "units.yaml")]
     status, seconds = run_fit([*cmd, "--seed", str(task.seed), *task.extra], where / "fit.log", task.timeout)
     (where / "fit.json").write_text(json.dumps({"status": status, "seconds": seconds, "cmd": cmd}) + "\n")
     return status, seconds
+
+
+def units_config(units: dict[str, str]) -> str:
+    """A config holding only ``units:`` (JSON is YAML; every unit a string, "1" included)."""
+    return json.dumps({"units": units}, indent=1) + "\n"
 
 
 def _read_json(path: Path) -> dict:
@@ -289,6 +306,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--extra-args", default="", help="appended to kandisc fit, e.g. --extra-args='--config c.yaml'")
     p.add_argument("--kandisc", default=str(Path(sys.executable).parent / "kandisc"), help="the kandisc command")
     p.add_argument("--refit", action="store_true", help="fit again where --out already holds a fit")
+    p.add_argument("--units", action="store_true", help="only laws with units in --units-table; fits get units:")
+    p.add_argument("--units-table", type=Path, default=DEFAULT_UNITS, help="id,variable,units CSV")
     p.add_argument(
         "--summary-only", type=Path, nargs="+", metavar="RESULTS.csv", help="re-print saved results (merged)"
     )
@@ -298,8 +317,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def build_tasks(args: argparse.Namespace, laws: Sequence[Law], out: Path) -> list[Task]:
     seeds = args.seeds or [0 if args.seed is None else args.seed]
     kandisc, extra = tuple(shlex.split(args.kandisc)), tuple(shlex.split(args.extra_args))
+    table = load_units(args.units_table) if args.units else {}
     return [
-        Task(law, args.rows, seed, noise, out, args.timeout, kandisc, extra, args.refit)
+        Task(law, args.rows, seed, noise, out, args.timeout, kandisc, extra, args.refit, table.get(law.id, {}))
         for noise in args.noise
         for seed in seeds
         for law in laws
@@ -326,6 +346,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(table(results), rates_text(results), sep="\n\n")
         return
     laws = select(load_laws(args.laws), args.ids, args.quick, args.max_vars)
+    if args.units:
+        if {"--config", "-c"} & set(shlex.split(args.extra_args)):
+            sys.exit("error: --units passes its own --config; give other settings as --extra-args='--set key=value'")
+        with_units = load_units(args.units_table)
+        laws = [law for law in laws if law.id in with_units]
+        if not laws:
+            sys.exit(f"error: no selected law has units in {args.units_table}")
     out = args.out or REPO / "runs/discovery" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
     results = run_all(build_tasks(args, laws, out), args.jobs)

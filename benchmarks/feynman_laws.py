@@ -49,6 +49,17 @@ def _law(row: dict[str, str]) -> Law:
     return Law(row["id"], row["formula"], variables, pairs, row["output"])
 
 
+def load_units(path: Path) -> dict[str, dict[str, str]]:
+    """``feynman_units.csv`` (id, variable, units): law id -> variable (and output) -> SI units."""
+    if not path.is_file():
+        sys.exit(f"error: units table {path} not found; pass --units-table PATH")
+    table: dict[str, dict[str, str]] = {}
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            table.setdefault(row["id"], {})[row["variable"]] = row["units"]
+    return table
+
+
 # --- sampling -------------------------------------------------------------------------------------
 
 

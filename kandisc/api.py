@@ -8,6 +8,7 @@ result.summary["test_r2"]
 from __future__ import annotations
 
 from kandisc.compile import CompileResult, compile_formula
+from kandisc.dimensions import UnitsResult, units_report
 from kandisc.explain import ExplainResult, explain
 from kandisc.fitting import FitResult, fit_run
 from kandisc.predict import PredictResult, predict
@@ -17,8 +18,10 @@ __all__ = [
     "ExplainResult",
     "FitResult",
     "PredictResult",
+    "UnitsResult",
     "compile_formula",
     "explain",
     "fit_run",
     "predict",
+    "units_report",
 ]

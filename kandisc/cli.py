@@ -212,6 +212,39 @@ def compile_(
     stdout.print(f"wrote {result.model_path}" + (f" and {result.figure}" if result.figure else ""))
 
 
+@app.command()
+def units(
+    config: Annotated[Path, typer.Argument(help="YAML run spec with a units: section.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="CSV whose header gives the columns (checked against units:).")
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the analysis as JSON.")] = False,
+) -> None:
+    """Dimensional analysis: per target, the dimensionless groups of the inputs and the prefactor."""
+    import json
+
+    from kandisc.api import units_report
+
+    with user_errors():
+        result = units_report(config, data)
+    if json_:
+        stdout.print(json.dumps(result.to_dict(), indent=1), markup=False)
+        return
+    for analysis in result.analyses:
+        print_analysis(analysis)
+
+
+def print_analysis(analysis) -> None:
+    shown = ", ".join(f"{c} [{analysis.units[c]}]" for c in analysis.inputs)
+    stdout.print(f"{analysis.target} [{analysis.units[analysis.target]}] from {shown}", markup=False)
+    groups = "; ".join(f"{g.name} = {g.expr}" for g in analysis.groups) or "none"
+    stdout.print(f"  groups:    {groups}", markup=False)
+    stdout.print(f"  prefactor: {analysis.prefactor if analysis.prefactor is not None else 'none'}", markup=False)
+    stdout.print(f"  form:      {analysis.form()}", markup=False)
+    if analysis.unused:
+        stdout.print(f"  unused:    {', '.join(analysis.unused)} (in no group: the target cannot depend on it)")
+
+
 @config_app.command("show")
 def config_show(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run spec.")] = None,

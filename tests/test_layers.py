@@ -20,7 +20,7 @@ LAYERS = [
     {"kandisc.pipeline", "kandisc.progress"},
     {"kandisc.search"},
     {"kandisc.fitting"},
-    {"kandisc.explain", "kandisc.predict", "kandisc.compile"},
+    {"kandisc.explain", "kandisc.predict", "kandisc.compile", "kandisc.dimensions"},
     {"kandisc.api"},
     {"kandisc.batch", "kandisc.cli_errors"},
     {"kandisc.cli", "kandisc.__main__"},

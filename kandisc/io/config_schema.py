@@ -385,6 +385,25 @@ def _check_functions(value: dict[str, FunctionConfig]) -> dict[str, FunctionConf
     return value
 
 
+def _unit_text(value: Any) -> Any:
+    # YAML reads `theta: 1` as the int 1, which is the dimensionless unit.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _check_unit(value: str) -> str:
+    from kandisc.errors import KandiscError
+    from kandisc.knowledge.units import parse_units
+
+    try:
+        parse_units(value)
+    except KandiscError as err:
+        raise ValueError(str(err)) from None
+    return value
+
+
+UnitText = Annotated[str, BeforeValidator(_unit_text), AfterValidator(_check_unit)]
+
+
 class KandiscConfig(_Model):
     """Everything a `kandisc fit` run needs besides the data file."""
 
@@ -400,6 +419,11 @@ class KandiscConfig(_Model):
         json_schema_extra={"type": "mapping of name -> function"},
     )
     auxiliary: dict[str, str] = _f({}, "extra input features, name -> formula of input columns")
+    units: dict[str, UnitText] = _f(
+        {},
+        "SI units of every input and target column, e.g. v: m/s, F: kg*m/s**2, theta: 1; {} = none",
+        json_schema_extra={"type": "mapping of column -> units"},
+    )
     modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
     prior: Annotated[PriorConfig, BeforeValidator(_prior_shorthand)] = _f(default_factory=PriorConfig, doc="")
     model: ModelConfig = _f(default_factory=ModelConfig, doc="")
@@ -433,6 +457,18 @@ class KandiscConfig(_Model):
         for name in self.auxiliary:
             if name in columns:
                 raise ValueError(f"auxiliary.{name} has the name of a data column; rename the feature")
+        return self
+
+    @model_validator(mode="after")
+    def _units_columns(self) -> KandiscConfig:
+        if self.units and self.data.inputs is not None and self.data.targets is not None:
+            from kandisc.errors import KandiscError
+            from kandisc.knowledge.units import check_columns
+
+            try:
+                check_columns(self.units, [*self.data.inputs, *self.data.targets])
+            except KandiscError as err:
+                raise ValueError(str(err)) from None
         return self
 
 
