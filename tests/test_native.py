@@ -10,7 +10,7 @@ from kandisc.model import ModelSpec, MultKAN, basis_layout, native, spline
 
 HAS_COMPILER = any(shutil.which(cc) for cc in ("cc", "gcc", "clang"))
 KERNEL_SWITCHED_OFF = os.environ.get("KANDISC_NATIVE", "1") == "0"  # the documented eager-path run
-needs_kernel = pytest.mark.skipif(not native.available(), reason="compiled kernel not available (no C compiler, or KANDISC_NATIVE=0)")
+needs_kernel = pytest.mark.skipif(not native.available(), reason="kernel not built, or KANDISC_NATIVE=0")
 
 
 def knots(low: list[float], high: list[float], n_intervals: int, k: int) -> torch.Tensor:
