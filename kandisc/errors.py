@@ -26,3 +26,7 @@ class CheckpointError(KandiscError):
 
 class RunDirError(KandiscError):
     """A run directory that exists already or cannot be written."""
+
+
+class HypothesisError(KandiscError):
+    """A hypothesis (``kandisc test``) that names unknown inputs or is malformed."""
