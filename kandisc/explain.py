@@ -25,6 +25,7 @@ class ExplainResult:
     out_dir: Path
     files: list[Path] = field(default_factory=list)
     data_source: str = ""
+    structure: dict = field(default_factory=dict)  # of the first target (kandisc.structure.Structure.to_dict)
 
 
 def reference_rows(bundle: ModelBundle, data: Path | None) -> tuple[torch.Tensor, str]:
@@ -52,6 +53,9 @@ def explain(
     from kandisc.pipeline.finalize import attribution_tables
 
     tables = attribution_tables(bundle, scores)
+    from kandisc.hypothesis import model_structure
+
+    structures = model_structure(bundle, x)
     extras = bundle.extras
     result = ExplainResult(
         inputs=tables["inputs"],
@@ -61,6 +65,7 @@ def explain(
         formulas=dict(extras.get("formulas") or {}),
         out_dir=Path(out) if out else Path(model_path).parent / "explain",
         data_source=source,
+        structure=structures[bundle.output_names[0]],
     )
     report = {
         **tables,
@@ -70,7 +75,10 @@ def explain(
         "formulas": result.formulas,
         "data": source,
         "symbolic_edges": bundle.model.symbolic_edges(),
+        "structure": result.structure,
     }
+    if len(structures) > 1:
+        report["structure_by_target"] = structures
     result.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(result.out_dir / "explain.json", json.dumps(to_jsonable(report), indent=2))
     result.files.append(result.out_dir / "explain.json")
@@ -85,4 +93,8 @@ def explain(
         result.files += plots.plot_attribution(
             names, values, result.out_dir / "attribution", formats, pruned_inputs=result.pruned_inputs
         )
+        first = result.structure
+        title = f"Modular structure of {first['target']}"
+        tree_stem = result.out_dir / "figures" / "tree"
+        result.files += plots.plot_tree(first["tree_detail"], tree_stem, formats, title, first["threshold"])
     return result
