@@ -9,7 +9,7 @@ the inputs' or the output's units, so this is the same answer as in raw units).
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -73,7 +73,6 @@ class HypothesisAnswer:
     threshold: float
     target: str
     data_source: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _statement(kind: str, groups: list[list[str]], target: str) -> str:
@@ -97,35 +96,36 @@ def answer_hypothesis(
     """Answer one hypothesis about a saved model: ``separable="a,b|c"`` with ``mode`` "add",
     "mul" or "general", or ``symmetric="a,b"``. The unnamed inputs form one more group."""
     from kandisc.explain import reference_rows
-    from kandisc.structure import check_general_separability, check_separability, check_symmetry, jet
+    from kandisc.structure import jet
 
     if (separable is None) == (symmetric is None):
         raise HypothesisError("state one hypothesis: --separable 'a,b|c' or --symmetric 'a,b'")
     bundle = load_model(model_path)
     t = _target_index(bundle, target)
     groups = parse_groups(separable if separable is not None else symmetric, bundle)
+    if symmetric is not None and len(groups) != 1:
+        raise HypothesisError(f"--symmetric takes one group of inputs such as 'a,b', got {symmetric!r}")
     x_raw, source = reference_rows(bundle, data)
     the_jet = jet(target_function(bundle, t), bundle.to_model_space(x_raw.to(bundle.model.dtype)))
-    if symmetric is not None:
-        if len(groups) != 1:
-            raise HypothesisError(f"--symmetric takes one group of inputs such as 'a,b', got {symmetric!r}")
-        result = check_symmetry(the_jet, groups[0])
-    elif mode == "general":
-        result = check_general_separability(the_jet, groups)
-    else:
-        result = check_separability(the_jet, groups, mode)
+    result = _check(the_jet, groups, "symmetric" if symmetric is not None else mode)
     named = [[bundle.input_names[i] for i in group] for group in result.groups]
     out = bundle.output_names[t]
+    statement = _statement(result.hypothesis, named, out)
     return HypothesisAnswer(
-        _statement(result.hypothesis, named, out),
-        result.hypothesis,
-        named,
-        result.holds,
-        result.score,
-        result.threshold,
-        out,
-        source,
+        statement, result.hypothesis, named, result.holds, result.score, result.threshold, out, source
     )
+
+
+def _check(the_jet, groups: list[list[int]], mode: str):
+    from kandisc.structure import check_general_separability, check_separability, check_symmetry
+
+    if mode not in ("add", "mul", "general", "symmetric"):
+        raise HypothesisError(f"unknown separability mode {mode!r}; use 'add', 'mul' or 'general'")
+    if mode == "symmetric":
+        return check_symmetry(the_jet, groups[0])
+    if mode == "general":
+        return check_general_separability(the_jet, groups)
+    return check_separability(the_jet, groups, mode)
 
 
 def _target_index(bundle: ModelBundle, target: str | None) -> int:
