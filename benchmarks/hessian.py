@@ -2,8 +2,8 @@
 
 For a few model sizes, prints the time of one input gradient (first order) and of one Hessian
 (second order: one forward and one double backward over n copies of the rows) for 1000 rows,
-and their ratio; then the time of each structure test on 1000 rows of a 10-input model. Best
-wall time over repetitions.
+their ratio, and that ratio per input (what one row of the Hessian costs in gradients); then
+the time of each structure test on 1000 rows of a 10-input model. Best wall time over repetitions.
 
     python benchmarks/hessian.py [--threads 1] [--rows 1000]
     KANDISC_NATIVE=0 python benchmarks/hessian.py    # the eager torch path, for comparison
@@ -53,12 +53,13 @@ def model_and_rows(width, rows: int):
 
 
 def derivative_costs(rows: int, reps: int) -> None:
-    print(f"{'width':>22}  {'gradient ms':>12}  {'Hessian ms':>11}  {'ratio':>6}")
+    print(f"{'width':>22}  {'gradient ms':>12}  {'Hessian ms':>11}  {'ratio':>6}  {'ratio / n':>9}")
     for width in SIZES:
         fn, x = model_and_rows(width, rows)
         first = best_time(lambda fn=fn, x=x: gradient(fn, x), reps)
         second = best_time(lambda fn=fn, x=x: value_gradient_hessian(fn, x), reps)
-        print(f"{str(width):>22}  {first * 1e3:12.2f}  {second * 1e3:11.2f}  {second / first:6.1f}")
+        ratio = second / first  # a Hessian is n directional second derivatives: ratio / n is the cost of one
+        print(f"{str(width):>22}  {first * 1e3:12.2f}  {second * 1e3:11.2f}  {ratio:6.1f}  {ratio / x.shape[1]:9.1f}")
 
 
 def structure_costs(rows: int, reps: int) -> None:
