@@ -250,3 +250,10 @@ def test_a_fitted_sum_of_a_product_is_not_called_multiplicative(fitted):
     assert not check_separability(product, [[0, 1], [2]], "add").holds
     symmetric = jet(lambda v: models["sin(2(x^2 + y^2)) + z"](v)[:, 0], x)
     assert check_symmetry(symmetric, [0, 1]).holds and not check_symmetry(symmetric, [0, 2]).holds
+
+
+def test_a_single_input_has_nothing_to_split():
+    found = detect_structure(lambda v: torch.sin(c(v, 0)), uniform(1), ["t"])
+    d = found.to_dict()
+    assert d["additive"] == [["t"]] and d["tree"] == "t" and d["symmetries"] == []
+    assert found.additive_score == float("inf") > THRESHOLD  # no split claimed

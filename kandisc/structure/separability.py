@@ -116,10 +116,13 @@ def partition(scores: torch.Tensor, members: list[int], threshold: float = THRES
 def separation(scores: torch.Tensor, members: list[int], threshold: float = THRESHOLD):
     """(finest partition of ``members``, its score). The score is below ``threshold`` exactly when
     the partition splits: then the largest cross-group score; otherwise the weakest link that holds
-    the group together (the largest threshold at which it would still be one group)."""
+    the group together (the largest threshold at which it would still be one group), and +inf for
+    a single input, which nothing can split."""
     parts = partition(scores, members, threshold)
     if len(parts) > 1:
         return parts, cross_score(scores, parts)
+    if len(members) < 2:
+        return parts, float("inf")
     values = sorted({float(scores[i, j]) for pos, i in enumerate(members) for j in members[pos + 1 :]})
     joined = [t for t in values if len(partition(scores, members, t)) == 1]
     return parts, (joined[-1] if joined else 0.0)
