@@ -149,6 +149,9 @@ def _groups(groups: list[list[str]]) -> str:
 
 def print_structure(structure: dict) -> None:
     """The structure part of ``kandisc explain`` (see kandisc.structure.Structure.to_dict)."""
+    if "skipped" in structure:
+        stdout.print(f"structure of {structure['target']}: skipped ({structure['skipped']})", markup=False)
+        return
     stdout.print(f"structure of {structure['target']} (scores below {structure['threshold']:g} hold):", markup=False)
     for key in ("additive", "multiplicative"):
         groups, score = structure[key], structure["scores"][key]

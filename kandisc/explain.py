@@ -94,7 +94,7 @@ def explain(
             names, values, result.out_dir / "attribution", formats, pruned_inputs=result.pruned_inputs
         )
         first = result.structure
-        title = f"Modular structure of {first['target']}"
-        tree_stem = result.out_dir / "figures" / "tree"
-        result.files += plots.plot_tree(first["tree_detail"], tree_stem, formats, title, first["threshold"])
+        if "tree_detail" in first:
+            title, stem = f"Modular structure of {first['target']}", result.out_dir / "figures" / "tree"
+            result.files += plots.plot_tree(first["tree_detail"], stem, formats, title, first["threshold"])
     return result

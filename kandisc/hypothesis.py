@@ -23,10 +23,18 @@ def target_function(bundle: ModelBundle, target: int = 0):
     return lambda x: bundle.model(x)[:, target]
 
 
+MAX_INPUTS = 20  # the tree's general-separability scores hold (rows, n, n, n) numbers
+
+
 def model_structure(bundle: ModelBundle, x: torch.Tensor) -> dict:
-    """Per output name, :meth:`Structure.to_dict` of the model on model-space rows ``x``."""
+    """Per output name, :meth:`Structure.to_dict` of the model on model-space rows ``x``; for a
+    model of more than :data:`MAX_INPUTS` inputs only ``{"target", "skipped"}`` (the reason)."""
     from kandisc.structure import detect_structure
 
+    n = len(bundle.input_names)
+    if n > MAX_INPUTS:
+        reason = f"{n} inputs; the structure tests run on models of at most {MAX_INPUTS} (prune first)"
+        return {name: {"target": name, "skipped": reason} for name in bundle.output_names}
     return {
         name: {"target": name, **detect_structure(target_function(bundle, t), x, bundle.input_names).to_dict()}
         for t, name in enumerate(bundle.output_names)

@@ -89,3 +89,15 @@ def test_a_bad_hypothesis_is_one_line_and_exit_2(product_model, flags, message):
     model, data = product_model
     result = runner.invoke(app, ["test", str(model), "--data", str(data), *flags])
     assert result.exit_code == 2 and message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_explain_skips_the_structure_of_a_wide_model(product_model, tmp_path, monkeypatch):
+    import kandisc.hypothesis
+
+    monkeypatch.setattr(kandisc.hypothesis, "MAX_INPUTS", 2)
+    model, data = product_model
+    result = runner.invoke(app, ["explain", str(model), "--data", str(data), "--out", str(tmp_path / "ex")])
+    assert result.exit_code == 0, result.stderr
+    assert "structure of f: skipped (3 inputs;" in result.stdout
+    assert "skipped" in json.loads((tmp_path / "ex" / "explain.json").read_text())["structure"]
+    assert not (tmp_path / "ex" / "figures" / "tree.png").exists()
