@@ -257,3 +257,12 @@ def test_a_single_input_has_nothing_to_split():
     d = found.to_dict()
     assert d["additive"] == [["t"]] and d["tree"] == "t" and d["symmetries"] == []
     assert found.additive_score == float("inf") > THRESHOLD  # no split claimed
+
+
+def test_a_partition_does_not_depend_on_rounding_between_h_ij_and_h_ji():
+    from kandisc.structure.separability import separation
+
+    scores = torch.tensor([[0.0, 1e-11, 2.0], [1e-11, 0.0, 1.0 + 4e-16], [2.0, 1.0, 0.0]], dtype=torch.float64)
+    parts, score = separation(scores, [0, 1, 2])
+    assert parts == [[0, 1, 2]] and score == pytest.approx(1.0)  # the weaker link to z holds y in
+    assert separation(scores.T.contiguous(), [0, 1, 2]) == (parts, score)

@@ -80,8 +80,14 @@ def pair_scores(jet: Jet) -> torch.Tensor:
     scale = torch.minimum(a[:, None], a[None, :]) + FLOOR * a.max()
     raw = _median(h.abs())
     scores = torch.where(raw == 0, torch.zeros_like(raw), raw / scale)
+    return _tidy(scores)
+
+
+def _tidy(scores: torch.Tensor) -> torch.Tensor:
+    """+inf where no row was finite; symmetric (H_ij and H_ji differ by rounding, and a partition
+    must not depend on which one is read): a pair is as coupled as its larger estimate."""
     scores = torch.where(scores.isnan(), torch.full_like(scores, float("inf")), scores)
-    return scores.fill_diagonal_(0.0)
+    return torch.maximum(scores, scores.T).fill_diagonal_(0.0)
 
 
 def cross_score(scores: torch.Tensor, groups: list[list[int]]) -> float:
@@ -99,7 +105,8 @@ def partition(scores: torch.Tensor, members: list[int], threshold: float = THRES
     the connected components of the graph joining pairs scoring at or above it (single linkage),
     found by squaring the reachability matrix. Groups are ordered by their first member."""
     index = torch.tensor(members, dtype=torch.long)
-    linked = (scores[index][:, index] >= threshold) | torch.eye(len(members), dtype=torch.bool)
+    linked = scores[index][:, index] >= threshold
+    linked = linked | linked.T | torch.eye(len(members), dtype=torch.bool)
     reach = linked.to(torch.float64)
     for _ in range(max(1, len(members)).bit_length()):
         reach = ((reach @ reach) > 0).to(torch.float64)
@@ -118,6 +125,7 @@ def separation(scores: torch.Tensor, members: list[int], threshold: float = THRE
     the partition splits: then the largest cross-group score; otherwise the weakest link that holds
     the group together (the largest threshold at which it would still be one group), and +inf for
     a single input, which nothing can split."""
+    scores = torch.maximum(scores, scores.T)  # as :func:`_tidy` does, for matrices from elsewhere
     parts = partition(scores, members, threshold)
     if len(parts) > 1:
         return parts, cross_score(scores, parts)
@@ -162,8 +170,7 @@ def general_pair_scores(jet: Jet) -> torch.Tensor:
     own = torch.minimum(a.diagonal(dim1=0, dim2=2).T, a.diagonal(dim1=1, dim2=2))  # min(a_i, a_j) per pair
     cross = _median(((X.transpose(1, 2) - X) * s[:, None] * s[None, :]).abs())
     scores = torch.where(cross == 0, torch.zeros_like(cross), cross / (own + FLOOR * a.amax(dim=2)))
-    scores = torch.where(scores.isnan(), torch.full_like(scores, float("inf")), scores)
-    jet.cache["general"] = scores.fill_diagonal_(0.0)
+    jet.cache["general"] = _tidy(scores)
     return jet.cache["general"]
 
 
