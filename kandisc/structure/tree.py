@@ -90,6 +90,12 @@ class _Scores:
             self._cache[kind] = builders[kind]()
         return self._cache[kind]
 
+    def modules(self, members: list[int], threshold: float) -> list[list[int]]:
+        key = ("modules", tuple(members), threshold)
+        if key not in self._cache:
+            self._cache[key] = _modules(self.jet, members, threshold)
+        return self._cache[key]
+
 
 def _split(scores: _Scores, kind: str, members: list[int], threshold: float):
     """(parts, score) of the finest ``kind`` split of ``members``, or None when there is none."""
@@ -99,7 +105,7 @@ def _split(scores: _Scores, kind: str, members: list[int], threshold: float):
     # Pairwise links (i, j) are necessary but not sufficient, and may cut too finely (in
     # sin(x + y·z) no pair of y, z is linked, yet the parts are x | {y, z}): verify the candidate,
     # then try the modules, whose grouping is the other natural candidate.
-    for parts in (partition(scores.matrix(kind), members, threshold), _modules(scores.jet, members, threshold)):
+    for parts in (partition(scores.matrix(kind), members, threshold), scores.modules(members, threshold)):
         if len(parts) > 1:
             score = general_cross_score(scores.jet, parts, stop_at=threshold)
             if score < threshold:
@@ -108,7 +114,7 @@ def _split(scores: _Scores, kind: str, members: list[int], threshold: float):
 
 
 def _modules(jet: Jet, members: list[int], threshold: float) -> list[list[int]]:
-    """Greedy bottom-up merging of ``members`` into symmetric proper subgroups."""
+    """Greedy bottom-up merging of ``members`` into symmetric proper subgroups (at least two)."""
     groups = [[m] for m in members]
     while len(groups) > 2:
         trials = [
@@ -131,9 +137,7 @@ def _grow(scores: _Scores, members: list[int], context: str, threshold: float) -
         if found is not None:
             parts, score = found
             return TreeNode(kind, members, [_child(scores, p, kind, threshold) for p in parts], score)
-    modules = _modules(scores.jet, members, threshold)
-    if len(modules) == 1:  # a pair that would not split: nothing inside to find
-        modules = [[m] for m in members]
+    modules = scores.modules(members, threshold)  # never one group: merging stops at two
     return TreeNode("compose", members, [_child(scores, m, "compose", threshold) for m in modules])
 
 
