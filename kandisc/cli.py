@@ -166,7 +166,31 @@ def explain(
     stdout.print(f"shape: {before}{result.shape_final}")
     for target, best in result.formulas.items():
         stdout.print(f"{target} = {best['sympy'] if best else '(no formula: the model still has spline edges)'}")
+    print_structure(result.structure)
     stdout.print(f"wrote: {result.out_dir}")
+
+
+def _groups(groups: list[list[str]]) -> str:
+    return " | ".join("{" + ", ".join(group) + "}" for group in groups)
+
+
+def print_structure(structure: dict) -> None:
+    """The structure part of ``kandisc explain`` (see kandisc.structure.Structure.to_dict)."""
+    if "skipped" in structure:
+        stdout.print(f"structure of {structure['target']}: skipped ({structure['skipped']})", markup=False)
+        return
+    stdout.print(f"structure of {structure['target']} (scores below {structure['threshold']:g} hold):", markup=False)
+    for key in ("additive", "multiplicative"):
+        groups, score = structure[key], structure["scores"][key]
+        found = _groups(groups) if len(groups) > 1 else "none"
+        stdout.print(f"  {key + ':':16}{found}  (score {score:.3g})", markup=False)
+    symmetric = ", ".join(f"{_groups([s['group']])} ({s['score']:.2g})" for s in structure["symmetries"]) or "none"
+    stdout.print(f"  {'symmetric:':16}{symmetric}", markup=False)
+    stdout.print(f"  {'tree:':16}{_nested(structure['tree'])}", markup=False)
+
+
+def _nested(tree) -> str:
+    return tree if isinstance(tree, str) else "[" + ", ".join(map(_nested, tree)) + "]"
 
 
 @app.command()
@@ -188,6 +212,42 @@ def predict(
     for target, r2 in result.r2.items():
         stdout.print(f"{target}: R² {r2:.6f} against the column in {data}")
     stdout.print(f"wrote {result.n_rows} predictions to {result.out_path}")
+
+
+@app.command("test")
+def hypothesis_command(
+    model: Annotated[Path, typer.Argument(help="A model.pt written by kandisc fit or compile.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", "-d", help="CSV to test on (default: rows stored in the model).")
+    ] = None,
+    separable: Annotated[
+        str | None, typer.Option(help="Groups of inputs, e.g. 'a,b|c': is the model g(a, b) + h(c)?")
+    ] = None,
+    multiplicative: Annotated[bool, typer.Option(help="With --separable: g(a, b) · h(c) instead.")] = False,
+    general: Annotated[bool, typer.Option(help="With --separable: h(p(a, b) + q(c)), h unknown.")] = False,
+    symmetric: Annotated[
+        str | None, typer.Option(help="A group, e.g. 'a,b': does the model see a, b only through one h(a, b)?")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Which output to test (default: the first).")] = None,
+) -> None:
+    """Test one structural hypothesis on a saved model: yes or no, with its score and threshold.
+
+    Inputs the hypothesis does not name form one more group. Exit code 0 whatever the answer.
+    """
+    from kandisc.errors import HypothesisError
+    from kandisc.hypothesis import answer_hypothesis
+
+    with user_errors():
+        if multiplicative and general:
+            raise HypothesisError("choose one of --multiplicative and --general")
+        if (multiplicative or general) and separable is None:
+            raise HypothesisError("--multiplicative and --general qualify --separable 'a,b|c'")
+        mode = "mul" if multiplicative else ("general" if general else "add")
+        answer = answer_hypothesis(model, data, separable, mode, symmetric, target)
+    stdout.print(f"{answer.hypothesis}: {'yes' if answer.holds else 'no'}", markup=False)
+    relation = "<" if answer.holds else ">="
+    stdout.print(f"{answer.kind} score {answer.score:.3g} {relation} threshold {answer.threshold:g}", markup=False)
+    stdout.print(f"rows: {answer.data_source}", markup=False)
 
 
 @app.command("compile")

@@ -30,3 +30,7 @@ class RunDirError(KandiscError):
 
 class SearchError(KandiscError):
     """A discovery search that finished no candidate (time budget too small, every fit failed)."""
+
+
+class HypothesisError(KandiscError):
+    """A hypothesis (``kandisc test``) that names unknown inputs or is malformed."""

@@ -6,12 +6,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from kandisc.attribution import attribute
-from kandisc.errors import DataError
 from kandisc.io.atomic import atomic_write_text
-from kandisc.io.model_file import ModelBundle, load_model
+from kandisc.io.model_file import load_model
 from kandisc.io.rundir import to_jsonable
 from kandisc.knowledge.user_functions import restore_functions
 
@@ -26,21 +23,7 @@ class ExplainResult:
     out_dir: Path
     files: list[Path] = field(default_factory=list)
     data_source: str = ""
-
-
-def reference_rows(bundle: ModelBundle, data: Path | None) -> tuple[torch.Tensor, str]:
-    """Raw model inputs to compute statistics on: the given CSV or the sample stored at fit time."""
-    if data is not None:
-        from kandisc.io.data import read_columns
-        from kandisc.predict import model_inputs, needed_columns
-
-        required = needed_columns(bundle)
-        allowed = list(bundle.output_names) + [c for c in bundle.data_columns if c not in required]
-        x = model_inputs(bundle, read_columns(data, required, allowed))
-        return torch.as_tensor(x), str(data)
-    if "reference_x" in bundle.tensors:
-        return bundle.tensors["reference_x"], "training rows stored in the model file"
-    raise DataError("this model file stores no reference rows (e.g. a compiled formula); pass --data CSV")
+    structure: dict = field(default_factory=dict)  # of the first target (kandisc.structure.Structure.to_dict)
 
 
 def explain(
@@ -48,12 +31,17 @@ def explain(
 ) -> ExplainResult:
     bundle = load_model(model_path)
     restore_functions(bundle)
+    from kandisc.predict import reference_rows
+
     x_raw, source = reference_rows(bundle, data)
     x = bundle.to_model_space(x_raw.to(bundle.model.dtype))
     scores = attribute(bundle.model, x)
     from kandisc.pipeline.finalize import attribution_tables
 
     tables = attribution_tables(bundle, scores)
+    from kandisc.hypothesis import model_structure
+
+    structures = model_structure(bundle, x)
     extras = bundle.extras
     result = ExplainResult(
         inputs=tables["inputs"],
@@ -63,6 +51,7 @@ def explain(
         formulas=dict(extras.get("formulas") or {}),
         out_dir=Path(out) if out else Path(model_path).parent / "explain",
         data_source=source,
+        structure=structures[bundle.output_names[0]],
     )
     report = {
         **tables,
@@ -72,7 +61,10 @@ def explain(
         "formulas": result.formulas,
         "data": source,
         "symbolic_edges": bundle.model.symbolic_edges(),
+        "structure": result.structure,
     }
+    if len(structures) > 1:
+        report["structure_by_target"] = structures
     result.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(result.out_dir / "explain.json", json.dumps(to_jsonable(report), indent=2))
     result.files.append(result.out_dir / "explain.json")
@@ -87,4 +79,8 @@ def explain(
         result.files += plots.plot_attribution(
             names, values, result.out_dir / "attribution", formats, pruned_inputs=result.pruned_inputs
         )
+        first = result.structure
+        if "tree_detail" in first:
+            title, stem = f"Modular structure of {first['target']}", result.out_dir / "figures" / "tree"
+            result.files += plots.plot_tree(first["tree_detail"], stem, formats, title, first["threshold"])
     return result

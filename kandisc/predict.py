@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kandisc.errors import RunDirError
+from kandisc.errors import DataError, RunDirError
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.data import read_columns
 from kandisc.io.model_file import ModelBundle, load_model
@@ -85,3 +85,15 @@ def predict(model_path: Path, data_path: Path, out_path: Path | None = None, ove
             r2[target] = r2_score(columns[target], pred[:, t])
     atomic_write_text(out_path, frame.to_csv(index=False))
     return PredictResult(out_path, len(frame), range_warnings(bundle, x), r2)
+
+
+def reference_rows(bundle: ModelBundle, data: Path | None) -> tuple[torch.Tensor, str]:
+    """Raw model inputs to compute statistics on: the given CSV or the sample stored at fit time."""
+    if data is not None:
+        required = needed_columns(bundle)
+        allowed = list(bundle.output_names) + [c for c in bundle.data_columns if c not in required]
+        x = model_inputs(bundle, read_columns(data, required, allowed))
+        return torch.as_tensor(x), str(data)
+    if "reference_x" in bundle.tensors:
+        return bundle.tensors["reference_x"], "training rows stored in the model file"
+    raise DataError("this model file stores no reference rows (e.g. a compiled formula); pass --data CSV")

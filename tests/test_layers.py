@@ -13,14 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent / "kandisc"
 # docs/ARCHITECTURE.md, bottom to top: the units (packages and top-level modules) of each layer.
 LAYERS = [
     {"kandisc", "kandisc.model", "kandisc.errors", "kandisc.defaults", "kandisc.metrics"},
-    {"kandisc.train", "kandisc.lm", "kandisc.attribution"},
+    {"kandisc.train", "kandisc.lm", "kandisc.attribution", "kandisc.structure"},
     {"kandisc.symbolic", "kandisc.knowledge"},
     {"kandisc.io"},
     {"kandisc.plots"},
     {"kandisc.pipeline", "kandisc.progress"},
     {"kandisc.search"},
     {"kandisc.fitting"},
-    {"kandisc.explain", "kandisc.predict", "kandisc.compile", "kandisc.dimensions"},
+    {"kandisc.explain", "kandisc.predict", "kandisc.compile", "kandisc.dimensions", "kandisc.hypothesis"},
     {"kandisc.api"},
     {"kandisc.batch", "kandisc.cli_errors"},
     {"kandisc.cli", "kandisc.__main__"},

@@ -1,14 +1,16 @@
 """The compiled feature kernel (kandisc/model/_basis_native.c) against the eager torch path."""
 
+import os
 import shutil
 
 import pytest
 import torch
 
-from kandisc.model import ModelSpec, MultKAN, native, spline
+from kandisc.model import ModelSpec, MultKAN, basis_layout, native, spline
 
 HAS_COMPILER = any(shutil.which(cc) for cc in ("cc", "gcc", "clang"))
-needs_kernel = pytest.mark.skipif(not native.available(), reason="compiled kernel not built (no C compiler)")
+KERNEL_SWITCHED_OFF = os.environ.get("KANDISC_NATIVE", "1") == "0"  # the documented eager-path run
+needs_kernel = pytest.mark.skipif(not native.available(), reason="kernel not built, or KANDISC_NATIVE=0")
 
 
 def knots(low: list[float], high: list[float], n_intervals: int, k: int) -> torch.Tensor:
@@ -29,6 +31,9 @@ def eager(monkeypatch):
 def test_kernel_is_built_when_a_compiler_exists():
     if not HAS_COMPILER:
         pytest.skip("no C compiler on this machine: the eager path is the expected fallback")
+    if KERNEL_SWITCHED_OFF:
+        assert not native.available()  # KANDISC_NATIVE=0 must really give the eager path
+        pytest.skip("KANDISC_NATIVE=0: the kernel is switched off for this run")
     assert native.available(), "pip install should have built kandisc/model/_basis_native*.so"
 
 
@@ -110,22 +115,58 @@ def test_mismatched_shapes_never_reach_the_kernel():
         spline.basis_features(torch.zeros(4, 3, dtype=torch.float64), grid, 3, "silu", table)
 
 
-def test_first_derivatives_only_and_known_base_functions():
+def test_three_derivatives_then_a_clear_error_and_known_base_functions():
     grid = knots([-1.0], [1.0], 5, 3)
     x = torch.full((3, 1), 0.3, dtype=torch.float64, requires_grad=True)
-    (grad,) = torch.autograd.grad(spline.basis_features(x, grid, 3, "silu").sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError):
-        torch.autograd.grad(grad.sum(), x)
+    out = spline.basis_features(x, grid, 3, "silu").sum()
+    for _ in range(basis_layout.MAX_DERIVATIVE):
+        (out,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    assert out.abs().sum() > 0  # neither SiLU's nor a cubic's third derivative vanishes
+    with pytest.raises(RuntimeError, match="differentiable 3 times in x; a derivative of order 4"):
+        torch.autograd.grad(out.sum(), x)
+    with pytest.raises(RuntimeError, match="order 4"):
+        spline.basis_features(x, grid, 3, "silu", order=4)
     with pytest.raises(ValueError, match="unknown base function 'relu'"):
         spline.basis_features(x, grid, 3, "relu")
 
 
 @needs_kernel
-def test_gradcheck_through_the_kernel():
+@pytest.mark.parametrize("dtype,atol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
+@pytest.mark.parametrize("k", [1, 3, 4])
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_derivative_features_and_their_gradient_match_eager(dtype, atol, base_fun, k, order, eager):
+    gen = torch.Generator().manual_seed(order)
+    grid = knots([-1.0, 0.0], [1.0, 5.0], 6, k).to(dtype)
+    table = spline.basis_table(grid, k)
+    x = awkward_inputs(grid, dtype, n_random=200).requires_grad_()
+    weights = torch.randn(x.shape[0], 2, grid.shape[1] - k, generator=gen, dtype=torch.float64).to(dtype)
+
+    def run():
+        feats = spline.basis_features(x, grid, k, base_fun, table, order=order)
+        if order == basis_layout.MAX_DERIVATIVE:
+            return feats.detach(), None
+        (grad,) = torch.autograd.grad((feats * weights).sum(), x)
+        return feats.detach(), grad
+
+    fast, fast_grad = run()
+    eager()
+    slow, slow_grad = run()
+    scale = float(grid.diff().min()) ** -(order + 1)  # the order-th derivative grows like 1/h^order
+    torch.testing.assert_close(fast, slow, atol=atol * scale, rtol=0, equal_nan=True)
+    assert fast[-3:, :, 1:].isnan().all()
+    if fast_grad is not None:
+        bound = atol * scale * float(weights.abs().sum(-1).max())
+        torch.testing.assert_close(fast_grad, slow_grad, atol=bound, rtol=0, equal_nan=True)
+
+
+@needs_kernel
+def test_gradcheck_and_gradgradcheck_through_the_kernel():
     grid = knots([-1.0, -2.0], [1.0, 1.0], 4, 3)
     table = spline.basis_table(grid, 3)
     x = (torch.rand(20, 2, dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
     assert torch.autograd.gradcheck(lambda v: spline.basis_features(v, grid, 3, "silu", table), (x,))
+    assert torch.autograd.gradgradcheck(lambda v: spline.basis_features(v, grid, 3, "silu", table), (x,))
 
 
 @needs_kernel

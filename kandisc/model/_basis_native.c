@@ -2,11 +2,11 @@
  * library with ctypes and owns its contract).
  *
  * For every (row b, input i) the forward kernel finds the knot interval of x by binary search,
- * evaluates the k+1 non-zero B-splines from the per-interval polynomial table by Horner's scheme
- * and writes them, with the base function b(x), into one row of the (B, in, G+k+1) feature
- * matrix. The backward kernel recomputes the interval and returns d(features)/dx contracted
- * with the incoming gradient. One pass over the inputs each way, instead of the ~25 tensor
- * passes the same work takes in eager torch.
+ * evaluates the k+1 non-zero B-splines (or their derivatives of a given order) from the
+ * per-interval polynomial table by Horner's scheme and writes them, with the base function b(x)
+ * (or its derivative), into one row of the (B, in, G+k+1) feature matrix. The backward kernel
+ * reuses the interval and returns d(features)/dx contracted with the incoming gradient. One pass
+ * over the inputs each way, instead of the ~25 tensor passes the same work takes in eager torch.
  *
  * C99 plus GCC/Clang vector extensions, no Python or torch headers, so any C compiler builds it
  * in well under a second; the two element types are instantiated from _basis_native_impl.h.
@@ -47,6 +47,10 @@ static void run_jobs(void *(*worker)(void *), void *jobs, size_t job_size, int n
     }
 }
 
+/* Each table record starts with t_idx and 1/h (kandisc/model/basis_layout.py, HEADER); native.py
+ * reads this value back (kandisc_basis_row_header) and refuses the library if the two disagree. */
+#define ROW_HEADER 2
+
 #define SCALAR float
 #define SUFFIX f32
 #include "_basis_native_impl.h"
@@ -64,3 +68,5 @@ static void run_jobs(void *(*worker)(void *), void *jobs, size_t job_size, int n
 #define KANDISC_SOURCE_DIGEST "unknown"
 #endif
 const char *kandisc_basis_source_digest(void) { return KANDISC_SOURCE_DIGEST; }
+
+int64_t kandisc_basis_row_header(void) { return ROW_HEADER; }

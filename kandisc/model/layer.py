@@ -122,6 +122,20 @@ class KANLayer(nn.Module):
         """Boolean (in, out): edges that are numeric or symbolic."""
         return (self.num_mask > 0) | self.sym_mask
 
+    @torch.no_grad()
+    def permute(self, inputs: list[int] | None = None, outputs: list[int] | None = None) -> None:
+        """Reorder the inputs and/or outputs (position p takes old index ``inputs[p]``); every edge
+        tensor, mask and input grid moves with its node, so the layer computes the permuted function."""
+        for name in ("coef", "scale_base", "scale_sp", "num_mask", "sym_mask", "sym_fn", "sym_params"):
+            tensor = getattr(self, name)
+            for index, dim in ((inputs, 0), (outputs, 2 if name == "coef" else 1)):
+                if index is not None:
+                    tensor.copy_(tensor.index_select(dim, torch.as_tensor(index, device=tensor.device)))
+        if inputs is not None:
+            self.grid = self.grid[torch.as_tensor(inputs, device=self.grid.device)]
+            self._refresh_tables()
+        self.invalidate()
+
     # ----- evaluation --------------------------------------------------------------------------
     def numeric_weights(self) -> torch.Tensor:
         """(in, K+1, out): base weight in row 0, spline coefficient weights below, masked."""

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from kandisc.model import basis_layout
+
 _SOURCES = ("_basis_native.c", "_basis_native_impl.h")
 MAX_ORDER = 15  # the C code keeps the k+1 local values of one interval in a 16-entry array
 _BASE_KIND = {"zero": 0, "identity": 1, "silu": 2}
@@ -62,10 +64,13 @@ def _library() -> ctypes.CDLL | None:
             stacklevel=2,
         )
         return None
+    lib.kandisc_basis_row_header.restype = ctypes.c_int64
+    if lib.kandisc_basis_row_header() != basis_layout.HEADER:  # the one layout fact the C code holds
+        return None
     ptr, i64 = ctypes.c_void_p, ctypes.c_int64
     for suffix in _SUFFIX.values():
-        getattr(lib, f"kandisc_basis_forward_{suffix}").argtypes = [ptr] * 4 + [i64] * 5 + [ptr, ptr, i64]
-        getattr(lib, f"kandisc_basis_backward_{suffix}").argtypes = [ptr] * 5 + [i64] * 5 + [ptr, i64]
+        getattr(lib, f"kandisc_basis_forward_{suffix}").argtypes = [ptr] * 4 + [i64] * 7 + [ptr, ptr, i64]
+        getattr(lib, f"kandisc_basis_backward_{suffix}").argtypes = [ptr] * 5 + [i64] * 7 + [ptr, i64]
     return lib
 
 
@@ -84,7 +89,7 @@ def usable(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, k: int) -> 
     if x.dim() != 2 or grid.dim() != 2 or x.shape[1] != grid.shape[0] or grid.shape[1] < 2 * k + 2:
         return False
     n_in, n_knots = grid.shape
-    return tuple(table.shape) == (2 + (k + 1) * (2 * k + 1), n_in * (n_knots + 1))
+    return tuple(table.shape) == (basis_layout.width(k), n_in * (n_knots + 1))
 
 
 def _pointer(t: torch.Tensor | None) -> int | None:
@@ -109,10 +114,12 @@ def features(
     table_rows: torch.Tensor,
     k: int,
     base_fun: str,
+    order: int = 0,
     keep_rows: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Feature matrix (B, in, G+k+1) (base function in column 0, B-spline bases after it), and
-    with ``keep_rows`` each input's knot interval (B, in) for :func:`grad_input`.
+    """Feature matrix (B, in, G+k+1) (base function in column 0, B-spline bases after it), or
+    its x-derivative of ``order`` (<= :data:`basis_layout.MAX_DERIVATIVE`), and with ``keep_rows``
+    each input's knot interval (B, in) for :func:`grad_input`.
 
     ``sigma`` is ``sigmoid(x)`` for the SiLU base (None otherwise); ``table_rows`` comes from
     :func:`row_table`.
@@ -127,6 +134,8 @@ def features(
         n_in,
         n_knots,
         k,
+        basis_layout.width(k),
+        order,
         _BASE_KIND[base_fun],
         out.data_ptr(),
         _pointer(rows),
@@ -144,9 +153,10 @@ def grad_input(
     k: int,
     base_fun: str,
     grad_out: torch.Tensor,
+    order: int = 0,
 ) -> torch.Tensor:
-    """Gradient with respect to ``x`` (B, in) of the features, given their gradient ``grad_out``
-    and the interval ``rows`` that :func:`features` kept."""
+    """Gradient with respect to ``x`` (B, in) of the features of ``order`` (< MAX_DERIVATIVE),
+    given their gradient ``grad_out`` and the interval ``rows`` that :func:`features` kept."""
     x, sigma, rows, grad_out = _operands(x, sigma, rows, grad_out)
     n_batch, n_in = x.shape
     grad_x = torch.empty_like(x)
@@ -156,6 +166,8 @@ def grad_input(
         n_in,
         n_knots,
         k,
+        basis_layout.width(k),
+        order,
         _BASE_KIND[base_fun],
         grad_x.data_ptr(),
         torch.get_num_threads(),

@@ -151,6 +151,31 @@ class MultKAN(nn.Module):
                 )
         return edges
 
+    @torch.no_grad()
+    def permute_nodes(self, node_layer: int, order: list[int]) -> None:
+        """Reorder the nodes of hidden node-layer ``node_layer`` (new node p is old node
+        ``order[p]``) without changing the function: a node takes its subnodes, affines, incoming
+        and outgoing edges (masks, symbolic edges, grids) along. Sum nodes stay before
+        multiplication nodes, which may be reordered among themselves whatever their arities."""
+        spec = self.spec
+        if not 0 < node_layer < self.depth:
+            raise ValueError(f"node layer must be a hidden layer, 1..{self.depth - 1}, got {node_layer}")
+        n_sum, n_nodes = spec.width[node_layer][0], spec.nodes(node_layer)
+        if sorted(order) != list(range(n_nodes)) or sorted(order[:n_sum]) != list(range(n_sum)):
+            raise ValueError(f"order must permute 0..{n_nodes - 1} keeping the {n_sum} sum nodes first, got {order}")
+        owner = spec.subnode_owner(node_layer)
+        sub_order = [sub for node in order for sub, own in enumerate(owner) if own == node]
+        arities = spec.mult_arity[node_layer]
+        spec.mult_arity[node_layer] = [arities[node - n_sum] for node in order[n_sum:]]
+        self.layers[node_layer - 1].permute(outputs=sub_order)
+        self.layers[node_layer].permute(inputs=order)
+        pairs = ((self.subnode_scale, sub_order), (self.subnode_bias, sub_order))
+        for params, index in (*pairs, (self.node_scale, order), (self.node_bias, order)):
+            param = params[node_layer - 1]
+            param.copy_(param[torch.as_tensor(index, device=param.device)])
+        index_name = f"_mult_index_{node_layer - 1}"
+        self.register_buffer(index_name, self._mult_index(node_layer).to(self.device), persistent=False)
+
     # ----- grids ---------------------------------------------------------------------------
     @torch.no_grad()
     def update_grid(self, x: torch.Tensor, n_intervals: int | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Figures of a kandisc run: network diagram, loss, attribution, predicted vs true, Pareto front.
+"""Figures of a kandisc run: network diagram, loss, attribution, predicted vs true, Pareto front,
+modular-structure tree.
 
 Every function draws one figure on a headless Agg canvas (pyplot is never used), writes it as
 ``<path_stem>.<fmt>`` for each requested format ("png", "pdf", "svg") atomically, and returns the
@@ -14,6 +15,7 @@ equal files.
 from kandisc.plots.curves import plot_attribution, plot_loss, plot_pareto, plot_pred_vs_true
 from kandisc.plots.network import plot_network
 from kandisc.plots.style import FORMATS, save_figure
+from kandisc.plots.tree import plot_tree
 
 __all__ = [
     "FORMATS",
@@ -22,5 +24,6 @@ __all__ = [
     "plot_network",
     "plot_pareto",
     "plot_pred_vs_true",
+    "plot_tree",
     "save_figure",
 ]
