@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kandisc.knowledge.compiler import compile_formula
+from kandisc.compile import compile_bundle
 from kandisc.knowledge.prior import model_from_prior
 from kandisc.model import ModelSpec, MultKAN, basis_layout, native, spline
 from kandisc.structure import third_derivatives, value_gradient_hessian
@@ -60,7 +60,7 @@ MODELS = {
     "sum nodes": lambda: MultKAN(ModelSpec.build([3, 4, 2, 1], grid=5, seed=1, noise_scale=1.0)),
     "mult node": lambda: MultKAN(ModelSpec.build([2, [0, 1], 1], grid=5, seed=0, noise_scale=1.0)),
     "mixed": mixed_model,
-    "symbolic": lambda: compile_formula("x*exp(y) + sin(x*z)").model,
+    "symbolic": lambda: compile_bundle("x*exp(y) + sin(x*z)").model,
     "prior + splines": lambda: model_from_prior("x*y + z**2", ["x", "y", "z"], ["f"], spline_magnitude=0.3),
 }
 
@@ -79,7 +79,7 @@ def test_hessian_matches_finite_differences_of_the_gradient(name, path):
 
 
 def test_a_product_model_has_its_cross_derivative(path):
-    model = compile_formula("x*y").model  # what once came back as 0 from autograd.functional.hessian
+    model = compile_bundle("x*y").model  # what once came back as 0 from autograd.functional.hessian
     prior = model_from_prior("x*y", ["x", "y"], ["f"], spline_magnitude=0.0)
     for m in (model, prior):
         x = rows(2, count=3)

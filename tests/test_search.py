@@ -33,9 +33,11 @@ def test_plan_uses_the_log_families_only_for_one_signed_targets():
     x = np.array([[1.0, 2.0, -1.0], [2.0, 3.0, 1.0]])  # two positive columns, one sign-changing
     positive = plan(cfg, np.array([[1.0], [2.0]]), x, ["a", "b", "c"], [3, 5, 1])
     names = [c.name for c in positive]
-    assert names[:3] == ["log-additive", "product", "log-ratio"] and "log-deep" in names and "sum-s1" in names
+    assert names[:4] == ["log-additive", "log-additive-accurate", "product", "log-ratio"]
+    assert "log-deep" in names and "sum-s1" in names
     assert names.count("log-additive") == 1 and names.count("log-ratio") == 1  # one optimum: no second seed
-    ratio = positive[2]
+    assert positive[1].pipeline[-1] == {"symbolic": {"power_first": False}}
+    ratio = positive[3]
     assert ratio.auxiliary == {"a_over_b": "a/b", "a_over_b_sq": "(a/b)**2"} and ratio.width == [5, 1]
     assert positive[0].width == [3, 1] and positive[0].y_log == (1,)
     product = next(c for c in positive if c.family == "product")

@@ -290,6 +290,7 @@ class SymbolicStage(_Stage):
     complexities: dict[str, Float] = _f({}, "complexity overrides, function name -> complexity")
     weight_simple: Float = _f(0.8, "0 = prefer accuracy, 1 = prefer simplicity", ge=0, le=1)
     r2_threshold: Float = _f(0.9, "edges fitting worse than this R^2 stay splines", ge=0, le=1)
+    power_first: Bool = _f(True, "a power x..x^5 fitting an edge to spline accuracy wins over other functions")
     zero_threshold: Float = _f(1e-3, "edges with attribution below this become the zero function", ge=0)
     retrain_steps: Int = _f(20, "fit steps after snapping, to tune affine constants", ge=0)
     rounds: Int = _f(3, "snap/retrain rounds", ge=1)
@@ -347,7 +348,7 @@ class OutputConfig(_Model):
     checkpoints: Bool = _f(False, "keep a model file after every stage (checkpoints/NN_stage.pt)")
 
 
-SEARCH_CANDIDATES = ("log-additive", "product", "log-ratio", "sum", "mult", "log-deep")
+SEARCH_CANDIDATES = ("log-additive", "log-additive-accurate", "product", "log-ratio", "sum", "mult", "log-deep")
 
 
 class SearchConfig(_Model):
@@ -358,7 +359,7 @@ class SearchConfig(_Model):
     accept_r2: Float = _f(0.999, "a formula is reported as a law when its test R^2 reaches this", gt=0, le=1)
     candidates: list[Annotated[Literal[SEARCH_CANDIDATES], BeforeValidator(_lower)]] | None = _f(
         None,
-        "candidate families to try (log-additive, product, log-ratio, sum, mult, log-deep); null = all that apply",
+        "candidate families (log-additive, log-additive-accurate, product, log-ratio, sum, mult, log-deep); null = all",
         json_schema_extra={"type": "list of candidate names, or null"},
     )
     seeds: Int = _f(2, "seeds tried for each network family (seed, seed+1, ...)", ge=1, le=16)

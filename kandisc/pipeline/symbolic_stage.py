@@ -68,7 +68,7 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[int, l
     fits = fit_edges((x - mid[:, None]) / half[:, None], y, library)
     choices = [
         _unscale(c, float(mid[c.edge]), float(half[c.edge]))
-        for c in choose(fits, complexities, params["weight_simple"], params["r2_threshold"])
+        for c in choose(fits, complexities, params["weight_simple"], params["r2_threshold"], params["power_first"])
     ]
     ready = sorted((c for c in choices if c.name is not None), key=lambda c: -c.r2)
     share = ready[: max(1, math.ceil(len(ready) / rounds_left))] if ready else []

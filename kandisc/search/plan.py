@@ -9,6 +9,8 @@ Families (each a width, a target transform and a staged pipeline):
   further inputs, so that a factor of a dimensionless ratio (``1/(1 - v/c)``,
   ``1/sqrt(1 - v**2/c**2)``) is one edge: ``c·log(1 - u)``. Up to ``MAX_RATIO_INPUTS`` inputs.
 - ``sum``: ``[n, 5, 1]`` sum nodes on the standardised target (sums, compositions).
+- ``log-additive-accurate``: the same with each edge's function chosen by accuracy alone (no
+  "powers first" rule: over a narrow window log(x) fits a parabola to spline accuracy).
 - ``product``: one multiplication node of arity n over sums of one-variable functions,
   ``f1(x)·f2(x)···`` with identity base functions: products whose factors change sign
   (``r·F·sin(θ)``), which a log cannot reach.
@@ -38,6 +40,12 @@ _PLATEAU = {"plateau_rtol": 1e-3, "plateau_window": 3}  # every candidate stage 
 
 def _with_plateau(pipeline: list) -> list:
     return [{"fit": {**item["fit"], **_PLATEAU}} if "fit" in item else item for item in pipeline]
+
+
+def _accurate(pipeline: list) -> list:
+    return [
+        {"symbolic": {**item["symbolic"], "power_first": False}} if "symbolic" in item else item for item in pipeline
+    ]
 
 
 _LOG_ADDITIVE_PIPELINE = [
@@ -116,6 +124,7 @@ def _families(n_in: int, n_out: int, user_width: list | None) -> dict[str, tuple
     return families
 
 
+_ONE_SEED = ("log-additive", "log-additive-accurate", "log-ratio")  # [n, 1] on log|y|: one optimum
 MAX_RATIO_INPUTS = 5  # 10 pairs, 20 ratio features: beyond that the log-ratio network gets too wide
 
 
@@ -157,6 +166,11 @@ def plan(
     columns = n_in - len(cfg.auxiliary)  # ratios of the data's own columns, not of the user's features
     ratios = ratio_features(x_train[:, :columns], names[:columns]) if 2 <= columns <= MAX_RATIO_INPUTS else {}
     ratios = {} if fixed else ratios
+    # The same network with edges chosen by accuracy alone: log(x) over [1, 2.3] fits a parabola
+    # to spline accuracy, which the power-first rule would take; the merged front decides.
+    if "log-additive" in families:
+        width_la, pipeline_la, _ = families["log-additive"]
+        families["log-additive-accurate"] = (width_la, _accurate(pipeline_la), {})
     if ratios:
         families["log-ratio"] = ([n_in + len(ratios), n_out], _with_plateau(_LOG_RATIO_PIPELINE), {})
     out: list[Candidate] = []
@@ -165,7 +179,7 @@ def plan(
             if family not in families or family not in wanted:
                 continue
             is_log = family.startswith("log")
-            if (is_log and not log_ok) or (family in ("log-additive", "log-ratio") and repeat > 0):
+            if (is_log and not log_ok) or (family in _ONE_SEED and repeat > 0):
                 continue  # a [n, 1] network on log|y| has one optimum; a second seed finds it again
             fam_width, pipeline, model = families[family]
             seed = cfg.seed + repeat

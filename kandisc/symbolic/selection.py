@@ -93,24 +93,26 @@ def choose(
     complexities: Mapping[str, float],
     weight_simple: float = 0.8,
     r2_threshold: float = 0.9,
+    power_first: bool = True,
 ) -> list[Choice]:
-    """One ``Choice`` per edge by the module's rule; '0' is never chosen."""
+    """One ``Choice`` per edge by the module's rule; '0' is never chosen. ``power_first=False``
+    drops rule 4 (the discovery search tries both: a narrow window of log is also a parabola)."""
     score = score_candidates(fits, complexities, weight_simple)
     eligible = torch.isfinite(score) & (fits.r2 >= r2_threshold)
     score = torch.where(eligible, score, math.inf)
     comp = _complexities(fits.names, complexities)
-    return [_choose_edge(fits, e, score[e], comp, r2_threshold) for e in range(fits.r2.shape[0])]
+    return [_choose_edge(fits, e, score[e], comp, r2_threshold, power_first) for e in range(fits.r2.shape[0])]
 
 
 def _complexities(names: list[str], overrides: Mapping[str, float]) -> torch.Tensor:
     return torch.tensor([float(overrides.get(n, FUNCTIONS[n].complexity)) for n in names], dtype=torch.float64)
 
 
-def _choose_edge(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor, threshold: float) -> Choice:
+def _choose_edge(fits, e: int, score: torch.Tensor, comp: torch.Tensor, threshold: float, power_first: bool) -> Choice:
     n_candidates = int(torch.isfinite(score).sum())
     if n_candidates == 0:
         return _numeric(fits, e, threshold)
-    k = _pick(fits, e, score, comp)
+    k = _pick(fits, e, score, comp, power_first)
     order = torch.argsort(score, stable=True)
     runner = [int(j) for j in order[:2] if int(j) != k and torch.isfinite(score[j])]
     reason = f"best score of {n_candidates} with r2 >= {threshold:g}"
@@ -120,14 +122,14 @@ def _choose_edge(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor
     return Choice(e, fits.names[k], params, float(fits.r2[e, k]), float(comp[k]), reason)
 
 
-def _pick(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor) -> int:
+def _pick(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor, power_first: bool = True) -> int:
     """Index of the chosen function: rules 2-4 of the module docstring."""
     winner = int(score.argmin())
     eligible = torch.isfinite(score)
     misfit = (1.0 - fits.r2[e].double()).clamp(min=0.0) + _MISFIT_FLOOR
     power = torch.tensor([n in _POWERS for n in fits.names])
     powers = eligible & power & (comp <= comp[winner]) & (misfit <= _SPLINE_ACCURACY + _MISFIT_FLOOR)
-    if bool(powers.any()):
+    if power_first and bool(powers.any()):
         return int(powers.nonzero()[0, 0])
     tied = eligible & (comp == comp[winner]) & (misfit <= _TIE_RATIO * misfit[winner])
     return int(tied.nonzero()[0, 0])  # first in library order among the ties
