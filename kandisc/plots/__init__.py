@@ -2,9 +2,9 @@
 
 Every ``draw_*`` function draws one figure on a headless Agg canvas (pyplot is never used) and
 returns it; its ``plot_*`` twin writes it as ``<path_stem>.<fmt>`` for each requested format
-("png", "pdf", "svg") atomically, and returns the written paths. matplotlib is imported only when a figure is drawn, so importing this package is
-cheap. PNGs are written at 150 dpi; PDF and SVG output carries no dates, so equal inputs give
-equal files.
+("png", "pdf", "svg") atomically, and returns the written paths. matplotlib is imported only when
+a figure is drawn, so importing this package is cheap. PNGs are written at 150 dpi; PDF and SVG
+output carries no dates, so equal inputs give equal files.
 
 - :mod:`kandisc.plots.style`: the shared look, Agg figures and atomic saving;
 - :mod:`kandisc.plots.curves`: loss, attribution, predicted vs true and Pareto figures;
