@@ -131,5 +131,3 @@ def test_no_two_units_import_each_other():
         if _unit(a) != _unit(b):
             graph.setdefault(_unit(a), set()).add(_unit(b))
     assert _cycle(graph) is None
-
-
