@@ -209,6 +209,9 @@ def test_run_dir_is_the_cli_run_directory(quick, tmp_path):
     files = {p.relative_to(tmp_path / "est") for p in (tmp_path / "est").rglob("*")}
     assert files == {p.relative_to(cli.run_dir) for p in cli.run_dir.rglob("*")}
     assert est.run_dir_ == tmp_path / "est" and est.summary_["formulas"] == cli.summary["formulas"]
+    memory = KANRegressor(config, verbosity=0).fit(X, y)  # the same fit, nothing written
+    assert memory.summary_["formulas"] == est.summary_["formulas"]
+    np.testing.assert_array_equal(memory.predict(X), est.predict(X))
     again = KANRegressor.from_run(cli.run_dir)
     np.testing.assert_allclose(again.predict(X), est.predict(X))
     assert again.sympy() == est.sympy() and again.input_names_ == ["x", "y"]
@@ -218,7 +221,9 @@ def test_run_dir_is_the_cli_run_directory(quick, tmp_path):
     assert est.set_params(config=None, pipeline=TINY, overwrite=True).fit(X, y).run_dir_ == tmp_path / "est"
 
 
-def test_progress_output_and_global_torch_state(quick, capsys):
+def test_progress_output_and_global_torch_state(quick, capsys, tmp_path):
+    from kandisc.api import compile_formula, explain, predict
+
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -227,6 +232,10 @@ def test_progress_output_and_global_torch_state(quick, capsys):
         est.set_params(verbosity=0).fit(*quick)
         est.explain(), est.plot(), est.predict(quick[0])
         assert capsys.readouterr().err == ""
+        csv = tmp_path / "rows.csv"
+        quick[0].to_csv(csv, index=False)
+        model = compile_formula("x*y", tmp_path / "xy.pt").model_path
+        explain(model, csv, figures=False), predict(model, csv)
         assert torch.get_num_threads() == 2 and torch.is_grad_enabled()
         assert torch.get_default_dtype() == torch.float32
     finally:
