@@ -140,14 +140,14 @@ class KANRegressor(RegressorMixin, BaseEstimator):
         if y is None:
             raise DataError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         X = validate_data(self, X, ensure_all_finite=False, dtype=np.float64)
-        y_checked = check_array(y, ensure_2d=False, ensure_all_finite=False, dtype=np.float64, input_name="y")
-        target_names, y = self._target_names(y, y_checked.ndim == 1 or y_checked.shape[1]), y_checked
-        table = table_from_arrays(X, y, self._input_names(X.shape[1]), target_names, cfg.data.dropna, "X, y")
+        Y = check_array(y, ensure_2d=False, ensure_all_finite=False, dtype=np.float64, input_name="y")
+        target_names = self._target_names(y, 1 if Y.ndim == 1 else Y.shape[1])
+        table = table_from_arrays(X, Y, self._input_names(X.shape[1]), target_names, cfg.data.dropna, "X, y")
         prep = prepare_table(table, cfg)
         with estimator_state.progress_sink(self.verbosity, cfg.output.log_every) as sink:
             argv = [f"{type(self).__name__}.fit"]
             result = fit_prepared(prep, self.run_dir, self.overwrite, sink, argv)
-        estimator_state.set_fitted(self, estimator_state.fitted_from_result(prep, result, y.ndim))
+        estimator_state.set_fitted(self, estimator_state.fitted_from_result(prep, result, Y.ndim))
         return self
 
     def _input_names(self, count: int) -> list[str]:
