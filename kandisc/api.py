@@ -3,6 +3,8 @@
 from kandisc.api import fit_run
 result = fit_run("data.csv", config="run.yaml")
 result.summary["test_r2"]
+
+The same fit as a scikit-learn estimator: :class:`kandisc.estimator.KANRegressor`.
 """
 
 from __future__ import annotations

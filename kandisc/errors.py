@@ -1,10 +1,13 @@
 """The error hierarchy: every error a user can cause derives from ``KandiscError``.
 
 The CLI turns a ``KandiscError`` into one line on stderr and exit code 2; anything else is a bug.
+``KandiscError`` is a ``ValueError``: scikit-learn's conventions (and its estimator checks) expect
+bad arguments and bad data to raise one, so :class:`kandisc.estimator.KANRegressor` raises the same
+errors, with the same messages, as the CLI prints.
 """
 
 
-class KandiscError(Exception):
+class KandiscError(ValueError):
     """A problem with the user's input (data, config, formula, model file)."""
 
 

@@ -6,9 +6,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kandisc.attribution import attribute
+import torch
+
+from kandisc.attribution import Attribution, attribute
 from kandisc.io.atomic import atomic_write_text
-from kandisc.io.model_file import load_model
+from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.io.rundir import to_jsonable
 from kandisc.knowledge.user_functions import restore_functions
 
@@ -20,20 +22,15 @@ class ExplainResult:
     shape_initial: list | None
     shape_final: list
     formulas: dict
-    out_dir: Path
+    out_dir: Path | None  # None: computed in memory (explain_bundle), nothing written
     files: list[Path] = field(default_factory=list)
     data_source: str = ""
     structure: dict = field(default_factory=dict)  # of the first target (kandisc.structure.Structure.to_dict)
+    report: dict = field(default_factory=dict)  # the content of explain.json
 
 
-def explain(
-    model_path: Path, data: Path | None = None, out: Path | None = None, formats=("png",), figures: bool = True
-) -> ExplainResult:
-    bundle = load_model(model_path)
-    restore_functions(bundle)
-    from kandisc.predict import reference_rows
-
-    x_raw, source = reference_rows(bundle, data)
+def explain_bundle(bundle: ModelBundle, x_raw: torch.Tensor, source: str) -> tuple[ExplainResult, Attribution]:
+    """Importances, structure and formulas of a model on raw model inputs ``x_raw``; writes nothing."""
     x = bundle.to_model_space(x_raw.to(bundle.model.dtype))
     scores = attribute(bundle.model, x)
     from kandisc.pipeline.finalize import attribution_tables
@@ -49,11 +46,11 @@ def explain(
         shape_initial=extras.get("shape_initial"),
         shape_final=bundle.model.spec.display_width(),
         formulas=dict(extras.get("formulas") or {}),
-        out_dir=Path(out) if out else Path(model_path).parent / "explain",
+        out_dir=None,
         data_source=source,
         structure=structures[bundle.output_names[0]],
     )
-    report = {
+    result.report = {
         **tables,
         "pruned_inputs": result.pruned_inputs,
         "shape_initial": result.shape_initial,
@@ -64,9 +61,23 @@ def explain(
         "structure": result.structure,
     }
     if len(structures) > 1:
-        report["structure_by_target"] = structures
+        result.report["structure_by_target"] = structures
+    return result, scores
+
+
+def explain(
+    model_path: Path, data: Path | None = None, out: Path | None = None, formats=("png",), figures: bool = True
+) -> ExplainResult:
+    from kandisc.predict import reference_rows
+
+    bundle = load_model(model_path)
+    restore_functions(bundle)
+    x_raw, source = reference_rows(bundle, data)
+    result, scores = explain_bundle(bundle, x_raw, source)
+    x = bundle.to_model_space(x_raw.to(bundle.model.dtype))
+    result.out_dir = Path(out) if out else Path(model_path).parent / "explain"
     result.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(result.out_dir / "explain.json", json.dumps(to_jsonable(report), indent=2))
+    atomic_write_text(result.out_dir / "explain.json", json.dumps(to_jsonable(result.report), indent=2))
     result.files.append(result.out_dir / "explain.json")
     if figures:
         from kandisc import plots

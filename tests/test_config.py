@@ -270,3 +270,13 @@ def test_stage_and_model_defaults_are_the_engines():
     for key in ("grid", "k", "base_fun", "grid_eps", "noise_scale"):
         assert getattr(model, key) == getattr(spec, key), key
     assert tuple(model.grid_range) == spec.grid_range
+
+
+def test_load_config_from_a_mapping_or_a_config() -> None:
+    given = {"model": {"grid": 7}, "pipeline": [{"fit": {"steps": 3}}]}
+    cfg = load_config(given, ["seed=4"])
+    assert (cfg.model.grid, cfg.seed, cfg.pipeline[0].steps, cfg.model.k) == (7, 4, 3, KandiscConfig().model.k)
+    assert given == {"model": {"grid": 7}, "pipeline": [{"fit": {"steps": 3}}]}  # not merged into
+    assert load_config(cfg) == cfg and load_config(cfg, ["model.grid=9"]).model.grid == 9
+    with pytest.raises(ConfigError, match=r"^config: model\.gird: unknown key \(did you mean 'grid'\?\)$"):
+        load_config({"model": {"gird": 7}})

@@ -149,3 +149,36 @@ def test_split_does_not_touch_global_rng() -> None:
     np.random.seed(1)
     split(50, 0.2, 3)
     assert np.random.rand() == expected
+
+
+def test_table_from_arrays_matches_the_csv_loader(tmp_path: Path) -> None:
+    from kandisc.io.data import table_from_arrays
+
+    csv = load_table(write(tmp_path, "x,y,z\n" + ROWS))
+    table = table_from_arrays(csv.X, csv.Y[:, 0], ["x", "y"], ["z"])
+    assert table.input_names == csv.input_names and table.target_names == csv.target_names
+    np.testing.assert_array_equal(table.X, csv.X)
+    np.testing.assert_array_equal(table.Y, csv.Y)
+    holey = csv.X.copy()
+    holey[[2, 5], 1] = [np.nan, np.inf]
+    with pytest.raises(DataError, match=r"arrays: 2 missing or infinite values \(NaN/inf\) in columns 'y' \(2\)"):
+        table_from_arrays(holey, csv.Y, ["x", "y"], ["z"])
+    assert table_from_arrays(holey, csv.Y, ["x", "y"], ["z"], dropna=True).n_dropped == 2
+
+
+@pytest.mark.parametrize(
+    ("names", "targets", "message"),
+    [
+        (["x", "2y"], ["z"], "input name '2y' (column 2) is not a valid identifier"),
+        (["x", "lambda"], ["z"], "input name 'lambda' (column 2) is not a valid identifier"),
+        (["x"], ["z"], "1 input names for 2 columns"),
+        (["x", "z"], ["z"], "duplicate column name 'z'"),
+    ],
+)
+def test_table_from_arrays_names(names, targets, message) -> None:
+    from kandisc.io.data import table_from_arrays
+
+    X, Y = np.random.default_rng(0).normal(size=(12, 2)), np.arange(12.0)
+    with pytest.raises(DataError) as info:
+        table_from_arrays(X, Y, names, targets)
+    assert message in str(info.value)

@@ -22,6 +22,7 @@ LAYERS = [
     {"kandisc.fitting"},
     {"kandisc.explain", "kandisc.predict", "kandisc.compile", "kandisc.dimensions", "kandisc.hypothesis"},
     {"kandisc.api"},
+    {"kandisc.estimator", "kandisc.estimator_state"},
     {"kandisc.batch", "kandisc.cli_errors"},
     {"kandisc.cli", "kandisc.__main__"},
 ]
@@ -66,8 +67,21 @@ def _unit(module: str) -> str:
     return top if (ROOT / parts[1]).is_dir() else module
 
 
+# The package's lazy public names: ``from kandisc import KANRegressor`` runs the module
+# ``__getattr__`` of kandisc/__init__.py, on first use only; nothing inside kandisc imports them so.
+LAZY_EXPORTS = {("kandisc", "kandisc.estimator")}
+
+
 def _edges() -> list[tuple[str, str]]:
-    return [(a, b) for a, targets in GRAPH.items() for b in sorted(targets) if (a, b) not in EXCEPTIONS]
+    allowed = EXCEPTIONS | LAZY_EXPORTS
+    return [(a, b) for a, targets in GRAPH.items() for b in sorted(targets) if (a, b) not in allowed]
+
+
+def test_lazy_exports_are_what_the_package_offers():
+    import kandisc
+
+    assert {b for a, b in LAZY_EXPORTS if a == "kandisc"} == GRAPH["kandisc"]
+    assert kandisc.KANRegressor.__module__ == "kandisc.estimator"
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:

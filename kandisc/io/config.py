@@ -9,8 +9,9 @@ and doc) live in :mod:`kandisc.io.config_schema`; they are re-exported here, so
 
 from __future__ import annotations
 
+import copy
 import difflib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -282,11 +283,20 @@ def _apply_override(raw: dict[str, Any], text: str) -> tuple[tuple, str]:
     return tuple(path), text
 
 
-def load_config(path: Path | str | None = None, overrides: Sequence[str] = ()) -> KandiscConfig:
-    """Defaults < YAML file < `--set` overrides, validated; raises ConfigError (one line) on any problem."""
+def load_config(
+    path: Path | str | Mapping[str, Any] | KandiscConfig | None = None, overrides: Sequence[str] = ()
+) -> KandiscConfig:
+    """Defaults < YAML file < `--set` overrides, validated; raises ConfigError (one line) on any problem.
+
+    ``path`` may also be a mapping (the YAML file's content, from Python) or a ``KandiscConfig``.
+    """
     raw = KandiscConfig().model_dump()
     source = "config"
-    if path is not None:
+    if isinstance(path, KandiscConfig):
+        raw = path.model_dump()
+    elif isinstance(path, Mapping):
+        _merge(raw, copy.deepcopy(dict(path)))  # deep: the caller's nested dicts stay as they were
+    elif path is not None:
         path = Path(path)
         _merge(raw, _read_yaml(path))
         source = str(path)

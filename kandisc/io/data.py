@@ -11,6 +11,7 @@ import csv
 import difflib
 import hashlib
 import io
+import keyword
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,7 +176,10 @@ def _not_finite(path: Path, values: np.ndarray, names: list[str]) -> str:
 def _check_rows(path: Path, X: np.ndarray, Y: np.ndarray, targets: list[str], n_dropped: int) -> None:
     if X.shape[0] < MIN_ROWS:
         dropped = f" ({n_dropped} rows with NaN/inf dropped)" if n_dropped else ""
-        raise DataError(f"{path}: only {X.shape[0]} usable rows{dropped}; need at least {MIN_ROWS} to fit and test")
+        raise DataError(
+            f"{path}: only {X.shape[0]} usable rows{dropped}; need at least {MIN_ROWS} to fit and test"
+            f" (n_samples={X.shape[0]})"
+        )
     for j, name in enumerate(targets):
         if np.ptp(Y[:, j]) == 0:
             raise DataError(
@@ -206,6 +210,62 @@ def load_table(
     X, Y = values[:, : len(inputs)].copy(), values[:, len(inputs) :].copy()
     _check_rows(path, X, Y, targets, n_dropped)
     return Table(inputs, targets, X, Y, n_dropped, sha, path)
+
+
+def _check_names(source: str, names: Sequence[str], what: str, count: int) -> list[str]:
+    names = [str(n) for n in names]
+    if len(names) != count:
+        raise DataError(f"{source}: {len(names)} {what} names for {count} columns; give one name per column")
+    for i, name in enumerate(names):
+        # Names become the symbols of formulas, so they must be names a formula can use.
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise DataError(
+                f"{source}: {what} name {name!r} (column {i + 1}) is not a valid identifier;"
+                " use letters, digits and _ (not starting with a digit)"
+            )
+    return names
+
+
+def table_from_arrays(
+    X,
+    Y,
+    input_names: Sequence[str],
+    target_names: Sequence[str],
+    dropna: bool = False,
+    source: str = "arrays",
+) -> Table:
+    """A Table from in-memory arrays (X: rows × inputs, Y: rows × targets), checked like a CSV.
+
+    Names must be identifiers and unique over inputs and targets; values must be numbers and, unless
+    ``dropna``, finite; at least ``MIN_ROWS`` rows must remain and no target may be constant. Each
+    failure is the same one-line ``DataError`` as for a CSV, with ``source`` in place of the path.
+    """
+    try:
+        X = np.array(X, dtype=np.float64, ndmin=2)
+        Y = np.array(Y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{source}: values must be numbers ({exc})") from None
+    Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+        raise DataError(f"{source}: X {X.shape} and y {Y.shape} must be 2-D (y may be 1-D) with equal rows")
+    inputs = _check_names(source, input_names, "input", X.shape[1])
+    targets = _check_names(source, target_names, "target", Y.shape[1])
+    used = inputs + targets
+    twice = next((n for i, n in enumerate(used) if n in used[:i]), None)
+    if twice is not None:
+        raise DataError(f"{source}: duplicate column name {twice!r}; rename one of them")
+    values = np.concatenate([X, Y], axis=1)
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all() and not dropna:
+        raise DataError(
+            _not_finite(source, values, used)
+            .replace(_ROWS, "counted from 1")
+            .replace("set data.dropna", "pass dropna=True")
+        )
+    digest = hashlib.sha256(repr(used).encode() + np.ascontiguousarray(values).tobytes()).hexdigest()
+    X, Y = X[finite], Y[finite]
+    _check_rows(source, X, Y, targets, int((~finite).sum()))
+    return Table(inputs, targets, X, Y, int((~finite).sum()), digest, Path(source))
 
 
 def split(table: Table | int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -130,5 +130,7 @@ def load_model(path: Path | str, device: str = "cpu") -> ModelBundle:
             extras=dict(payload.get("extras") or {}),
             tensors=dict(payload.get("tensors") or {}),
         )
+    except CheckpointError:
+        raise  # already says what is wrong (a KandiscError is a ValueError, caught next)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} is damaged: {type(err).__name__}: {str(err).splitlines()[0][:160]}") from None

@@ -1,4 +1,8 @@
-"""The figures of a fit run: network, loss, attribution, pred_vs_true (and pareto with formulas)."""
+"""The figures of a fit: network, loss, attribution, pred_vs_true (and pareto with formulas).
+
+``draw_figures`` draws them from plain results (a notebook shows them, nothing is written);
+``write_figures`` draws the same figures of a run and writes them into ``run/figures``.
+"""
 
 from __future__ import annotations
 
@@ -18,31 +22,42 @@ def _metrics_rows(run) -> list[dict]:
     return rows
 
 
-def write_figures(run, prep, state, scores, y_test, pred_test, sources=None) -> list[str]:
-    """Write every figure into ``run/figures``; returns the paths relative to the run directory."""
+def draw_figures(
+    bundle, x_model, scores, pruned_inputs, metrics, y_test, pred_test, sources=None, candidates=None
+) -> dict:
+    """Name -> matplotlib figure: network (on model-space rows ``x_model``), loss (from ``metrics``
+    rows, when any), attribution, pred_vs_true (when there are test rows), pareto (when formulas)."""
     from kandisc import plots
 
-    bundle, fmts = state.bundle, list(prep.cfg.output.formats)
-    folder = run.figures_dir
-    written = []
-    written += plots.plot_network(
-        bundle.model, state.data.x_train, scores, bundle.input_names, bundle.output_names, folder / "network", fmts
-    )
-    rows = _metrics_rows(run)
-    if rows:
-        written += plots.plot_loss(rows, folder / "loss", fmts)
-    written += plots.plot_attribution(
-        bundle.input_names + state.pruned_inputs,
-        scores.input_scores.tolist() + [0.0] * len(state.pruned_inputs),
-        folder / "attribution",
-        fmts,
-        pruned_inputs=state.pruned_inputs,
-    )
-    if len(y_test):
-        written += plots.plot_pred_vs_true(
-            y_test, pred_test, bundle.output_names, folder / "pred_vs_true", fmts, sources=sources
-        )
-    candidates = {t: f.get("candidates", []) for t, f in state.formulas.items() if f.get("candidates")}
+    pruned = list(pruned_inputs)
+    figures = {"network": plots.draw_network(bundle.model, x_model, scores, bundle.input_names, bundle.output_names)}
+    if len(metrics):
+        figures["loss"] = plots.draw_loss(metrics)
+    names, values = bundle.input_names + pruned, scores.input_scores.tolist() + [0.0] * len(pruned)
+    figures["attribution"] = plots.draw_attribution(names, values, pruned_inputs=pruned)
+    if y_test is not None and len(y_test):
+        figures["pred_vs_true"] = plots.draw_pred_vs_true(y_test, pred_test, bundle.output_names, sources)
     if candidates:
-        written += plots.plot_pareto(candidates, folder / "pareto", fmts)
+        figures["pareto"] = plots.draw_pareto(candidates)
+    return figures
+
+
+def write_figures(run, prep, state, scores, y_test, pred_test, sources=None) -> list[str]:
+    """Write every figure into ``run/figures``; returns the paths relative to the run directory."""
+    from kandisc.plots import save_figure
+
+    candidates = {t: f.get("candidates", []) for t, f in state.formulas.items() if f.get("candidates")}
+    figures = draw_figures(
+        state.bundle,
+        state.data.x_train,
+        scores,
+        state.pruned_inputs,
+        _metrics_rows(run),
+        y_test,
+        pred_test,
+        sources,
+        candidates,
+    )
+    folder, fmts = run.figures_dir, list(prep.cfg.output.formats)
+    written = [path for name, fig in figures.items() for path in save_figure(fig, folder / name, fmts)]
     return [str(Path(p).relative_to(run.path)) for p in written]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from kandisc import metrics
-from kandisc.attribution import attribute
+from kandisc.attribution import Attribution, attribute
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.model_file import save_model
 
@@ -51,7 +52,21 @@ def attribution_tables(bundle, scores) -> dict:
     }
 
 
-def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
+class Finished(NamedTuple):
+    """What the end of a fit computes before anything is written (see :func:`summarize_fit`)."""
+
+    summary: dict
+    scores: Attribution
+    tables: dict
+    pred_test: np.ndarray  # the network's predictions on the test rows, in target units
+
+
+def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
+    """Metrics, attribution and the summary of a finished fit, and the bundle's extras; no I/O.
+
+    The in-memory fit (:mod:`kandisc.fitting`, the notebook estimator) stops here; ``finalize_run``
+    writes the results of the same computation into the run directory.
+    """
     bundle, data = state.bundle, state.data
     y_raw = prep.table.Y
     pred_train = _predict_rows(bundle, data.x_train)
@@ -76,10 +91,7 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
         }
     )
     bundle.tensors["reference_x"] = torch.as_tensor(x_raw_train[:REFERENCE_ROWS])
-    save_model(bundle, run.model_path)
-    run.write_json("attribution.json", tables)
     formulas = {t: (state.formulas.get(t, {}).get("best") or {}).get("sympy") for t in bundle.output_names}
-    write_formula_files(run, state)
     summary = {
         "status": "completed",
         "inputs": list(prep.table.input_names),
@@ -101,6 +113,16 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
         "warnings": [r.message for r in state.reports if r.message],
         "wall_seconds": None,
     }
+    return Finished(summary, scores, tables, pred_test)
+
+
+def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
+    """Write model.pt, attribution.json, formulas, figures, summary.json and report.md of a fit."""
+    summary, scores, tables, pred_test = summarize_fit(prep, state, test_idx, train_idx)
+    bundle, y_raw = state.bundle, prep.table.Y
+    save_model(bundle, run.model_path)
+    run.write_json("attribution.json", tables)
+    write_formula_files(run, state)
     if prep.cfg.output.figures:
         from kandisc.pipeline.figures import write_figures
 

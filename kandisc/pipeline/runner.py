@@ -48,10 +48,25 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
+def prepare(data: Path, config, overrides: list[str]) -> Prepared:
+    """Validate a CSV run; ``config``: a YAML path, a mapping, a ``KandiscConfig`` or None."""
     cfg = load_config(config, overrides)
     register_definitions(cfg.functions)
-    table = load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna)
+    return _prepare(cfg, load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna))
+
+
+def prepare_table(table: Table, config=None, overrides: list[str] = ()) -> Prepared:
+    """Validate a run on an in-memory table (``io.data.table_from_arrays``), as ``prepare`` does a CSV.
+
+    The table has chosen its inputs and targets already: ``data.inputs`` / ``data.targets`` of the
+    config are not used.
+    """
+    cfg = load_config(config, list(overrides))
+    register_definitions(cfg.functions)
+    return _prepare(cfg, table)
+
+
+def _prepare(cfg: KandiscConfig, table: Table) -> Prepared:
     x_all, model_inputs, aux_exprs = with_auxiliary(table, dict(cfg.auxiliary))
     width = resolve_width(cfg.model, model_inputs, table.target_names)
     if cfg.prior.active:

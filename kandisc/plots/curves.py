@@ -1,7 +1,8 @@
 """Chart-style figures of a run: loss curve, input attribution, predicted vs true, Pareto front.
 
 Each function takes plain data (lists, arrays, tensors, data frames) rather than run files, so it
-serves ``fit``, ``explain`` and notebooks alike, and returns the paths it wrote.
+serves ``fit``, ``explain`` and notebooks alike. ``draw_*`` returns the figure (a notebook shows it);
+``plot_*`` draws and writes it, and returns the paths it wrote.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kandisc.metrics import r2_score
 from kandisc.metrics import rmse as rmse_of
 from kandisc.plots.style import new_figure, save_figure, style, text_width
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TRAIN, TEST, BEST, GREY = "#1f5fa8", "#d1495b", "#d1495b", "#a8a8a8"
 
@@ -62,6 +67,11 @@ def global_steps(steps: np.ndarray, stages: Sequence[str]) -> tuple[np.ndarray, 
 
 
 def plot_loss(metrics, path_stem: Path | str, formats: Sequence[str] = ("png",)) -> list[Path]:
+    """:func:`draw_loss`, written as ``path_stem.<fmt>``."""
+    return save_figure(draw_loss(metrics), path_stem, formats)
+
+
+def draw_loss(metrics) -> Figure:
     """Train and test loss against the global step (log y), with the stage boundaries marked.
 
     ``metrics``: list of dicts or a data frame with columns step, stage, train_loss (test_loss
@@ -85,7 +95,7 @@ def plot_loss(metrics, path_stem: Path | str, formats: Sequence[str] = ("png",))
         ax.set_ylabel("loss")
         _mark_stages(ax, x, runs)
         ax.legend(loc="best", frameon=False)
-        return save_figure(fig, path_stem, formats)
+        return fig
 
 
 def _mark_stages(ax, x: np.ndarray, runs: list[tuple[int, str]]) -> None:
@@ -118,6 +128,11 @@ def plot_attribution(
     formats: Sequence[str] = ("png",),
     pruned_inputs: Sequence = (),
 ) -> list[Path]:
+    """:func:`draw_attribution`, written as ``path_stem.<fmt>``."""
+    return save_figure(draw_attribution(input_names, scores, pruned_inputs), path_stem, formats)
+
+
+def draw_attribution(input_names: Sequence[str], scores, pruned_inputs: Sequence = ()) -> Figure:
     """Input importances as horizontal bars, highest on top; pruned inputs grey and marked.
 
     ``pruned_inputs`` holds names (or indices) of inputs the prune stage removed.
@@ -149,7 +164,7 @@ def plot_attribution(
             ax.text(v + top * 0.01, yy, f"{v:.3g}", va="center", fontsize=min(fontsize, 7.5), color="0.25")
         ax.set_xlabel("attribution score")
         ax.set_title("Input importance")
-        return save_figure(fig, path_stem, formats)
+        return fig
 
 
 # ----- predicted vs true -----------------------------------------------------------------------
@@ -167,6 +182,11 @@ def plot_pred_vs_true(
     formats: Sequence[str] = ("png",),
     sources: Sequence[str] | None = None,
 ) -> list[Path]:
+    """:func:`draw_pred_vs_true`, written as ``path_stem.<fmt>``."""
+    return save_figure(draw_pred_vs_true(y_true, y_pred, target_names, sources), path_stem, formats)
+
+
+def draw_pred_vs_true(y_true, y_pred, target_names: Sequence[str], sources: Sequence[str] | None = None) -> Figure:
     """One panel per target: predictions against truth with the y = x line, R² and RMSE.
 
     ``sources`` names what predicted each target (e.g. "formula" or "network"), shown in the title.
@@ -188,7 +208,7 @@ def plot_pred_vs_true(
             _pred_panel(axes[k], t_all[ok, k], p_all[ok, k], title)
         for ax in axes[len(names) :]:
             ax.set_visible(False)
-        return save_figure(fig, path_stem, formats)
+        return fig
 
 
 def _pred_panel(ax, t: np.ndarray, p: np.ndarray, name: str) -> None:
@@ -235,6 +255,11 @@ def short_formula(expr: str, limit: int = 32) -> str | None:
 def plot_pareto(
     candidates: Mapping[str, Sequence[Mapping]], path_stem: Path | str, formats: Sequence[str] = ("png",)
 ) -> list[Path]:
+    """:func:`draw_pareto`, written as ``path_stem.<fmt>``."""
+    return save_figure(draw_pareto(candidates), path_stem, formats)
+
+
+def draw_pareto(candidates: Mapping[str, Sequence[Mapping]]) -> Figure:
     """Per target: test RMSE (log) against complexity of the candidate formulas, best one highlighted.
 
     ``candidates``: target -> list of dicts with complexity, test_rmse, sympy, is_best.
@@ -251,7 +276,7 @@ def plot_pareto(
             _pareto_panel(ax, target, candidates[target])
         for ax in axes[len(targets) :]:
             ax.set_visible(False)
-        return save_figure(fig, path_stem, formats)
+        return fig
 
 
 def _pareto_points(cands: Sequence[Mapping]):

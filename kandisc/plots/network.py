@@ -23,6 +23,7 @@ from kandisc.plots.style import MIN_FONT, fit_fontsize, new_figure, save_figure,
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
 
     from kandisc.model import MultKAN
 
@@ -324,12 +325,24 @@ def plot_network(
     formats: Sequence[str] = ("png",),
     beta: float = 3.0,
 ) -> list[Path]:
+    """:func:`draw_network`, written as ``path_stem.<fmt>``; returns the written paths."""
+    return save_figure(draw_network(model, x_ref, attribution, input_names, output_names, beta), path_stem, formats)
+
+
+def draw_network(
+    model: MultKAN,
+    x_ref: torch.Tensor,
+    attribution=None,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    beta: float = 3.0,
+) -> Figure:
     """Draw ``model`` with each edge's curve over the range of its input on ``x_ref``.
 
     ``attribution`` (an :class:`kandisc.attribution.Attribution` or ``None``) sets edge and node
     opacity to ``tanh(beta·score)`` (at least 0.05); without it everything is opaque. Numeric
     edges are black, symbolic ones red with their function's name, removed ones grey and dotted.
-    Sum nodes are dots, multiplication nodes squares with ×. Returns the written paths.
+    Sum nodes are dots, multiplication nodes squares with ×. Returns the figure.
     """
     from kandisc.model.functions import FUNCTION_NAMES
 
@@ -358,4 +371,4 @@ def plot_network(
         _draw_nodes(ax, model, lay, node_alpha)
         _draw_labels(ax, lay.inputs, lay.nodes[0], below=True)
         _draw_labels(ax, lay.outputs, lay.nodes[-1], below=False)
-        return save_figure(fig, path_stem, formats)
+        return fig
