@@ -8,6 +8,7 @@ any failed or was interrupted, 3 while some are pending or running.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -204,9 +205,11 @@ def slurm_cmd(
 ) -> None:
     """Write BATCH_DIR/submit.sbatch (a job array over the manifest); --submit also submits it."""
     from kandisc.batch.manifest import manifest_path, read_manifest
-    from kandisc.batch.slurm import SlurmOptions, write_script
+    from kandisc.batch.slurm import SlurmOptions, SubmitError, write_script
     from kandisc.batch.slurm import submit as sbatch_submit
 
+    if submit and shutil.which("sbatch") is None:  # before writing anything: a failure leaves no script
+        raise SubmitError("sbatch not found on PATH; run without --submit to write submit.sbatch, then submit it there")
     path = manifest_path(manifest)
     rows = read_manifest(path)
     opts = SlurmOptions(
