@@ -52,11 +52,13 @@ __all__ = [
     "Stage",
     "StageItem",
     "SymbolicStage",
+    "check_size",
     "config_to_yaml",
     "format_errors",
     "load_config",
     "resolve_width",
     "schema_rows",
+    "training_memory",
     "validate_config",
 ]
 
@@ -179,6 +181,13 @@ def _one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
+def _unreadable_yaml(exc: BaseException) -> str:
+    """What PyYAML could parse but Python cannot hold: thousands of nested levels, giant integers."""
+    if isinstance(exc, RecursionError | MemoryError):
+        return "YAML nested too deeply to read; a config is a few levels of mappings and lists"
+    return f"YAML value cannot be read ({_one_line(exc)[:120]}); numbers must fit in a float64"
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{path}: config file not found; check the path given to --config")
@@ -195,6 +204,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: YAML syntax error{where}: {_one_line(exc.problem)}; fix it there") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: YAML syntax error: {_one_line(exc)}") from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise ConfigError(f"{path}: {_unreadable_yaml(exc)}") from None
     if data is None:
         return {}  # an empty file means "all defaults"
     if not isinstance(data, dict):
@@ -251,6 +262,8 @@ def _apply_override(raw: dict[str, Any], text: str) -> tuple[tuple, str]:
     except yaml.YAMLError as exc:
         problem = _one_line(getattr(exc, "problem", exc))
         raise ConfigError(f"--set {text}: the value is not valid YAML ({problem}); quote it or fix brackets") from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise ConfigError(f"--set {_show(text)}: {_unreadable_yaml(exc)}") from None
     node: Any = raw
     path: list[Any] = []
     for i, part in enumerate(parts):
@@ -376,4 +389,62 @@ def resolve_width(model: ModelConfig, inputs: Sequence[str], targets: Sequence[s
             f" ({', '.join(targets)});"
             f" set model.width[-1] to {len(targets)} or model.width to null"
         )
+    _layer_sizes(model.width, model.mult_arity)
     return list(model.width)
+
+
+def _layer_sizes(width: Sequence[int | list[int]], mult_arity: int | list[list[int]]) -> list[tuple[int, int]]:
+    """(nodes, subnodes) of every node layer; refuses a per-layer ``mult_arity`` that does not fit ``width``."""
+    from kandisc.model.spec import normalize_arity, normalize_width
+
+    pairs = normalize_width(list(width))
+    try:
+        arities = normalize_arity(mult_arity, pairs)
+    except ValueError as err:
+        n_mult = [n for _, n in pairs]
+        raise ConfigError(
+            f"model.mult_arity: {err}; model.width {_flow(list(width))} has {n_mult} mult nodes per layer,"
+            " give one list per layer with one arity per mult node (e.g. [[], [2], []]) or a single int"
+        ) from None
+    return [(s + m, s + sum(a)) for (s, m), a in zip(pairs, arities, strict=True)]
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory free for a new process (MemAvailable), or None where it cannot be told."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def training_memory(cfg: KandiscConfig, width: Sequence[int | list[int]], n_rows: int) -> int:
+    """Rough bytes a fit of this shape needs: coefficients with optimiser state, and per-row tensors.
+
+    Per row: each layer's B-spline features (in x (G+k+2)) and the per-edge activations with their
+    gradients (in x out x 2); the largest grid of the run counts (refine stages included).
+    """
+    grid = max([cfg.model.grid, *(item.grid for item in cfg.pipeline if item.stage == "refine")])
+    try:
+        sizes = _layer_sizes(width, cfg.model.mult_arity)
+    except ConfigError:  # a prior's compiled shape: its mult nodes are binary
+        sizes = _layer_sizes(width, 2)
+    edges = sum(n_in * sub_out for (n_in, _), (_, sub_out) in zip(sizes, sizes[1:], strict=False))
+    features = sum(n_in for n_in, _ in sizes[:-1]) * (grid + cfg.model.k + 2)
+    itemsize = 8 if cfg.model.dtype == "float64" else 4
+    coefficients = edges * (grid + cfg.model.k + 1)
+    return itemsize * (coefficients * 30 + n_rows * (features + 2 * edges) * 3)
+
+
+def check_size(cfg: KandiscConfig, width: Sequence[int | list[int]], n_rows: int, available: int | None = None) -> None:
+    """Refuse, before any run directory exists, a model that cannot train in this machine's memory."""
+    need = training_memory(cfg, width, n_rows)
+    free = _available_memory() if available is None else available
+    if free is not None and need > free:
+        raise ConfigError(
+            f"model.width {_flow(list(width))} with grid {cfg.model.grid} on {n_rows} rows needs about "
+            f"{need / 2**30:.1f} GiB of memory to train, more than the {free / 2**30:.1f} GiB free here;"
+            " use fewer nodes, a smaller grid or fewer rows"
+        )

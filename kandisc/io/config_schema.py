@@ -51,9 +51,17 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-# Lax numbers (PyYAML reads `1e-3` as a string; pydantic turns it into 0.001) but never booleans.
+# Lax numbers (PyYAML reads `1e-3` as a string; pydantic turns it into 0.001) but never booleans,
+# and never inf/nan: no setting means anything at infinity, and inf/nan broke the numerics downstream.
 Int = Annotated[int, BeforeValidator(_no_bool)]
-Float = Annotated[float, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
+# Sizes beyond these are typos (grid: 10**12) or cannot train on any machine kandisc runs on; the
+# memory a model needs for its data is checked later, against the machine (io.config.check_size).
+MAX_GRID = 1000
+MAX_NODES = 1000  # per layer (sum and mult nodes together)
+MAX_ARITY = 32
+MAX_SEED = 2**32 - 1  # what numpy's legacy RandomState and scikit-learn accept too
+MAX_MAGNITUDE = 1e100  # |values| beyond this overflow float64 when squared (least squares, variances)
 Bool = Annotated[bool, Field(strict=True)]
 
 
@@ -91,7 +99,10 @@ class DataConfig(_Model):
     @field_validator("inputs", "targets", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
-        if isinstance(value, str | int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
+            shown = _show(value)
+            raise ValueError(f"expected a list of column names (got {shown}); a column named {shown} is ['{shown}']")
+        if isinstance(value, str):
             value = [value]  # a single column name is the common case for targets
         if isinstance(value, list):
             value = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
@@ -124,19 +135,27 @@ def _check_width(value: Any) -> Any:
             raise ValueError(
                 f"entry {i} must be an int >= 1 or [n_sum, n_mult] with both >= 0 and a sum >= 1 (got {_show(entry)})"
             )
+        if sum(ints) > MAX_NODES:
+            raise ValueError(
+                f"entry {i} has {sum(ints)} nodes; at most {MAX_NODES} per layer (KANs for discovery are narrow:"
+                " tens of nodes)"
+            )
         out.append(ints if pair else entry)
     return out
 
 
 def _check_arity(value: Any) -> Any:
     def is_arity(n: Any) -> bool:
-        return isinstance(n, int) and not isinstance(n, bool) and n >= 2
+        return isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_ARITY
 
     layers_ok = isinstance(value, list) and all(
         isinstance(layer, list) and all(is_arity(n) for n in layer) for layer in value
     )
     if not (is_arity(value) or layers_ok):
-        raise ValueError(f"expected an int >= 2 or a list (per layer) of lists of ints >= 2 (got {_show(value)})")
+        raise ValueError(
+            f"expected an int >= 2 (at most {MAX_ARITY}) or a list (per layer) of lists of such ints"
+            f" (got {_show(value)})"
+        )
     return value
 
 
@@ -177,7 +196,7 @@ class ModelConfig(_Model):
         "layer widths, e.g. [2, 5, 1] or [2, [3, 2], 1] ([n_sum, n_mult]); null = [n_inputs, 5, n_targets]",
         json_schema_extra={"type": "list of int or [n_sum, n_mult], or null"},
     )
-    grid: Int = _f(5, "number of B-spline grid intervals per edge", ge=1)
+    grid: Int = _f(5, "number of B-spline grid intervals per edge", ge=1, le=MAX_GRID)
     k: Int = _f(3, "B-spline order", ge=1, le=5)
     mult_arity: Annotated[int | list[list[int]], BeforeValidator(_check_arity)] = _f(
         2,
@@ -189,7 +208,7 @@ class ModelConfig(_Model):
     )
     grid_eps: Float = _f(0.02, "0 = grid from data quantiles, 1 = uniform grid", ge=0, le=1)
     grid_range: list[Float] = _f([-1.0, 1.0], "initial grid range [low, high]")
-    noise_scale: Float = _f(0.3, "scale of the random initial spline coefficients", ge=0)
+    noise_scale: Float = _f(0.3, "scale of the random initial spline coefficients", ge=0, le=1e6)
     dtype: Annotated[Literal["float64", "float32"], BeforeValidator(_lower)] = _f(
         "float64", "floating-point precision (float64 keeps formula constants exact)"
     )
@@ -199,6 +218,8 @@ class ModelConfig(_Model):
     def _range(cls, value: list[float]) -> list[float]:
         if len(value) != 2 or not value[0] < value[1]:
             raise ValueError(f"expected two numbers [low, high] with low < high (got {_show(value)})")
+        if max(abs(value[0]), abs(value[1])) > MAX_MAGNITUDE:
+            raise ValueError(f"expected numbers within ±{MAX_MAGNITUDE:g} (got {_show(value)}); rescale the data")
         return value
 
 
@@ -269,7 +290,7 @@ class RefineStage(_Stage):
     """Move the splines onto a finer grid (then fit again)."""
 
     stage: Literal["refine"] = "refine"
-    grid: Int = _f(..., "new number of grid intervals (required)", ge=1, examples=[10])
+    grid: Int = _f(..., "new number of grid intervals (required)", ge=1, le=MAX_GRID, examples=[10])
 
 
 class SymbolicStage(_Stage):
@@ -336,11 +357,17 @@ class OutputConfig(_Model):
     log_every: Int = _f(10, "plain progress line every N steps when stderr is not a terminal", ge=1)
     checkpoints: Bool = _f(False, "keep a model file after every stage (checkpoints/NN_stage.pt)")
 
+    @model_validator(mode="after")
+    def _some_format(self) -> OutputConfig:
+        if self.figures and not self.formats:
+            raise ValueError("output.formats is empty; list png, pdf and/or svg, or set output.figures: false")
+        return self
+
 
 class KandiscConfig(_Model):
     """Everything a `kandisc fit` run needs besides the data file."""
 
-    seed: Int = _f(0, "random seed for the split, the initial model and training", ge=0)
+    seed: Int = _f(0, "random seed for the split, the initial model and training", ge=0, le=MAX_SEED)
     device: Annotated[Literal["cpu", "cuda", "auto"], BeforeValidator(_lower)] = _f(
         "cpu", "torch device; auto = cuda when available"
     )

@@ -17,7 +17,7 @@ import torch
 
 from kandisc import __version__
 from kandisc.errors import ConfigError
-from kandisc.io.config import KandiscConfig, config_to_yaml, load_config, resolve_width
+from kandisc.io.config import KandiscConfig, check_size, config_to_yaml, load_config, resolve_width
 from kandisc.io.data import Standardizer, Table, load_table, split
 from kandisc.io.model_file import ModelBundle, save_model
 from kandisc.io.rundir import RunDir, default_run_dir
@@ -81,6 +81,7 @@ def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
                 "and modules (use prior.extra_width / prior.extra_depth for more capacity)"
             )
         width = prior_model(cfg, model_inputs, table.target_names, None).spec.display_width()
+    check_size(cfg, width, table.n_rows)
     _check_symbolic_libraries(cfg)
     masks = None
     if cfg.modules:
