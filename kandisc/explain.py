@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from kandisc.attribution import attribute
-from kandisc.errors import DataError
-from kandisc.io.atomic import atomic_write_text
+from kandisc.errors import DataError, RunDirError
+from kandisc.io.atomic import atomic_write_text, write_error
 from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.io.rundir import to_jsonable
 
@@ -45,6 +45,9 @@ def reference_rows(bundle: ModelBundle, data: Path | None) -> tuple[torch.Tensor
 def explain(
     model_path: Path, data: Path | None = None, out: Path | None = None, formats=("png",), figures: bool = True
 ) -> ExplainResult:
+    out_dir = Path(out) if out else Path(model_path).parent / "explain"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"{out_dir} is a file, not a folder; give --out a folder for explain.json and figures")
     bundle = load_model(model_path)
     x_raw, source = reference_rows(bundle, data)
     x = bundle.to_model_space(x_raw.to(bundle.model.dtype))
@@ -59,7 +62,7 @@ def explain(
         shape_initial=extras.get("shape_initial"),
         shape_final=bundle.model.spec.display_width(),
         formulas=dict(extras.get("formulas") or {}),
-        out_dir=Path(out) if out else Path(model_path).parent / "explain",
+        out_dir=out_dir,
         data_source=source,
     )
     report = {
@@ -71,7 +74,10 @@ def explain(
         "data": source,
         "symbolic_edges": bundle.model.symbolic_edges(),
     }
-    result.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        result.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(result.out_dir, exc) from None
     atomic_write_text(result.out_dir / "explain.json", json.dumps(to_jsonable(report), indent=2))
     result.files.append(result.out_dir / "explain.json")
     if figures:
