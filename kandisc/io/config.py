@@ -438,8 +438,35 @@ def training_memory(cfg: KandiscConfig, width: Sequence[int | list[int]], n_rows
     return itemsize * (coefficients * 30 + n_rows * (features + 2 * edges) * 3)
 
 
+def _check_lm_size(cfg: KandiscConfig, width: Sequence[int | list[int]]) -> None:
+    """``opt: lm`` on a network too big for it fails here, not after the stages before it ran.
+
+    Up to the first prune the shape is known: each edge trains G+k coefficients and two scales.
+    """
+    from kandisc.lm import MAX_PARAMETERS
+
+    try:
+        sizes = _layer_sizes(width, cfg.model.mult_arity)
+    except ConfigError:
+        sizes = _layer_sizes(width, 2)
+    edges = sum(n_in * sub_out for (n_in, _), (_, sub_out) in zip(sizes, sizes[1:], strict=False))
+    grid = cfg.model.grid
+    for index, item in enumerate(cfg.pipeline):
+        if item.stage == "prune":
+            return
+        if item.stage == "refine":
+            grid = item.grid
+        if item.stage == "fit" and item.opt == "lm" and edges * (grid + cfg.model.k + 2) > MAX_PARAMETERS:
+            raise ConfigError(
+                f"pipeline[{index}].fit: opt lm is for models of at most {MAX_PARAMETERS} trainable parameters;"
+                f" this one has at least {edges * (grid + cfg.model.k + 2)} ({edges} edges, grid {grid});"
+                " use opt: lbfgs, or a smaller width or grid"
+            )
+
+
 def check_size(cfg: KandiscConfig, width: Sequence[int | list[int]], n_rows: int, available: int | None = None) -> None:
-    """Refuse, before any run directory exists, a model that cannot train in this machine's memory."""
+    """Refuse, before any run directory exists, a model too big for this machine's memory or for opt lm."""
+    _check_lm_size(cfg, width)
     need = training_memory(cfg, width, n_rows)
     free = _available_memory() if available is None else available
     if free is not None and need > free:

@@ -81,6 +81,10 @@ def prepare(data: Path, config: Path | None, overrides: list[str]) -> Prepared:
                 "and modules (use prior.extra_width / prior.extra_depth for more capacity)"
             )
         width = prior_model(cfg, model_inputs, table.target_names, None).spec.display_width()
+        if cfg.prior.formula is not None:
+            from kandisc.knowledge.prior import check_prior_on_rows
+
+            check_prior_on_rows(cfg.prior.formula, model_inputs, x_all)
     check_size(cfg, width, table.n_rows)
     _check_symbolic_libraries(cfg)
     masks = None
