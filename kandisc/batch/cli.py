@@ -2,7 +2,8 @@
 
 Exit codes: 2 for a user error (bad spec, manifest or option; one line on stderr); 130 after Ctrl-C,
 143 after SIGTERM, 129 after SIGHUP (runs are marked ``interrupted``; the same command resumes).
-``run-one`` and ``run`` exit 1 when a fit failed. ``status`` exits 0 when every run completed, 1 when
+``run-one`` and ``run`` exit 1 when a fit failed (``run-one`` exits 2 when its row's data, config or
+overrides are refused before the fit starts). ``status`` exits 0 when every run completed, 1 when
 any failed or was interrupted, 3 while some are pending or running.
 """
 
@@ -88,6 +89,8 @@ def run_one_cmd(
         mark_reported()
         print(f"{index:04d} {describe(err)} {rows[index].run_dir}", file=sys.stderr)
         raise typer.Exit(exit_code(err)) from None
+    if outcome.invalid:
+        raise ConfigError(f"row {index}: {outcome.error}")
     label = "skipped (completed)" if outcome.status == "skipped" else outcome.status
     print(f"{index:04d} {label} {outcome.run_dir}")
     if outcome.status not in ("completed", "skipped"):

@@ -90,8 +90,12 @@ class SweepSpec(BaseModel):
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` atomically (temp file + rename), creating the folder first."""
     from kandisc.io.atomic import atomic_write_text as write
+    from kandisc.io.atomic import write_error
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     write(path, text)
 
 
@@ -152,6 +156,20 @@ def _pydantic_message(err: ValidationError, fields: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
+def _read_text(path: Path, what: str, expected: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: the {what} is not UTF-8 text (bad byte at offset {exc.start}); save it as {expected}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror}); check the path and permissions") from None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 # --------------------------------------------------------------------------- sweep spec
 
 
@@ -159,10 +177,13 @@ def load_spec(path: Path) -> SweepSpec:
     """Read and validate a sweep spec; every problem becomes one ConfigError line."""
     if not path.is_file():
         raise ConfigError(f"sweep spec not found: {path}")
+    text = _read_text(path, "sweep spec", "a UTF-8 YAML file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ConfigError(f"{path}: YAML nested too deeply or a number too large to read; simplify the spec") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep spec must be a mapping with at least a 'data:' key")
     try:
@@ -308,14 +329,23 @@ def manifest_path(path: Path) -> Path:
 def read_manifest(path: Path) -> list[Row]:
     """Read and check a manifest: indices 0..N-1 in order, known columns, parseable cells."""
     path = manifest_path(path)
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
+    text = _read_text(path, "manifest", "UTF-8 CSV (kandisc batch plan writes one)")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         header = [h.strip() for h in reader.fieldnames or []]
         _check_header(path, header)
-        records = [{k.strip(): (v or "").strip() for k, v in rec.items() if k} for rec in reader]
+        records = [{k.strip(): _cell(v) for k, v in rec.items() if k} for rec in reader]
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: malformed CSV ({exc}); re-create it with kandisc batch plan") from None
     if not records:
         raise ConfigError(f"{path}: the manifest has no rows")
     return [_parse_row(path, line, rec) for line, rec in enumerate(records)]
+
+
+def _cell(value: str | list | None) -> str:
+    if isinstance(value, list):  # csv puts the extra cells of a long row into a list
+        raise csv.Error("a row has more cells than the header")
+    return (value or "").strip()
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -332,6 +362,9 @@ def _check_header(path: Path, header: list[str]) -> None:
 def _parse_row(path: Path, position: int, rec: dict[str, str]) -> Row:
     where = f"{path}: row {position + 1}"
     base = path.parent
+    for column, text in rec.items():
+        if _CONTROL.search(text):
+            raise ConfigError(f"{where}: column {column} holds a control character (NUL, newline, ...); remove it")
     try:
         index = int(rec["index"])
         seed = int(rec["seed"]) if rec.get("seed") else None
