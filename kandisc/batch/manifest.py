@@ -254,6 +254,7 @@ def plan_batch(spec_path: Path, out: Path | None = None) -> Plan:
         cfg = _spec_error(spec_path, _resolve_combo, base_config, overrides, dict(combo))
         resolved.append((overrides, cfg))
 
+    _check_against_data(spec_path, data_files, combos, resolved)
     rows, configs = [], []
     for data in data_files:
         for combo, (overrides, cfg) in zip(combos, resolved, strict=True):
@@ -272,6 +273,37 @@ def plan_batch(spec_path: Path, out: Path | None = None) -> Plan:
                 )
                 configs.append(_config_yaml(cfg, seed))
     return Plan(batch_dir, rows, configs, spec_path.read_text(encoding="utf-8"))
+
+
+def _check_against_data(spec_path: Path, data_files: list[Path], combos: list, resolved: list) -> None:
+    """Every sweep point against every data file's header: the columns a config names must be there.
+
+    A config naming a column (or an auxiliary feature using one) that a data file lacks would
+    otherwise plan fine and fail row by row later. The rows themselves are checked by each fit.
+    """
+    from kandisc.errors import KandiscError
+    from kandisc.io.data import check_columns
+    from kandisc.knowledge.formula import parse_formula
+
+    seen: set = set()
+    for data in data_files:
+        for combo, (_, cfg) in zip(combos, resolved, strict=True):
+            d = cfg.data
+            key = (data, tuple(d.inputs or ()), tuple(d.targets or ()), tuple(cfg.auxiliary.items()))
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                known, _ = check_columns(data, d.inputs, d.targets)
+                for name, text in cfg.auxiliary.items():
+                    try:
+                        parse_formula(text, known)
+                    except KandiscError as exc:
+                        raise ConfigError(f"auxiliary.{name}: {exc}") from None
+                    known = [*known, name]
+            except KandiscError as exc:
+                where = f" with sweep point {json.dumps(dict(combo))}" if combo else ""
+                raise ConfigError(f"{spec_path}: data {data}{where}: {exc}") from None
 
 
 def _spec_error(spec_path: Path, fn, *args):

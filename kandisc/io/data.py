@@ -208,6 +208,15 @@ def _check_rows(path: Path, X: np.ndarray, Y: np.ndarray, targets: list[str], n_
             )
 
 
+def check_columns(
+    path: Path | str, inputs: Sequence[str] | None = None, targets: Sequence[str] | str | None = None
+) -> tuple[list[str], list[str]]:
+    """The input and target columns a config picks from a CSV's header (for planning, without the rows)."""
+    path = Path(path)
+    text, _ = _read_text(path)
+    return _columns(path, _header(path, text), inputs, targets)
+
+
 def load_table(
     path: Path | str,
     inputs: Sequence[str] | None = None,
