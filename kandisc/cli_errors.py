@@ -62,6 +62,7 @@ class OneLineErrors(TyperGroup):
                 if isinstance(err, _click_errors.NoSuchOption):
                     where += " (a value that starts with '-' goes after '--', e.g. kandisc compile -- '-x*y')"
                 message = _one_line(err.format_message()).rstrip(".")
+                message = message if len(message) <= 300 else message[:297] + "..."  # a 10000-character token
                 print(f"error: {message}{where}", file=sys.stderr)
                 sys.exit(err.exit_code)
             except typer.Abort:

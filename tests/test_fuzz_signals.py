@@ -35,15 +35,6 @@ output: {figures: false}
 """
 
 
-@pytest.fixture
-def data_csv(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    x, y = rng.uniform(-1, 1, 100), rng.uniform(-1, 1, 100)
-    path = tmp_path / "data.csv"
-    pd.DataFrame({"x": x, "y": y, "f": x * y + np.sin(y)}).to_csv(path, index=False)
-    return path
-
-
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does to a script's background job
 
@@ -95,12 +86,6 @@ def _metrics_rows(run: Path, stage: str = "") -> int:
         return 0
 
 
-def _fit(tmp_path: Path, data: Path, config: str, ignore_sigint: bool) -> tuple[subprocess.Popen, Path]:
-    (tmp_path / "c.yaml").write_text(config)
-    proc = _kandisc(["fit", str(data), "-c", "c.yaml", "--out", "run", "-q"], tmp_path, ignore_sigint)
-    return proc, tmp_path / "run"
-
-
 def _assert_interrupted(rc: int, err: str, run: Path, signum: int) -> None:
     assert rc == 128 + signum, err
     lines = err.strip().splitlines()
@@ -108,67 +93,97 @@ def _assert_interrupted(rc: int, err: str, run: Path, signum: int) -> None:
     assert _status(run) == "interrupted" and (run / "model.pt").is_file()
 
 
-@pytest.mark.parametrize(
-    ("signum", "ignore_sigint", "times"),
-    [
-        (signal.SIGINT, True, 1),  # signal.sigint_mid_fit
-        (signal.SIGINT, True, 2),  # signal.sigint_twice
-        (signal.SIGINT, True, 3),  # signal.sigint_thrice_fast
-        (signal.SIGHUP, False, 1),  # signal.sighup_mid_fit
-        (signal.SIGTERM, False, 1),  # signal.sigterm_mid_fit (Slurm's stop signal)
-    ],
-    ids=["sigint_mid_fit", "sigint_twice", "sigint_thrice_fast", "sighup_mid_fit", "sigterm_mid_fit"],
-)
-def test_stop_signal_mid_fit(tmp_path, data_csv, signum, ignore_sigint, times) -> None:
-    proc, run = _fit(tmp_path, data_csv, LONG_FIT, ignore_sigint)
-    _wait_until(lambda: _metrics_rows(run) >= 3, proc)
-    for _ in range(times):
-        proc.send_signal(signum)
-        time.sleep(0.01)
-    rc, err = _end(proc)
-    _assert_interrupted(rc, err, run, signum)
+# name: (config, signal, SIGINT ignored by the parent, how many signals, metrics rows to wait for)
+SCENARIOS = {
+    "sigint_mid_fit": (LONG_FIT, signal.SIGINT, True, 1, ("", 3)),
+    "sigint_twice": (LONG_FIT, signal.SIGINT, True, 2, ("", 3)),
+    "sigint_thrice_fast": (LONG_FIT, signal.SIGINT, True, 3, ("", 3)),
+    "sighup_mid_fit": (LONG_FIT, signal.SIGHUP, False, 1, ("", 3)),
+    "sigterm_mid_fit": (LONG_FIT, signal.SIGTERM, False, 1, ("", 3)),  # Slurm's stop signal
+    "sigint_symbolic": (LONG_SYMBOLIC, signal.SIGINT, True, 1, ("symbolic", 2)),
+}
 
 
-def test_sigint_during_the_symbolic_stage(tmp_path, data_csv) -> None:
-    proc, run = _fit(tmp_path, data_csv, LONG_SYMBOLIC, ignore_sigint=True)
-    _wait_until(lambda: _metrics_rows(run, "symbolic") >= 2, proc)
-    proc.send_signal(signal.SIGINT)
-    rc, err = _end(proc)
-    _assert_interrupted(rc, err, run, signal.SIGINT)
+@pytest.fixture(scope="module")
+def signalled(tmp_path_factory) -> dict[str, tuple[int, str, Path]]:
+    """Every scenario in its own process, all at once (each needs seconds to import and start)."""
+    procs = {}
+    for name, (config, _, ignore, _, _) in SCENARIOS.items():
+        folder = tmp_path_factory.mktemp(name)
+        data = _write_data(folder)
+        (folder / "c.yaml").write_text(config)
+        args = ["fit", str(data), "-c", "c.yaml", "--out", "run", "-q"]
+        procs[name] = (_kandisc(args, folder, ignore), folder / "run")
+    pending = dict(procs)
+    deadline = time.monotonic() + 180
+    while pending and time.monotonic() < deadline:
+        for name, (proc, run) in list(pending.items()):
+            _, signum, _, times, (stage, rows) = SCENARIOS[name]
+            if proc.poll() is None and _metrics_rows(run, stage) < rows:
+                continue
+            for _ in range(times):
+                proc.send_signal(signum)
+                time.sleep(0.01)
+            del pending[name]
+        time.sleep(0.05)
+    results = {}
+    deadline = time.monotonic() + 60  # for all of them together
+    for name, (proc, run) in procs.items():
+        try:
+            _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            results[name] = (proc.returncode, err, run)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            results[name] = (None, "still running 60 s after the signal (hang)", run)
+    return results
 
 
-def test_sigint_at_startup_leaves_no_run(tmp_path, data_csv) -> None:
-    proc, run = _fit(tmp_path, data_csv, LONG_FIT, ignore_sigint=True)
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_stop_signal_interrupts_the_fit(signalled, name) -> None:
+    rc, err, run = signalled[name]
+    _assert_interrupted(rc, err, run, SCENARIOS[name][1])
+
+
+def _write_data(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-1, 1, 100), rng.uniform(-1, 1, 100)
+    path = folder / "data.csv"
+    pd.DataFrame({"x": x, "y": y, "f": x * y + np.sin(y)}).to_csv(path, index=False)
+    return path
+
+
+def test_sigint_at_startup_leaves_no_run(tmp_path) -> None:
+    data = _write_data(tmp_path)
+    (tmp_path / "c.yaml").write_text(LONG_FIT)
+    proc = _kandisc(["fit", str(data), "-c", "c.yaml", "--out", "run", "-q"], tmp_path, ignore_sigint=True)
     time.sleep(0.5)  # importing the CLI and torch
     proc.send_signal(signal.SIGINT)
     rc, err = _end(proc)
     assert rc == 130 and err.strip() == "interrupted", err
-    assert _status(run) in (None, "interrupted")  # nothing, or a run marked as such
+    assert _status(tmp_path / "run") in (None, "interrupted")  # nothing, or a run marked as such
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint_batch_run", "sigterm_batch_run"])
-def test_stop_signal_to_batch_run_interrupts_workers_and_resumes(tmp_path, data_csv, signum) -> None:
+def test_sigterm_then_sigint_to_batch_run_interrupt_workers_and_a_rerun_resumes(tmp_path) -> None:
+    """signal.sigterm_batch_run and signal.sigint_batch_run: the second run is the resumed first."""
+    _write_data(tmp_path)
     (tmp_path / "c.yaml").write_text(LONG_FIT)
     (tmp_path / "spec.yaml").write_text("config: c.yaml\ndata: data.csv\nseeds: [0, 1]\nout: b\n")
     plan = subprocess.run([sys.executable, "-m", "kandisc", "batch", "plan", "spec.yaml"], cwd=tmp_path)
     assert plan.returncode == 0
-    runs = sorted((tmp_path / "b" / "runs").glob("*")) if (tmp_path / "b" / "runs").exists() else []
-    proc = _kandisc(["batch", "run", "b", "-j", "2", "--oversubscribe"], tmp_path, ignore_sigint=True)
+    runs: list[Path] = []
 
     def both_train() -> bool:
-        nonlocal runs
-        runs = sorted((tmp_path / "b" / "runs").glob("*"))
+        runs[:] = sorted((tmp_path / "b" / "runs").glob("*"))
         return len(runs) == 2 and all(_metrics_rows(r) >= 2 for r in runs)
 
-    _wait_until(both_train, proc)
-    proc.send_signal(signum)
-    rc, err = _end(proc)
-    assert rc == 128 + signum, err
-    assert err.strip().splitlines()[-1].startswith("interrupted"), err
-    assert [_status(r) for r in runs] == ["interrupted", "interrupted"]
-    # a rerun resumes: the interrupted rows are redone (and interrupted again here)
-    again = _kandisc(["batch", "run", "b", "-j", "2", "--oversubscribe"], tmp_path, ignore_sigint=False)
-    _wait_until(lambda: all(_status(r) == "running" for r in runs), again)
-    again.send_signal(signal.SIGINT)
-    rc, _ = _end(again)
-    assert rc == 130 and [_status(r) for r in runs] == ["interrupted", "interrupted"]
+    for signum, ignore in ((signal.SIGTERM, False), (signal.SIGINT, True)):
+        proc = _kandisc(["batch", "run", "b", "-j", "2", "--oversubscribe"], tmp_path, ignore_sigint=ignore)
+        _wait_until(both_train, proc)
+        proc.send_signal(signum)
+        rc, err = _end(proc)
+        assert rc == 128 + signum, err
+        assert err.strip().splitlines()[-1].startswith("interrupted"), err
+        assert [_status(r) for r in runs] == ["interrupted", "interrupted"]
+        for r in runs:  # the rerun must start these rows afresh
+            (r / "metrics.csv").unlink()
