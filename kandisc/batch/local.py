@@ -105,7 +105,7 @@ def run_one(row: Row, fit: FitFn | None = None) -> Outcome:
         return Outcome(row.index, "skipped", row.run_dir)
     fit = fit or _default_fit()
     t0, started, before = time.monotonic(), _now(), read_run_json(row.run_dir)
-    existed = os.path.lexists(row.run_dir)
+    existed = row.run_dir.is_dir()
     try:
         result = fit(
             row.data,
@@ -119,7 +119,7 @@ def run_one(row: Row, fit: FitFn | None = None) -> Outcome:
         _record(row, "interrupted", "interrupted by the user", t0, started, before)
         raise
     except KandiscError as exc:
-        if not existed and read_run_json(row.run_dir) is None:  # refused by validation: nothing to record in
+        if not existed and read_run_json(row.run_dir) is None:  # refused by validation, no folder to record in
             return Outcome(row.index, "failed", row.run_dir, str(exc), time.monotonic() - t0, invalid=True)
         _record(row, "failed", str(exc), t0, started, before)
         return Outcome(row.index, "failed", row.run_dir, str(exc), time.monotonic() - t0)
