@@ -224,3 +224,50 @@ def test_usage_errors_are_one_line(work, case, args, needle) -> None:
 
 def test_a_deeply_nested_formula_after_dashdash_is_refused(work) -> None:
     assert_refused(kandisc("compile", "--out", "m.pt", "--", "-" * 10000 + "x"), "nested too deeply")
+
+
+# ------------------------------------------------------------------ found by fuzzing again (same groups)
+
+NEW_CASES = {
+    "threads_huge": ("threads: 1000000\n", "threads: out of range"),  # libgomp aborted (segfault)
+    "edges_1e6": ("model: {width: [2, 1000, 1000, 1]}\n", "1003000 edges"),  # trained for ever
+    "prior_extra_width_huge": ("prior: {formula: 'x*y', extra_width: 1000000}\n", "prior.extra_width"),
+    "prior_extra_depth_huge": ("prior: {formula: 'x*y', extra_depth: 100000}\n", "prior.extra_depth"),  # hang
+    "power_combined_by_sympy": ("auxiliary: {z: '(x**50)**50'}\n", "x**2500"),
+}
+
+
+@pytest.mark.parametrize("case", list(NEW_CASES))
+def test_new_config_limits(work, case) -> None:
+    text, *needles = NEW_CASES[case]
+    fit_refused(work, text + BASE, *needles)
+
+
+@pytest.mark.parametrize("target", ["data.csv", "m.pt", "./data.csv"])
+def test_predict_never_writes_over_its_inputs(work, target) -> None:
+    """predict -o DATA --overwrite replaced the data (and -o MODEL the model) with predictions."""
+    assert kandisc("compile", "x*y", "--out", "m.pt").exit_code == 0
+    before = {p: (work / p).read_bytes() for p in ("data.csv", "m.pt")}
+    assert_refused(kandisc("predict", "m.pt", "data.csv", "-o", target, "--overwrite"), "itself")
+    assert {p: (work / p).read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        (f"data: data.csv\nseeds: [{2**64}]\n", "seeds.0"),  # planned, then every row failed
+        (
+            "data: data.csv\nsweep: {model.grid: ["
+            + ", ".join(map(str, range(1, 201)))
+            + "]}\nseeds: "
+            + str(list(range(101)))
+            + "\n",
+            "20200 fits",
+        ),  # spent minutes validating sweep points
+    ],
+    ids=["seed_2_64", "sweep_too_big"],
+)
+def test_new_sweep_spec_limits(work, spec, needle) -> None:
+    (work / "spec.yaml").write_text(spec)
+    assert_refused(kandisc("batch", "plan", "spec.yaml", "--out", "b"), needle)
+    assert not (work / "b").exists()

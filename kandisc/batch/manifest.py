@@ -16,6 +16,7 @@ import glob
 import io
 import itertools
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -55,7 +56,8 @@ class Plan:
     spec_text: str
 
 
-Seed = Annotated[int, Field(ge=0)]
+MAX_ROWS = 20_000  # fits in one batch; validating more sweep points already takes minutes
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # the config's seed range
 
 
 class SweepSpec(BaseModel):
@@ -247,6 +249,12 @@ def plan_batch(spec_path: Path, out: Path | None = None) -> Plan:
     data_files = _spec_error(spec_path, expand_data, spec.data, base)
 
     keys = list(spec.sweep)
+    n_rows = len(data_files) * math.prod(len(v) for v in spec.sweep.values()) * len(spec.seeds)
+    if n_rows > MAX_ROWS:
+        raise ConfigError(
+            f"{spec_path}: the sweep expands to {n_rows} fits; a batch holds at most {MAX_ROWS},"
+            " split it into several specs"
+        )
     combos = [list(zip(keys, values, strict=True)) for values in itertools.product(*spec.sweep.values())]
     resolved = []
     for combo in combos:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from kandisc.errors import ConfigError
 from kandisc.io.config_schema import (
     DEFAULT_PIPELINE,
+    MAX_EDGES,
     SECTIONS,
     STAGE_MODELS,
     DataConfig,
@@ -466,6 +467,16 @@ def _check_lm_size(cfg: KandiscConfig, width: Sequence[int | list[int]]) -> None
 
 def check_size(cfg: KandiscConfig, width: Sequence[int | list[int]], n_rows: int, available: int | None = None) -> None:
     """Refuse, before any run directory exists, a model too big for this machine's memory or for opt lm."""
+    try:
+        sizes = _layer_sizes(width, cfg.model.mult_arity)
+    except ConfigError:
+        sizes = _layer_sizes(width, 2)
+    edges = sum(n_in * sub_out for (n_in, _), (_, sub_out) in zip(sizes, sizes[1:], strict=False))
+    if edges > MAX_EDGES:
+        raise ConfigError(
+            f"the network {_flow(list(width))} has {edges} edges; at most {MAX_EDGES} (KANs for discovery are"
+            " small): use fewer or narrower layers"
+        )
     _check_lm_size(cfg, width)
     need = training_memory(cfg, width, n_rows)
     free = _available_memory() if available is None else available

@@ -60,6 +60,9 @@ Float = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
 MAX_GRID = 1000
 MAX_NODES = 1000  # per layer (sum and mult nodes together)
 MAX_ARITY = 32
+MAX_DEPTH = 16  # layers added to a prior
+MAX_EDGES = 100_000  # in the whole network; [100, 100, 1] has 10 100
+MAX_THREADS = 512  # OpenMP aborts (out of memory) long before a million threads
 MAX_SEED = 2**32 - 1  # what numpy's legacy RandomState and scikit-learn accept too
 MAX_MAGNITUDE = 1e100  # |values| beyond this overflow float64 when squared (least squares, variances)
 Bool = Annotated[bool, Field(strict=True)]
@@ -173,8 +176,10 @@ class PriorConfig(_Model):
 
     formula: str | None = _f(None, "prior formula of the input columns, e.g. 2*mu*(F11-1); null = none")
     model_file: str | None = _f(None, "a model.pt (kandisc compile / fit in raw units) to start from")
-    extra_width: Int = _f(0, "extra numeric sum nodes in every hidden layer of the prior network", ge=0)
-    extra_depth: Int = _f(0, "extra identity layers after the prior's output, to learn an outer function", ge=0)
+    extra_width: Int = _f(0, "extra numeric sum nodes in every hidden layer of the prior network", ge=0, le=MAX_NODES)
+    extra_depth: Int = _f(
+        0, "extra identity layers after the prior's output, to learn an outer function", ge=0, le=MAX_DEPTH
+    )
     spline_magnitude: Float = _f(0.01, "initial size of the splines added on top of the prior's edges", ge=0)
 
     @model_validator(mode="after")
@@ -371,7 +376,9 @@ class KandiscConfig(_Model):
     device: Annotated[Literal["cpu", "cuda", "auto"], BeforeValidator(_lower)] = _f(
         "cpu", "torch device; auto = cuda when available"
     )
-    threads: Int | None = _f(None, "torch CPU threads; null = 1 for small models, else torch's default", ge=1)
+    threads: Int | None = _f(
+        None, "torch CPU threads; null = 1 for small models, else torch's default", ge=1, le=MAX_THREADS
+    )
     data: DataConfig = _f(default_factory=DataConfig, doc="")
     auxiliary: dict[str, str] = _f({}, "extra input features, name -> formula of input columns")
     modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
