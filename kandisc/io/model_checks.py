@@ -195,5 +195,7 @@ def check_state(expected: Mapping[str, torch.Tensor], state: Any, n_functions: i
             )
         if got.is_floating_point() and not bool(torch.isfinite(got).all()):
             raise Damaged(f"state_dict {key} holds NaN/inf values")
+        if key.endswith(".grid") and got.numel() and not bool((got.diff(dim=-1) > 0).all()):
+            raise Damaged(f"state_dict {key} holds B-spline knots that do not increase")
         if key.endswith("sym_fn") and got.numel() and not (int(got.min()) >= 0 and int(got.max()) < n_functions):
             raise Damaged(f"state_dict {key} names symbolic functions outside the library (0..{n_functions - 1})")
