@@ -16,7 +16,6 @@ import glob
 import io
 import itertools
 import json
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kandisc.batch.plan_checks import check_against_data, check_plan_size
 from kandisc.errors import ConfigError, RunDirError
 
 MANIFEST_NAME = "manifest.csv"
@@ -56,7 +56,6 @@ class Plan:
     spec_text: str
 
 
-MAX_ROWS = 20_000  # fits in one batch; validating more sweep points already takes minutes
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # the config's seed range
 
 
@@ -249,12 +248,7 @@ def plan_batch(spec_path: Path, out: Path | None = None) -> Plan:
     data_files = _spec_error(spec_path, expand_data, spec.data, base)
 
     keys = list(spec.sweep)
-    n_rows = len(data_files) * math.prod(len(v) for v in spec.sweep.values()) * len(spec.seeds)
-    if n_rows > MAX_ROWS:
-        raise ConfigError(
-            f"{spec_path}: the sweep expands to {n_rows} fits; a batch holds at most {MAX_ROWS},"
-            " split it into several specs"
-        )
+    check_plan_size(spec_path, len(data_files), [len(v) for v in spec.sweep.values()], len(spec.seeds))
     combos = [list(zip(keys, values, strict=True)) for values in itertools.product(*spec.sweep.values())]
     resolved = []
     for combo in combos:
@@ -262,7 +256,7 @@ def plan_batch(spec_path: Path, out: Path | None = None) -> Plan:
         cfg = _spec_error(spec_path, _resolve_combo, base_config, overrides, dict(combo))
         resolved.append((overrides, cfg))
 
-    _check_against_data(spec_path, data_files, combos, resolved)
+    check_against_data(spec_path, data_files, combos, resolved)
     rows, configs = [], []
     for data in data_files:
         for combo, (overrides, cfg) in zip(combos, resolved, strict=True):
@@ -281,37 +275,6 @@ def plan_batch(spec_path: Path, out: Path | None = None) -> Plan:
                 )
                 configs.append(_config_yaml(cfg, seed))
     return Plan(batch_dir, rows, configs, spec_path.read_text(encoding="utf-8"))
-
-
-def _check_against_data(spec_path: Path, data_files: list[Path], combos: list, resolved: list) -> None:
-    """Every sweep point against every data file's header: the columns a config names must be there.
-
-    A config naming a column (or an auxiliary feature using one) that a data file lacks would
-    otherwise plan fine and fail row by row later. The rows themselves are checked by each fit.
-    """
-    from kandisc.errors import KandiscError
-    from kandisc.io.data import check_columns
-    from kandisc.knowledge.formula import parse_formula
-
-    seen: set = set()
-    for data in data_files:
-        for combo, (_, cfg) in zip(combos, resolved, strict=True):
-            d = cfg.data
-            key = (data, tuple(d.inputs or ()), tuple(d.targets or ()), tuple(cfg.auxiliary.items()))
-            if key in seen:
-                continue
-            seen.add(key)
-            try:
-                known, _ = check_columns(data, d.inputs, d.targets)
-                for name, text in cfg.auxiliary.items():
-                    try:
-                        parse_formula(text, known)
-                    except KandiscError as exc:
-                        raise ConfigError(f"auxiliary.{name}: {exc}") from None
-                    known = [*known, name]
-            except KandiscError as exc:
-                where = f" with sweep point {json.dumps(dict(combo))}" if combo else ""
-                raise ConfigError(f"{spec_path}: data {data}{where}: {exc}") from None
 
 
 def _spec_error(spec_path: Path, fn, *args):

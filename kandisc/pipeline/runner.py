@@ -17,10 +17,11 @@ import torch
 
 from kandisc import __version__
 from kandisc.errors import ConfigError
-from kandisc.io.config import KandiscConfig, check_size, config_to_yaml, load_config, resolve_width
+from kandisc.io.config import KandiscConfig, config_to_yaml, load_config, resolve_width
 from kandisc.io.data import Standardizer, Table, load_table, split
 from kandisc.io.model_file import ModelBundle, save_model
 from kandisc.io.rundir import RunDir, default_run_dir
+from kandisc.io.sizes import check_size
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.pipeline.finalize import finalize_run
 from kandisc.pipeline.state import NullSink, ProgressSink, RunState, StageReport
