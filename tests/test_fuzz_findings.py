@@ -271,3 +271,16 @@ def test_new_sweep_spec_limits(work, spec, needle) -> None:
     (work / "spec.yaml").write_text(spec)
     assert_refused(kandisc("batch", "plan", "spec.yaml", "--out", "b"), needle)
     assert not (work / "b").exists()
+
+
+def test_training_memory_is_checked_against_the_free_memory() -> None:
+    """width: [2, 100000, 1] hung; a shape within the caps can still need more memory than is free."""
+    from kandisc.errors import ConfigError
+    from kandisc.io.config import load_config
+    from kandisc.io.sizes import check_size, training_memory
+
+    cfg = load_config(None, ["model.grid=100"])
+    need = training_memory(cfg, [2, 900, 1], 5000)
+    with pytest.raises(ConfigError, match=r"needs about \d+\.\d GiB of memory to train, more than the 0\.5 GiB free"):
+        check_size(cfg, [2, 900, 1], 5000, available=2**29)
+    check_size(cfg, [2, 900, 1], 5000, available=need + 1)
