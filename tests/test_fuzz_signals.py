@@ -9,7 +9,9 @@ code (128 + signal), the single stderr line, run.json `interrupted` and the kept
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -39,15 +41,32 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does to a script's background job
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
 def _kandisc(args: list[str], cwd: Path, ignore_sigint: bool) -> subprocess.Popen:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "kandisc", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=_ignore_sigint if ignore_sigint else None,
+        start_new_session=True,  # its own process group: the clean-up below reaches batch workers too
     )
+    _STARTED.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_leftovers():
+    """Whatever a failing test left running (a hung fit, orphaned batch workers) is killed."""
+    yield
+    for proc in _STARTED:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=10)
 
 
 def _wait_until(condition, proc: subprocess.Popen, timeout: float = 90) -> None:
