@@ -112,3 +112,49 @@ def test_submit_without_sbatch_writes_nothing(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert len(res.stderr.strip().splitlines()) == 1 and "sbatch not found on PATH" in res.stderr
     assert not (batch / "submit.sbatch").exists() and not (batch / "slurm").exists()
+
+
+def _sbatch_split(line: str) -> list[str]:
+    """The arguments sbatch reads from one ``#SBATCH`` line (a port of _get_argument in Slurm's
+    src/sbatch/opt.c: blanks split, ' and " quote, backslash escapes even inside quotes, and an
+    unquoted # ends the line)."""
+    args, i, n = [], 0, len(line)
+    while True:
+        while i < n and line[i].isspace():
+            i += 1
+        arg, quote, escaped = [], "", False
+        while i < n and (quote or not line[i].isspace()):
+            c = line[i]
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped, i = True, i + 1
+                continue
+            elif quote:
+                if c == quote:
+                    quote, i = "", i + 1
+                    continue
+            elif c in "\"'":
+                quote, i = c, i + 1
+                continue
+            elif c == "#":
+                i = n
+                break
+            arg.append(c)
+            i += 1
+        assert not quote, f"sbatch: unmatched quote in {line!r}"
+        if not arg:
+            return args
+        args.append("".join(arg))
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", 'a "b" \\c', "x # not a comment", "it's", "$(touch x); `y`", "tab\\tnot", "trailing\\"]
+)
+def test_sbatch_reads_back_exactly_the_value_given(value: str) -> None:
+    opts = SlurmOptions(sbatch_args=(f"--comment={value}",))
+    text = render_script(Path("/b/manifest.csv"), 1, opts, "/py")
+    (line,) = [x for x in text.splitlines() if x.startswith("#SBATCH --comment")]
+    assert _sbatch_split(line.removeprefix("#SBATCH")) == [f"--comment={value}"]
+    headers = [_sbatch_split(x.removeprefix("#SBATCH")) for x in text.splitlines() if x.startswith("#SBATCH")]
+    assert all(len(args) == 1 for args in headers)  # one option per line, nothing smuggled in

@@ -96,9 +96,10 @@ def _shown(value: str) -> str:
 def _sbatch_line(option: str) -> str:
     """``#SBATCH --name=value``, the value quoted the way sbatch reads it.
 
-    Bash sees the whole line as a comment; sbatch splits it on blanks, honours double quotes and
-    backslash escapes (not single quotes, so ``shlex.quote`` would be wrong here). Plain values stay
-    as they are; control characters never get this far (:meth:`SlurmOptions.check`).
+    Bash sees the whole line as a comment; sbatch splits it on blanks, honours quotes, takes a
+    backslash as an escape even inside quotes and an unquoted ``#`` as the end of the line. So a
+    value is double-quoted with ``\\`` and ``"`` escaped (``shlex.quote`` would lose backslashes).
+    Plain values stay as they are; control characters never get this far (``SlurmOptions.check``).
     """
     name, sep, value = option.partition("=")
     if not sep or _PLAIN.fullmatch(value):
