@@ -164,6 +164,16 @@ def test_stop_signal_interrupts_the_fit(signalled, name) -> None:
     _assert_interrupted(rc, err, run, SCENARIOS[name][1])
 
 
+def _catches_sigint(pid: int) -> bool:
+    """Whether the process has a SIGINT handler installed (Linux: SigCgt in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True  # not Linux (or gone): fall back to signalling now
+    caught = next(int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(caught >> (signal.SIGINT - 1) & 1)
+
+
 def _write_data(folder: Path) -> Path:
     rng = np.random.default_rng(0)
     x, y = rng.uniform(-1, 1, 100), rng.uniform(-1, 1, 100)
@@ -176,8 +186,8 @@ def test_sigint_at_startup_leaves_no_run(tmp_path) -> None:
     data = _write_data(tmp_path)
     (tmp_path / "c.yaml").write_text(LONG_FIT)
     proc = _kandisc(["fit", str(data), "-c", "c.yaml", "--out", "run", "-q"], tmp_path, ignore_sigint=True)
-    time.sleep(0.5)  # importing the CLI and torch
-    proc.send_signal(signal.SIGINT)
+    _wait_until(lambda: _catches_sigint(proc.pid), proc, timeout=30)  # the first thing kandisc does
+    proc.send_signal(signal.SIGINT)  # while it imports the CLI, torch and the rest
     rc, err = _end(proc)
     assert rc == 130 and err.strip() == "interrupted", err
     assert _status(tmp_path / "run") in (None, "interrupted")  # nothing, or a run marked as such
