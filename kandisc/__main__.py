@@ -1,5 +1,5 @@
 """``python -m kandisc`` = the ``kandisc`` command."""
 
-from kandisc.cli import main
+from kandisc.entry import main
 
 main()

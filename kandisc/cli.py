@@ -1,7 +1,8 @@
 """The ``kandisc`` command line: parse arguments, call :mod:`kandisc.api`, print, map errors to exit codes.
 
-Exit codes: 0 success; 2 bad input (any ``KandiscError``: one line on stderr); 130 interrupted
-(the run is marked and its last model kept); 1 is a bug (traceback). Results go to stdout, logs
+Exit codes: 0 success; 2 bad input (any ``KandiscError`` or usage error: one line on stderr); 130
+interrupted, 143 stopped by SIGTERM, 129 by SIGHUP (the run is marked and its last model kept); 1 is
+a bug (traceback). Results go to stdout, logs
 and progress to stderr. Heavy modules (torch, matplotlib, sympy) are imported inside commands so
 ``kandisc --help`` stays fast.
 """
@@ -16,10 +17,11 @@ import typer
 from rich.console import Console
 
 from kandisc import __version__
-from kandisc.cli_errors import user_errors
+from kandisc.cli_errors import OneLineErrors, user_errors
 
 app = typer.Typer(
     name="kandisc",
+    cls=OneLineErrors,
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import keyword
 from dataclasses import dataclass
 from pathlib import Path
 
 from kandisc.defaults import GRID, ORDER
-from kandisc.errors import RunDirError
+from kandisc.errors import FormulaError, RunDirError
 from kandisc.io.model_file import ModelBundle, save_model
 
 
@@ -40,6 +41,23 @@ def compile_bundle(text_or_expr, variables: list[str] | None = None, output_name
     )
 
 
+def _check_names(variables: list[str] | None, output_name: str) -> None:
+    """--variables must be formula identifiers, listed once; the output name must be a usable column name."""
+    for name in variables or []:
+        if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("__"):
+            raise FormulaError(
+                f"--variables: {name!r} is not a variable name; use letters, digits and _ (not first), "
+                "comma-separated, e.g. --variables x,y"
+            )
+    twice = sorted({n for n in variables or [] if variables.count(n) > 1})
+    if twice:
+        raise FormulaError(f"--variables lists {twice[0]!r} twice; list each variable once")
+    if not output_name.strip() or any(ord(c) < 32 or ord(c) == 127 or c in ',"' for c in output_name):
+        raise FormulaError(
+            f"--output-name {output_name!r}: give a column name without control characters, commas or quotes"
+        )
+
+
 def compile_formula(
     formula: str,
     out: Path,
@@ -51,6 +69,10 @@ def compile_formula(
     out = Path(out)
     if out.exists() and not overwrite:
         raise RunDirError(f"{out} exists; pass --overwrite or choose another --out")
+    figure_path = out.with_suffix(".png")
+    if plot and figure_path.exists() and not overwrite:
+        raise RunDirError(f"{figure_path} (the --plot figure) exists; pass --overwrite or choose another --out")
+    _check_names(variables, output_name)
     bundle = compile_bundle(formula, variables, output_name=output_name)
     from kandisc.knowledge.formula import parse_formula
 

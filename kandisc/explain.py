@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from kandisc.attribution import Attribution, attribute
-from kandisc.io.atomic import atomic_write_text
+from kandisc.errors import RunDirError
+from kandisc.io.atomic import atomic_write_text, write_error
 from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.io.rundir import to_jsonable
 from kandisc.knowledge.user_functions import restore_functions
@@ -70,13 +71,19 @@ def explain(
 ) -> ExplainResult:
     from kandisc.predict import reference_rows
 
+    out_dir = Path(out) if out else Path(model_path).parent / "explain"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"{out_dir} is a file, not a folder; give --out a folder for explain.json and figures")
     bundle = load_model(model_path)
     restore_functions(bundle)
     x_raw, source = reference_rows(bundle, data)
     result, scores = explain_bundle(bundle, x_raw, source)
     x = bundle.to_model_space(x_raw.to(bundle.model.dtype))
-    result.out_dir = Path(out) if out else Path(model_path).parent / "explain"
-    result.out_dir.mkdir(parents=True, exist_ok=True)
+    result.out_dir = out_dir
+    try:
+        result.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(result.out_dir, exc) from None
     atomic_write_text(result.out_dir / "explain.json", json.dumps(to_jsonable(result.report), indent=2))
     result.files.append(result.out_dir / "explain.json")
     if figures:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import torch
 
+from kandisc.errors import ConfigError
+
 MAX_PARAMETERS = 3000
 MAX_DAMPING_TRIES = 12
 MIN_DAMPING, MAX_DAMPING = 1e-12, 1e12
@@ -35,7 +37,7 @@ class LevenbergMarquardt:
                 p.data = p.data.contiguous()
         self.n_parameters = sum(p.numel() for p in self.params)
         if self.n_parameters > MAX_PARAMETERS:
-            raise ValueError(
+            raise ConfigError(
                 f"opt: lm solves a dense {self.n_parameters}×{self.n_parameters} system per step; it is meant "
                 f"for models with at most {MAX_PARAMETERS} trainable parameters (use opt: lbfgs, or a smaller "
                 "width or grid)"

@@ -67,9 +67,12 @@ def range_warnings(bundle: ModelBundle, x: np.ndarray) -> list[str]:
 
 
 def predict(model_path: Path, data_path: Path, out_path: Path | None = None, overwrite: bool = False) -> PredictResult:
+    out_path = Path(out_path) if out_path else Path(data_path).with_suffix(".predictions.csv")
+    for what, source in (("data file", data_path), ("model file", model_path)):
+        if out_path.resolve() == Path(source).resolve():
+            raise RunDirError(f"-o {out_path} is the {what} itself; write the predictions to another file")
     bundle = load_model(model_path)
     restore_functions(bundle)
-    out_path = Path(out_path) if out_path else Path(data_path).with_suffix(".predictions.csv")
     if out_path.exists() and not overwrite:
         raise RunDirError(f"{out_path} exists; pass --overwrite or choose another -o")
     required = needed_columns(bundle)

@@ -24,14 +24,15 @@ from kandisc.errors import ConfigError, DataError
 
 
 def fake_fit(data, config=None, out=None, overrides=(), seed=None, overwrite=False, **_):
-    """Stands in for kandisc.api.fit_run: 'bad*' data is a user error, 'bug*' data a crash."""
+    """Stands in for kandisc.api.fit_run: 'bad*' data fails validation (before the run directory
+    exists, as in the real fit), 'bug*' data crashes during the run."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "calls.txt").open("a") as fh:
-        fh.write(f"{seed} {overwrite} {list(overrides)}\n")
     stem = Path(data).stem
     if stem.startswith("bad"):
         raise DataError(f"{data}: no numeric columns")
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "calls.txt").open("a") as fh:
+        fh.write(f"{seed} {overwrite} {list(overrides)}\n")
     if stem.startswith("bug"):
         raise RuntimeError("boom")
     info = {"status": "completed", "seed": seed, "omp": os.environ.get("OMP_NUM_THREADS")}
@@ -88,9 +89,8 @@ def test_run_one_skips_completed_and_redoes_failed(tmp_path: Path) -> None:
 def test_run_one_records_failures_in_run_json(tmp_path: Path, capsys) -> None:
     bad, bug = _rows(tmp_path, ["bad", "bug"])
     out = run_one(bad, fake_fit)
-    assert (out.status, out.error) == ("failed", f"{bad.data}: no numeric columns")
-    info = json.loads((bad.run_dir / "run.json").read_text())
-    assert info["status"] == "failed" and info["seed"] == 0 and "no numeric columns" in info["error"]
+    assert (out.status, out.error, out.invalid) == ("failed", f"{bad.data}: no numeric columns", True)
+    assert not bad.run_dir.exists()  # refused by validation: no half-made run directory
     out = run_one(bug, fake_fit)
     assert out.status == "failed" and out.error == "RuntimeError: boom"
     assert "Traceback" in capsys.readouterr().err  # a bug keeps its traceback in the job log
@@ -123,7 +123,8 @@ def test_run_one_cli_index_from_slurm_env(tmp_path: Path, monkeypatch) -> None:
     res = runner.invoke(batch_app, ["run-one", str(tmp_path / "manifest.csv"), "--index", "0"])
     assert res.stdout == f"0000 skipped (completed) {rows[0].run_dir}\n"
     res = runner.invoke(batch_app, ["run-one", str(tmp_path), "-i", "1"])
-    assert res.exit_code == 1 and "no numeric columns" in res.stderr
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "row 1: " in res.stderr
+    assert "no numeric columns" in res.stderr and not rows[1].run_dir.exists()
     res = runner.invoke(batch_app, ["run-one", str(tmp_path), "-i", "2"])
     assert res.exit_code == 2 and "out of range" in res.stderr
     res = runner.invoke(batch_app, ["run-one", str(tmp_path)], env={"SLURM_ARRAY_TASK_ID": None})
@@ -146,7 +147,7 @@ def test_run_one_cli_sigterm_marks_interrupted(tmp_path: Path, monkeypatch) -> N
     write_manifest(tmp_path / "manifest.csv", rows)
     before = signal.getsignal(signal.SIGTERM)
     res = CliRunner().invoke(batch_app, ["run-one", str(tmp_path), "--index", "0"])
-    assert res.exit_code == 130, res.output
+    assert res.exit_code == 143, res.output  # 128 + SIGTERM, as a shell reports it
     assert run_status(rows[0].run_dir) == "interrupted"
     assert signal.getsignal(signal.SIGTERM) == before
 
@@ -162,7 +163,7 @@ def test_pool_isolates_failures_and_sets_threads(tmp_path: Path) -> None:
     status = {o.index: o.status for o in outcomes}
     assert status == {0: "completed", 1: "failed", 2: "failed", 3: "completed", 4: "completed"}
     assert json.loads((rows[0].run_dir / "run.json").read_text())["omp"] == "1"
-    assert run_status(rows[1].run_dir) == run_status(rows[2].run_dir) == "failed"
+    assert run_status(rows[1].run_dir) is None and run_status(rows[2].run_dir) == "failed"
     # resubmission: completed rows are skipped without a worker, failed ones are retried
     again = run_batch(rows, jobs=2, threads=1, fit=fake_fit)
     assert sorted((o.index, o.status) for o in again) == [
@@ -172,7 +173,7 @@ def test_pool_isolates_failures_and_sets_threads(tmp_path: Path) -> None:
         (3, "skipped"),
         (4, "skipped"),
     ]
-    assert [_calls(r) for r in rows] == [1, 2, 2, 1, 1]
+    assert [_calls(r) for r in rows] == [1, 0, 2, 1, 1]
 
 
 def test_pool_ctrl_c_interrupts_running_cancels_pending(tmp_path: Path) -> None:

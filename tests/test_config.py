@@ -238,7 +238,7 @@ def test_schema_rows_cover_every_key() -> None:
     assert rows["pipeline[].fit.steps"] == ("int >= 0", "50", "optimiser steps")
     assert rows["pipeline[].refine.grid"][1] == "required"
     assert rows["device"][0] == "cpu|cuda|auto"
-    assert rows["threads"][0] == "int >= 1 or null"
+    assert rows["threads"][0] == "int >= 1, <= 512 or null"
     for section in ("data", "model", "output"):
         fields = KandiscConfig.model_fields[section].annotation.model_fields
         assert all(f"{section}.{name}" in rows for name in fields)

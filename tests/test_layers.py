@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent / "kandisc"
 
 # docs/ARCHITECTURE.md, bottom to top: the units (packages and top-level modules) of each layer.
 LAYERS = [
-    {"kandisc", "kandisc.model", "kandisc.errors", "kandisc.defaults", "kandisc.metrics"},
+    {"kandisc", "kandisc.model", "kandisc.errors", "kandisc.defaults", "kandisc.metrics", "kandisc.signals"},
     {"kandisc.train", "kandisc.lm", "kandisc.attribution", "kandisc.structure"},
     {"kandisc.symbolic", "kandisc.knowledge"},
     {"kandisc.io"},
@@ -24,7 +24,7 @@ LAYERS = [
     {"kandisc.api"},
     {"kandisc.estimator", "kandisc.estimator_state"},
     {"kandisc.batch", "kandisc.cli_errors"},
-    {"kandisc.cli", "kandisc.__main__"},
+    {"kandisc.cli", "kandisc.__main__", "kandisc.entry"},
 ]
 LEVEL = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 

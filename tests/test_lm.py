@@ -32,7 +32,7 @@ def test_a_failed_iteration_leaves_the_parameters_unchanged():
 
 def test_refuses_large_models():
     big = torch.zeros(MAX_PARAMETERS + 1, dtype=torch.float64, requires_grad=True)
-    with pytest.raises(ValueError, match="opt: lm .* at most 3000 trainable parameters"):
+    with pytest.raises(ConfigError, match="opt: lm .* at most 3000 trainable parameters"):
         LevenbergMarquardt([big])
 
 

@@ -1,14 +1,16 @@
 """The ``kandisc batch`` command group (mounted by :mod:`kandisc.cli` as ``batch``).
 
-Exit codes: 2 for a user error (bad spec, manifest or option; one line on stderr); 130 after Ctrl-C.
-``run-one`` and ``run`` exit 1 when a fit failed. ``status`` exits 0 when every run completed, 1 when
+Exit codes: 2 for a user error (bad spec, manifest or option; one line on stderr); 130 after Ctrl-C,
+143 after SIGTERM, 129 after SIGHUP (runs are marked ``interrupted``; the same command resumes).
+``run-one`` and ``run`` exit 1 when a fit failed (``run-one`` exits 2 when its row's data, config or
+overrides are refused before the fit starts). ``status`` exits 0 when every run completed, 1 when
 any failed or was interrupted, 3 while some are pending or running.
 """
 
 from __future__ import annotations
 
 import os
-import signal
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +20,7 @@ from rich.console import Console
 
 from kandisc.cli_errors import user_errors
 from kandisc.errors import ConfigError
+from kandisc.signals import describe, exit_code, mark_reported
 
 batch_app = typer.Typer(
     name="batch",
@@ -58,11 +61,6 @@ def plan_cmd(
     print(f"planned {len(plan.rows)} fits in {plan.batch_dir}", file=sys.stderr)
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the fit finish marking its run
-    raise KeyboardInterrupt
-
-
 @batch_app.command("run-one")
 @_user_errors
 def run_one_cmd(
@@ -83,16 +81,16 @@ def run_one_cmd(
         index = int(task)
     if not 0 <= index < len(rows):
         raise ConfigError(f"--index {index} is out of range: the manifest has rows 0..{len(rows) - 1}")
-    # Slurm stops a job (scancel, time limit) with SIGTERM; as an interrupt the fit marks its run
-    # `interrupted` (so status and a resubmission see it) instead of staying `running` forever.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Slurm stops a job (scancel, time limit) with SIGTERM; user_errors makes it an interrupt, so the
+    # fit marks its run `interrupted` (status and a resubmission see it) instead of `running` forever.
     try:
         outcome = run_one(rows[index])
-    except KeyboardInterrupt:
-        print(f"{index:04d} interrupted {rows[index].run_dir}", file=sys.stderr)
-        raise typer.Exit(130) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except KeyboardInterrupt as err:
+        mark_reported()
+        print(f"{index:04d} {describe(err)} {rows[index].run_dir}", file=sys.stderr)
+        raise typer.Exit(exit_code(err)) from None
+    if outcome.invalid:
+        raise ConfigError(f"row {index}: {outcome.error}")
     label = "skipped (completed)" if outcome.status == "skipped" else outcome.status
     print(f"{index:04d} {label} {outcome.run_dir}")
     if outcome.status not in ("completed", "skipped"):
@@ -167,19 +165,21 @@ def run_cmd(
         jobs = max(1, available_cores() // max(1, threads_per_job))
     check_resources(jobs, threads_per_job, oversubscribe)
     err = _stderr()
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     with _Reporter(len(rows), err) as report:
         try:
             outcomes = run_batch(rows, jobs, threads_per_job, on_done=report)
-        except KeyboardInterrupt:
-            interrupted, outcomes = True, []
+        except KeyboardInterrupt as err:
+            interrupted, outcomes = err, []
     records = collect(rows)
     summary = write_summary(path.parent, records)
     tally = ", ".join(f"{n} {s}" for s, n in sorted(counts(records).items()))
     print(f"{len(rows)} runs: {tally}; summary: {summary}", file=sys.stderr)
     if interrupted:
-        print("interrupted: completed runs are kept; run the same command again to resume", file=sys.stderr)
-        raise typer.Exit(130)
+        mark_reported()
+        resume = "completed runs are kept; run the same command again to resume"
+        print(f"{describe(interrupted)}: {resume}", file=sys.stderr)
+        raise typer.Exit(exit_code(interrupted))
     if any(o.status not in ("completed", "skipped") for o in outcomes):
         raise typer.Exit(1)
 
@@ -204,9 +204,11 @@ def slurm_cmd(
 ) -> None:
     """Write BATCH_DIR/submit.sbatch (a job array over the manifest); --submit also submits it."""
     from kandisc.batch.manifest import manifest_path, read_manifest
-    from kandisc.batch.slurm import SlurmOptions, write_script
+    from kandisc.batch.slurm import SlurmOptions, SubmitError, write_script
     from kandisc.batch.slurm import submit as sbatch_submit
 
+    if submit and shutil.which("sbatch") is None:  # before writing anything: a failure leaves no script
+        raise SubmitError("sbatch not found on PATH; run without --submit to write submit.sbatch, then submit it there")
     path = manifest_path(manifest)
     rows = read_manifest(path)
     opts = SlurmOptions(

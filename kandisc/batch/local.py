@@ -3,6 +3,9 @@
 ``run_one`` calls the same :func:`kandisc.api.fit_run` as ``kandisc fit``. It skips a row whose
 ``run.json`` says ``completed`` and redoes anything else; a fit that raises is recorded as ``failed``
 in ``run.json`` (written here when the fit could not write one) so that ``batch status`` sees it.
+A row refused by validation (bad data, config or override: the fit never started) whose run
+directory does not exist yet writes nothing: like ``kandisc fit``, bad input leaves no half-made run
+directory (its Outcome says ``invalid``); an existing run directory gets the failure recorded.
 
 ``run_batch`` uses a ``spawn`` process pool (forking a process that holds torch threads is fragile);
 each worker pins its thread count through ``OMP_NUM_THREADS`` & co. before torch is imported. Idle
@@ -43,6 +46,7 @@ class Outcome:
     run_dir: Path
     error: str | None = None
     wall_seconds: float = 0.0
+    invalid: bool = False  # refused before the fit started (bad input): nothing was written
 
 
 def read_run_json(run_dir: Path) -> dict | None:
@@ -52,7 +56,7 @@ def read_run_json(run_dir: Path) -> dict | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # ValueError: bad JSON and bytes that are not UTF-8
         return {"status": "unreadable", "error": f"cannot parse {path}"}
     return data if isinstance(data, dict) else {"status": "unreadable", "error": f"{path} is not an object"}
 
@@ -101,6 +105,7 @@ def run_one(row: Row, fit: FitFn | None = None) -> Outcome:
         return Outcome(row.index, "skipped", row.run_dir)
     fit = fit or _default_fit()
     t0, started, before = time.monotonic(), _now(), read_run_json(row.run_dir)
+    existed = row.run_dir.is_dir()
     try:
         result = fit(
             row.data,
@@ -114,6 +119,8 @@ def run_one(row: Row, fit: FitFn | None = None) -> Outcome:
         _record(row, "interrupted", "interrupted by the user", t0, started, before)
         raise
     except KandiscError as exc:
+        if not existed and read_run_json(row.run_dir) is None:  # refused by validation, no folder to record in
+            return Outcome(row.index, "failed", row.run_dir, str(exc), time.monotonic() - t0, invalid=True)
         _record(row, "failed", str(exc), t0, started, before)
         return Outcome(row.index, "failed", row.run_dir, str(exc), time.monotonic() - t0)
     except Exception as exc:  # a bug in one fit must not take the batch down; keep its traceback

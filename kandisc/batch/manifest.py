@@ -26,6 +26,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kandisc.batch.plan_checks import check_against_data, check_plan_size
 from kandisc.errors import ConfigError, RunDirError
 
 MANIFEST_NAME = "manifest.csv"
@@ -55,7 +56,7 @@ class Plan:
     spec_text: str
 
 
-Seed = Annotated[int, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # the config's seed range
 
 
 class SweepSpec(BaseModel):
@@ -90,8 +91,12 @@ class SweepSpec(BaseModel):
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` atomically (temp file + rename), creating the folder first."""
     from kandisc.io.atomic import atomic_write_text as write
+    from kandisc.io.atomic import write_error
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     write(path, text)
 
 
@@ -131,6 +136,20 @@ def run_dir_name(index: int, data: Path, label: str) -> str:
     return f"{name}_{label}" if label else name
 
 
+def _read_text(path: Path, what: str, expected: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: the {what} is not UTF-8 text (bad byte at offset {exc.start}); save it as {expected}"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror}); check the path and permissions") from None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 # --------------------------------------------------------------------------- sweep spec
 
 
@@ -138,10 +157,13 @@ def load_spec(path: Path) -> SweepSpec:
     """Read and validate a sweep spec; every problem becomes one ConfigError line."""
     if not path.is_file():
         raise ConfigError(f"sweep spec not found: {path}")
+    text = _read_text(path, "sweep spec", "a UTF-8 YAML file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise ConfigError(f"{path}: YAML nested too deeply or a number too large to read; simplify the spec") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a sweep spec must be a mapping with at least a 'data:' key")
     try:
@@ -206,6 +228,7 @@ def plan_batch(spec_path: Path, out: Path | None = None) -> Plan:
     data_files = _spec_error(spec_path, expand_data, spec.data, base)
 
     keys = list(spec.sweep)
+    check_plan_size(spec_path, len(data_files), [len(v) for v in spec.sweep.values()], len(spec.seeds))
     combos = [list(zip(keys, values, strict=True)) for values in itertools.product(*spec.sweep.values())]
     resolved = []
     for combo in combos:
@@ -213,6 +236,7 @@ def plan_batch(spec_path: Path, out: Path | None = None) -> Plan:
         cfg = _spec_error(spec_path, _resolve_combo, base_config, overrides, dict(combo))
         resolved.append((overrides, cfg))
 
+    check_against_data(spec_path, data_files, combos, resolved)
     rows, configs = [], []
     for data in data_files:
         for combo, (overrides, cfg) in zip(combos, resolved, strict=True):
@@ -288,14 +312,23 @@ def manifest_path(path: Path) -> Path:
 def read_manifest(path: Path) -> list[Row]:
     """Read and check a manifest: indices 0..N-1 in order, known columns, parseable cells."""
     path = manifest_path(path)
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
+    text = _read_text(path, "manifest", "UTF-8 CSV (kandisc batch plan writes one)")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         header = [h.strip() for h in reader.fieldnames or []]
         _check_header(path, header)
-        records = [{k.strip(): (v or "").strip() for k, v in rec.items() if k} for rec in reader]
+        records = [{k.strip(): _cell(v) for k, v in rec.items() if k} for rec in reader]
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: malformed CSV ({exc}); re-create it with kandisc batch plan") from None
     if not records:
         raise ConfigError(f"{path}: the manifest has no rows")
     return [_parse_row(path, line, rec) for line, rec in enumerate(records)]
+
+
+def _cell(value: str | list | None) -> str:
+    if isinstance(value, list):  # csv puts the extra cells of a long row into a list
+        raise csv.Error("a row has more cells than the header")
+    return (value or "").strip()
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -312,6 +345,9 @@ def _check_header(path: Path, header: list[str]) -> None:
 def _parse_row(path: Path, position: int, rec: dict[str, str]) -> Row:
     where = f"{path}: row {position + 1}"
     base = path.parent
+    for column, text in rec.items():
+        if _CONTROL.search(text):
+            raise ConfigError(f"{where}: column {column} holds a control character (NUL, newline, ...); remove it")
     try:
         index = int(rec["index"])
         seed = int(rec["seed"]) if rec.get("seed") else None

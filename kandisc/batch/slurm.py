@@ -27,6 +27,13 @@ from kandisc.batch.manifest import atomic_write_text
 from kandisc.errors import ConfigError, KandiscError
 
 SCRIPT_NAME = "submit.sbatch"
+_MAX_INT = 10**6
+_MAX_MEM_GB = 10**6
+_PARTITION = re.compile(r"[A-Za-z0-9_.-]{1,128}(,[A-Za-z0-9_.-]{1,128})*")
+_JOB_NAME = re.compile(r"[A-Za-z0-9_.+=@:-]{1,128}")
+_SBATCH_ARG = re.compile(r"--(?P<name>[a-z][a-z0-9-]*)(=(?P<value>.*))?", re.DOTALL)
+_PLAIN = re.compile(r"[\w@%+=:,./-]*", re.ASCII)  # shlex.quote's safe set: nothing to quote
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class SubmitError(KandiscError):
@@ -47,16 +54,58 @@ class SlurmOptions:
     sbatch_args: tuple[str, ...] = ()
 
     def check(self) -> None:
+        """Refuse anything that is not a plain value of its Slurm option (ConfigError, one line).
+
+        Values end up in a shell script, so a newline in, say, ``--partition`` would become a command;
+        besides being quoted, every value must look like what Slurm accepts for that option.
+        """
         for name in ("time_min", "cpus_per_task", "chunk"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.mem_gb <= 0:
-            raise ConfigError("--mem-gb must be positive")
-        if self.array_parallelism is not None and self.array_parallelism < 1:
-            raise ConfigError("--array-parallelism must be at least 1")
+            if getattr(self, name) > _MAX_INT:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at most {_MAX_INT}")
+        if not (math.isfinite(self.mem_gb) and 0 < self.mem_gb <= _MAX_MEM_GB):
+            raise ConfigError(f"--mem-gb must be a positive number up to {_MAX_MEM_GB} (got {self.mem_gb})")
+        if self.array_parallelism is not None and not 1 <= self.array_parallelism <= _MAX_INT:
+            raise ConfigError(f"--array-parallelism must be between 1 and {_MAX_INT}")
+        if self.partition is not None and not _PARTITION.fullmatch(self.partition):
+            raise ConfigError(
+                f"--partition {_shown(self.partition)}: not a Slurm partition name; use letters, digits, "
+                "'_', '.', '-' (several: comma-separated, e.g. cpu,short)"
+            )
+        if self.job_name is not None and not _JOB_NAME.fullmatch(self.job_name):
+            raise ConfigError(
+                f"--job-name {_shown(self.job_name)}: use 1-128 letters, digits or '_ . + - = @ :' (no spaces)"
+            )
         for arg in self.sbatch_args:
-            if not arg.startswith("--"):
-                raise ConfigError(f"--sbatch-arg '{arg}': give a long option such as --account=myproject")
+            option = _SBATCH_ARG.fullmatch(arg)
+            if option is None:
+                raise ConfigError(f"--sbatch-arg {_shown(arg)}: give a long option such as --account=myproject")
+            if _CONTROL.search(option["value"] or ""):
+                raise ConfigError(
+                    f"--sbatch-arg {_shown(arg)}: the value holds a control character (newline, tab, ...); remove it"
+                )
+
+
+def _shown(value: str) -> str:
+    """A value as it can be shown on one line (repr escapes newlines), cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _sbatch_line(option: str) -> str:
+    """``#SBATCH --name=value``, the value quoted the way sbatch reads it.
+
+    Bash sees the whole line as a comment; sbatch splits it on blanks, honours quotes, takes a
+    backslash as an escape even inside quotes and an unquoted ``#`` as the end of the line. So a
+    value is double-quoted with ``\\`` and ``"`` escaped (``shlex.quote`` would lose backslashes).
+    Plain values stay as they are; control characters never get this far (``SlurmOptions.check``).
+    """
+    name, sep, value = option.partition("=")
+    if not sep or _PLAIN.fullmatch(value):
+        return f"#SBATCH {option}"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'#SBATCH {name}="{escaped}"'
 
 
 def _source_root() -> str | None:
@@ -72,9 +121,16 @@ def _time(minutes: int) -> str:
 
 def render_script(manifest: Path, n_rows: int, opts: SlurmOptions, python: str, pythonpath: str | None = None) -> str:
     """The sbatch script text (pure: everything environment-dependent is a parameter)."""
+    opts.check()
     batch_dir = manifest.parent
-    if re.search(r"\s", str(batch_dir)):
-        raise ConfigError(f"{batch_dir}: Slurm log paths cannot contain spaces; move the batch folder")
+    if re.search(r"\s", str(batch_dir)) or _CONTROL.search(str(batch_dir)):
+        raise ConfigError(
+            f"{_shown(str(batch_dir))}: Slurm log paths cannot contain spaces or control characters; "
+            "move the batch folder"
+        )
+    for name, value in (("interpreter", python), ("PYTHONPATH", pythonpath or "")):
+        if _CONTROL.search(value):
+            raise ConfigError(f"the {name} path {_shown(value)} holds a control character; install kandisc elsewhere")
     n_tasks = math.ceil(n_rows / opts.chunk)
     array = f"0-{n_tasks - 1}" + (f"%{opts.array_parallelism}" if opts.array_parallelism else "")
     header = [
@@ -92,7 +148,7 @@ def render_script(manifest: Path, n_rows: int, opts: SlurmOptions, python: str, 
         *opts.sbatch_args,
     ]
     threads = " ".join(f"{var}={opts.cpus_per_task}" for var in THREAD_VARS)
-    lines = ["#!/bin/bash", *(f"#SBATCH {h}" for h in header)]
+    lines = ["#!/bin/bash", *(_sbatch_line(h) for h in header)]
     lines += [
         f"# Generated by kandisc {kandisc.__version__} (kandisc batch slurm). Array task t runs manifest",
         "# rows t*CHUNK .. t*CHUNK+CHUNK-1; resubmitting is safe: completed runs are skipped.",

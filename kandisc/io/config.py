@@ -196,6 +196,13 @@ def _one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
+def _unreadable_yaml(exc: BaseException) -> str:
+    """What PyYAML could parse but Python cannot hold: thousands of nested levels, giant integers."""
+    if isinstance(exc, RecursionError | MemoryError):
+        return "YAML nested too deeply to read; a config is a few levels of mappings and lists"
+    return f"YAML value cannot be read ({_one_line(exc)[:120]}); numbers must fit in a float64"
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"{path}: config file not found; check the path given to --config")
@@ -212,6 +219,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: YAML syntax error{where}: {_one_line(exc.problem)}; fix it there") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: YAML syntax error: {_one_line(exc)}") from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise ConfigError(f"{path}: {_unreadable_yaml(exc)}") from None
     if data is None:
         return {}  # an empty file means "all defaults"
     if not isinstance(data, dict):
@@ -273,6 +282,8 @@ def _apply_override(raw: dict[str, Any], text: str) -> tuple[tuple, str]:
     except yaml.YAMLError as exc:
         problem = _one_line(getattr(exc, "problem", exc))
         raise ConfigError(f"--set {text}: the value is not valid YAML ({problem}); quote it or fix brackets") from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise ConfigError(f"--set {_show(text)}: {_unreadable_yaml(exc)}") from None
     node: Any = raw
     path: list[Any] = []
     for i, part in enumerate(parts):
@@ -409,4 +420,7 @@ def resolve_width(model: ModelConfig, inputs: Sequence[str], targets: Sequence[s
             f" ({', '.join(targets)});"
             f" set model.width[-1] to {len(targets)} or model.width to null"
         )
+    from kandisc.io.sizes import layer_sizes
+
+    layer_sizes(model.width, model.mult_arity)
     return list(model.width)

@@ -57,9 +57,20 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-# Lax numbers (PyYAML reads `1e-3` as a string; pydantic turns it into 0.001) but never booleans.
+# Lax numbers (PyYAML reads `1e-3` as a string; pydantic turns it into 0.001) but never booleans,
+# and never inf/nan: no setting means anything at infinity, and inf/nan broke the numerics downstream.
 Int = Annotated[int, BeforeValidator(_no_bool)]
-Float = Annotated[float, BeforeValidator(_no_bool)]
+Float = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
+# Sizes beyond these are typos (grid: 10**12) or cannot train on any machine kandisc runs on; the
+# memory a model needs for its data is checked later, against the machine (io.config.check_size).
+MAX_GRID = 1000
+MAX_NODES = 1000  # per layer (sum and mult nodes together)
+MAX_ARITY = 32
+MAX_DEPTH = 16  # layers added to a prior
+MAX_EDGES = 100_000  # in the whole network; [100, 100, 1] has 10 100
+MAX_THREADS = 512  # OpenMP aborts (out of memory) long before a million threads
+MAX_SEED = 2**32 - 1  # what numpy's legacy RandomState and scikit-learn accept too
+MAX_MAGNITUDE = 1e100  # |values| beyond this overflow float64 when squared (least squares, variances)
 Bool = Annotated[bool, Field(strict=True)]
 
 
@@ -97,7 +108,10 @@ class DataConfig(_Model):
     @field_validator("inputs", "targets", mode="before")
     @classmethod
     def _names(cls, value: Any) -> Any:
-        if isinstance(value, str | int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
+            shown = _show(value)
+            raise ValueError(f"expected a list of column names (got {shown}); a column named {shown} is ['{shown}']")
+        if isinstance(value, str):
             value = [value]  # a single column name is the common case for targets
         if isinstance(value, list):
             value = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
@@ -130,19 +144,27 @@ def _check_width(value: Any) -> Any:
             raise ValueError(
                 f"entry {i} must be an int >= 1 or [n_sum, n_mult] with both >= 0 and a sum >= 1 (got {_show(entry)})"
             )
+        if sum(ints) > MAX_NODES:
+            raise ValueError(
+                f"entry {i} has {sum(ints)} nodes; at most {MAX_NODES} per layer (KANs for discovery are narrow:"
+                " tens of nodes)"
+            )
         out.append(ints if pair else entry)
     return out
 
 
 def _check_arity(value: Any) -> Any:
     def is_arity(n: Any) -> bool:
-        return isinstance(n, int) and not isinstance(n, bool) and n >= 2
+        return isinstance(n, int) and not isinstance(n, bool) and 2 <= n <= MAX_ARITY
 
     layers_ok = isinstance(value, list) and all(
         isinstance(layer, list) and all(is_arity(n) for n in layer) for layer in value
     )
     if not (is_arity(value) or layers_ok):
-        raise ValueError(f"expected an int >= 2 or a list (per layer) of lists of ints >= 2 (got {_show(value)})")
+        raise ValueError(
+            f"expected an int >= 2 (at most {MAX_ARITY}) or a list (per layer) of lists of such ints"
+            f" (got {_show(value)})"
+        )
     return value
 
 
@@ -160,8 +182,10 @@ class PriorConfig(_Model):
 
     formula: str | None = _f(None, "prior formula of the input columns, e.g. 2*mu*(F11-1); null = none")
     model_file: str | None = _f(None, "a model.pt (kandisc compile / fit in raw units) to start from")
-    extra_width: Int = _f(0, "extra numeric sum nodes in every hidden layer of the prior network", ge=0)
-    extra_depth: Int = _f(0, "extra identity layers after the prior's output, to learn an outer function", ge=0)
+    extra_width: Int = _f(0, "extra numeric sum nodes in every hidden layer of the prior network", ge=0, le=MAX_NODES)
+    extra_depth: Int = _f(
+        0, "extra identity layers after the prior's output, to learn an outer function", ge=0, le=MAX_DEPTH
+    )
     spline_magnitude: Float = _f(0.01, "initial size of the splines added on top of the prior's edges", ge=0)
 
     @model_validator(mode="after")
@@ -183,7 +207,7 @@ class ModelConfig(_Model):
         "layer widths, e.g. [2, 5, 1] or [2, [3, 2], 1] ([n_sum, n_mult]); null = [n_inputs, 5, n_targets]",
         json_schema_extra={"type": "list of int or [n_sum, n_mult], or null"},
     )
-    grid: Int = _f(defaults.GRID, "number of B-spline grid intervals per edge", ge=1)
+    grid: Int = _f(defaults.GRID, "number of B-spline grid intervals per edge", ge=1, le=MAX_GRID)
     k: Int = _f(defaults.ORDER, "B-spline order", ge=1, le=5)
     mult_arity: Annotated[int | list[list[int]], BeforeValidator(_check_arity)] = _f(
         2,
@@ -195,7 +219,7 @@ class ModelConfig(_Model):
     )
     grid_eps: Float = _f(defaults.GRID_EPS, "0 = grid from data quantiles, 1 = uniform grid", ge=0, le=1)
     grid_range: list[Float] = _f(list(defaults.GRID_RANGE), "initial grid range [low, high]")
-    noise_scale: Float = _f(defaults.NOISE_SCALE, "scale of the random initial spline coefficients", ge=0)
+    noise_scale: Float = _f(defaults.NOISE_SCALE, "scale of the random initial spline coefficients", ge=0, le=1e6)
     dtype: Annotated[Literal["float64", "float32"], BeforeValidator(_lower)] = _f(
         "float64", "floating-point precision (float64 keeps formula constants exact)"
     )
@@ -205,6 +229,8 @@ class ModelConfig(_Model):
     def _range(cls, value: list[float]) -> list[float]:
         if len(value) != 2 or not value[0] < value[1]:
             raise ValueError(f"expected two numbers [low, high] with low < high (got {_show(value)})")
+        if max(abs(value[0]), abs(value[1])) > MAX_MAGNITUDE:
+            raise ValueError(f"expected numbers within ±{MAX_MAGNITUDE:g} (got {_show(value)}); rescale the data")
         return value
 
 
@@ -279,7 +305,7 @@ class RefineStage(_Stage):
     """Move the splines onto a finer grid (then fit again)."""
 
     stage: Literal["refine"] = "refine"
-    grid: Int = _f(..., "new number of grid intervals (required)", ge=1, examples=[10])
+    grid: Int = _f(..., "new number of grid intervals (required)", ge=1, le=MAX_GRID, examples=[10])
 
 
 class SymbolicStage(_Stage):
@@ -347,6 +373,12 @@ class OutputConfig(_Model):
     log_every: Int = _f(10, "plain progress line every N steps when stderr is not a terminal", ge=1)
     checkpoints: Bool = _f(False, "keep a model file after every stage (checkpoints/NN_stage.pt)")
 
+    @model_validator(mode="after")
+    def _some_format(self) -> OutputConfig:
+        if self.figures and not self.formats:
+            raise ValueError("output.formats is empty; list png, pdf and/or svg, or set output.figures: false")
+        return self
+
 
 SEARCH_CANDIDATES = ("log-additive", "log-additive-accurate", "product", "log-ratio", "sum", "mult", "log-deep")
 
@@ -408,11 +440,13 @@ UnitText = Annotated[str, BeforeValidator(_unit_text), AfterValidator(_check_uni
 class KandiscConfig(_Model):
     """Everything a `kandisc fit` run needs besides the data file."""
 
-    seed: Int = _f(0, "random seed for the split, the initial model and training", ge=0)
+    seed: Int = _f(0, "random seed for the split, the initial model and training", ge=0, le=MAX_SEED)
     device: Annotated[Literal["cpu", "cuda", "auto"], BeforeValidator(_lower)] = _f(
         "cpu", "torch device; auto = cuda when available"
     )
-    threads: Int | None = _f(None, "torch CPU threads; null = 1 for small models, else torch's default", ge=1)
+    threads: Int | None = _f(
+        None, "torch CPU threads; null = 1 for small models, else torch's default", ge=1, le=MAX_THREADS
+    )
     data: DataConfig = _f(default_factory=DataConfig, doc="")
     functions: Annotated[dict[str, FunctionConfig], AfterValidator(_check_functions)] = _f(
         {},

@@ -23,6 +23,8 @@ import pandas as pd
 from kandisc.errors import DataError
 
 MIN_ROWS = 10
+# |values| beyond this overflow float64 once squared (least squares, variances, B-spline ranges).
+MAX_MAGNITUDE = 1e100
 _ROWS = "data rows counted from 1 below the header"
 
 
@@ -61,16 +63,26 @@ def _read_text(path: Path) -> tuple[str, str]:
         ) from None
     if not text.strip():
         raise DataError(f"{path}: the file is empty; expected a header row and data rows")
+    if "\r" in text and "\n" not in text:
+        text = text.replace("\r", "\n")  # old Mac line endings: one row per CR
     return text, hashlib.sha256(raw).hexdigest()
 
 
 def _header(path: Path, text: str) -> list[str]:
     # Read the header ourselves: pandas renames a second 'x' to 'x.1' before we could see it.
-    first = next(csv.reader(io.StringIO(text), skipinitialspace=True), [])
+    try:
+        first = next(csv.reader(io.StringIO(text), skipinitialspace=True), [])
+    except csv.Error as exc:
+        raise DataError(f"{path}: the header row is not valid CSV ({exc}); fix the first line") from None
     names = [name.strip() for name in first]
     for i, name in enumerate(names):
         if not name:
             raise DataError(f"{path}: column {i + 1} has no name in the header; name it or remove it")
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise DataError(
+                f"{path}: the name of column {i + 1} ({name!r}) holds a control character (NUL, tab, ...);"
+                " rename the column"
+            )
         if name in names[:i]:
             raise DataError(
                 f"{path}: duplicate column name {name!r} (columns {names.index(name) + 1} and {i + 1});"
@@ -162,6 +174,17 @@ def _numeric(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
     return values.to_numpy(dtype=np.float64)
 
 
+def _check_magnitude(path: Path, values: np.ndarray, names: list[str]) -> None:
+    with np.errstate(invalid="ignore"):
+        big = np.isfinite(values) & (np.abs(values) > MAX_MAGNITUDE)  # NaN/inf have their own message
+    if big.any():
+        row, col = (int(i) for i in np.argwhere(big)[0])
+        raise DataError(
+            f"{path}: value {values[row, col]:.3g} in column {names[col]!r} at data row {row + 1} ({_ROWS}) is"
+            f" beyond ±{MAX_MAGNITUDE:g}, which overflows float64 arithmetic; rescale the column (units, log)"
+        )
+
+
 def _not_finite(path: Path, values: np.ndarray, names: list[str]) -> str:
     bad = ~np.isfinite(values)
     counts = [f"{name!r} ({n})" for name, n in zip(names, bad.sum(axis=0), strict=True) if n]
@@ -188,6 +211,15 @@ def _check_rows(path: Path, X: np.ndarray, Y: np.ndarray, targets: list[str], n_
             )
 
 
+def check_columns(
+    path: Path | str, inputs: Sequence[str] | None = None, targets: Sequence[str] | str | None = None
+) -> tuple[list[str], list[str]]:
+    """The input and target columns a config picks from a CSV's header (for planning, without the rows)."""
+    path = Path(path)
+    text, _ = _read_text(path)
+    return _columns(path, _header(path, text), inputs, targets)
+
+
 def load_table(
     path: Path | str,
     inputs: Sequence[str] | None = None,
@@ -202,6 +234,7 @@ def load_table(
     inputs, targets = _columns(path, names, inputs, targets)
     used = inputs + targets
     values = np.column_stack([_numeric(path, frame, c) for c in used])
+    _check_magnitude(path, values, used)
     finite = np.isfinite(values).all(axis=1)
     if not finite.all() and not dropna:
         raise DataError(_not_finite(path, values, used))
@@ -302,6 +335,7 @@ def read_columns(path: Path | str, required: Sequence[str], allowed: Sequence[st
         )
     present = [c for c in names if c in required or c in allowed]
     values = np.column_stack([_numeric(path, frame, c) for c in present])
+    _check_magnitude(path, values, present)
     if not np.isfinite(values).all():
         raise DataError(
             _not_finite(path, values, present).replace(

@@ -6,14 +6,15 @@ One ``torch.save`` of a plain dict that loads with ``torch.load(weights_only=Tru
 ``data_columns`` (the CSV columns the model reads), ``auxiliary`` (name -> formula text),
 ``normalization``, ``symbolic`` (edges by library name + parameters, for humans: the state_dict is
 authoritative), ``extras`` (JSON-like: formulas, attribution tables, training ranges, history),
-``tensors`` (small named tensors such as a reference sample) and ``state_dict``.
-Never pickles a module; never loads with ``weights_only=False``.
+``tensors`` (small named tensors such as a reference sample), ``state_dict`` and ``checksum``
+(sha256 of everything else: flipped bits are caught; files written before it existed have none).
+Never pickles a module; never loads with ``weights_only=False``. Loading validates every field
+(:mod:`kandisc.io.model_checks`): a crafted or damaged file is a one-line ``CheckpointError``.
 """
 
 from __future__ import annotations
 
-import pickle
-import zipfile
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +22,11 @@ import torch
 
 from kandisc import __version__
 from kandisc.errors import CheckpointError
-from kandisc.io.atomic import atomic_target
+from kandisc.io.atomic import atomic_write_bytes
+from kandisc.io.model_checks import Damaged, check_fields, check_spec, check_state, checksum
 from kandisc.io.scaling import Scaling
 from kandisc.model import ModelSpec, MultKAN
+from kandisc.model.functions import FUNCTIONS
 
 FORMAT = "kandisc.model"
 FORMAT_VERSION = 1
@@ -81,9 +84,11 @@ def save_model(bundle: ModelBundle, path: Path | str) -> Path:
         "tensors": {k: v.detach().cpu() for k, v in bundle.tensors.items()},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
+    payload["checksum"] = checksum(payload)
     path = Path(path)
-    with atomic_target(path) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()  # serialise in memory: a full disk then fails as an OSError, not inside torch
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -94,7 +99,7 @@ def _read(path: Path) -> dict:
         raise CheckpointError(f"{path} is a directory; pass the model.pt file inside it")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, OSError) as err:
+    except Exception as err:  # torch.load raises many kinds (UnpicklingError, BadZipFile, IndexError, ...)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             f"{path} is not a readable kandisc model file (truncated or corrupt?): {first[:160]}"
@@ -103,7 +108,11 @@ def _read(path: Path) -> dict:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path} is not a kandisc model file (format {found!r}, expected {FORMAT!r})")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version < 1:
+        raise CheckpointError(
+            f"{path} has model format version {version}, which no kandisc writes: the file is damaged"
+        )
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has model format version {version!r}, newer than this kandisc understands "
             f"({FORMAT_VERSION}; written by kandisc {payload.get('kandisc_version')}); upgrade kandisc"
@@ -117,8 +126,14 @@ def load_model(path: Path | str, device: str = "cpu") -> ModelBundle:
     payload = _read(path)
     try:
         norm = payload.get("normalization")
-        spec = ModelSpec.from_dict(payload["spec"])
+        if "checksum" in payload and payload["checksum"] != checksum(payload):
+            raise Damaged("its contents do not match the checksum written with it (flipped bits, edited by hand?)")
+        if payload.get("dtype", "float64") not in _DTYPES:
+            raise Damaged(f"dtype must be one of {', '.join(_DTYPES)} (got {payload.get('dtype')!r})")
+        spec = ModelSpec.from_dict(check_spec(payload["spec"]))
+        check_fields(payload, spec.n_inputs, spec.n_outputs)
         model = MultKAN(spec, dtype=_DTYPES[payload.get("dtype", "float64")], device=device)
+        check_state(model.state_dict(), payload.get("state_dict"), len(FUNCTIONS))
         model.load_state_dict(payload["state_dict"])
         return ModelBundle(
             model=model,
@@ -131,6 +146,14 @@ def load_model(path: Path | str, device: str = "cpu") -> ModelBundle:
             tensors=dict(payload.get("tensors") or {}),
         )
     except CheckpointError:
-        raise  # already says what is wrong (a KandiscError is a ValueError, caught next)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path} is damaged: {type(err).__name__}: {str(err).splitlines()[0][:160]}") from None
+        raise  # already says what is wrong (a KandiscError is a ValueError, caught below)
+    except Damaged as err:
+        fix = "re-create it with kandisc fit or compile"
+        raise CheckpointError(f"{path} is damaged: {_first_line(err)}; {fix}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
+        raise CheckpointError(f"{path} is damaged: {type(err).__name__}: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__

@@ -9,6 +9,7 @@ intact until the new one really starts.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from kandisc.errors import RunDirError
-from kandisc.io.atomic import atomic_write_text
+from kandisc.io.atomic import atomic_write_text, write_error
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 METRICS_COLUMNS = ("step", "stage", "train_loss", "test_loss", "reg", "n_edges")
@@ -107,10 +108,13 @@ class MetricsWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle: TextIO | None = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-        self._csv = csv.writer(self._handle)
-        self._csv.writerow(METRICS_COLUMNS)
-        self._handle.flush()
+        try:
+            self._handle: TextIO | None = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._csv = csv.writer(self._handle)
+            self._csv.writerow(METRICS_COLUMNS)
+            self._handle.flush()
+        except OSError as exc:
+            raise write_error(path, exc) from None
 
     def write(
         self,
@@ -124,13 +128,17 @@ class MetricsWriter:
         if self._handle is None:
             raise RunDirError(f"{self.path}: metrics writer is closed; open a new one with metrics_writer()")
         values = (step, stage, train_loss, test_loss, reg, n_edges)
-        self._csv.writerow([_cell(v.item() if hasattr(v, "item") else v) for v in values])
-        self._handle.flush()  # readers (tail -f, a dashboard) see every row as soon as it exists
+        try:
+            self._csv.writerow([_cell(v.item() if hasattr(v, "item") else v) for v in values])
+            self._handle.flush()  # readers (tail -f, a dashboard) see every row as soon as it exists
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            with contextlib.suppress(OSError):  # a full disk was reported by the write that hit it
+                handle.close()
 
     def __enter__(self) -> MetricsWriter:
         return self
@@ -215,7 +223,10 @@ class RunDir:
 
     def _subdir(self, name: str) -> Path:
         self._prepare()
-        (self.path / name).mkdir(exist_ok=True)
+        try:
+            (self.path / name).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise write_error(self.path / name, exc) from None
         return self.path / name
 
     # ------------------------------------------------------------ writing

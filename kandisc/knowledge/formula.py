@@ -78,6 +78,11 @@ def _allowed_summary() -> str:
 
 # Exact integer powers with more bits than this are refused (10**10**10 would never finish).
 _MAX_INT_BITS = 100_000
+# A variable's power beyond this is never physics, and x**(2**100) or x**1e9 made sympy, the
+# compiler and the evaluators run for hours.
+MAX_EXPONENT = 100
+# Constants beyond this overflow float64 once multiplied or squared (data values share the limit).
+MAX_CONSTANT = 1e100
 
 
 def _suggest(name: str, candidates: Sequence[str]) -> str:
@@ -139,6 +144,10 @@ class _Builder:
         )
 
     def _power(self, node: ast.AST, base: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+        if exponent.is_Number and base.free_symbols and abs(exponent) > MAX_EXPONENT:
+            raise self.fail(
+                node, f"exponent in '{self.segment(node)}' is too large; powers of variables go up to ±{MAX_EXPONENT}"
+            )
         if base.is_Rational and exponent.is_Integer and abs(base) not in (0, 1):
             p, q = sp.fraction(abs(base))
             bits = abs(int(exponent)) * max(int(p).bit_length(), int(q).bit_length())
@@ -248,10 +257,23 @@ def _parse(text: str, variables: Sequence[str] | None) -> tuple[sp.Expr, list[st
     except SyntaxError as err:
         raise _syntax_error(source, err) from None
     except (RecursionError, MemoryError):
-        raise FormulaError(f"formula {source[:60]!r}...: nested too deeply") from None
+        raise FormulaError(f"formula {source[:60]!r}...: nested too deeply; write it with fewer levels") from None
     if expr.has(sp.zoo, sp.oo, sp.S.NegativeInfinity, sp.nan, sp.I):
         raise builder.fail(None, f"evaluates to {expr} (a division by zero, log(0) or a complex number)")
+    _check_sizes(builder, expr)
     return expr, builder.order
+
+
+def _check_sizes(builder: _Builder, expr: sp.Expr) -> None:
+    """Constants and powers as sympy combined them: (x**50)**50 is x**2500, 10**400 one number."""
+    huge = [a for a in expr.atoms(sp.Number) if abs(a) > MAX_CONSTANT]
+    if huge:
+        shown = sp.sstr(sp.Float(huge[0], 3))
+        raise builder.fail(None, f"constant {shown} is beyond ±{MAX_CONSTANT:g} (float64 would overflow)")
+    for power in expr.atoms(sp.Pow):
+        if power.exp.is_Number and power.base.free_symbols and abs(power.exp) > MAX_EXPONENT:
+            shown = sp.sstr(power)[:40]
+            raise builder.fail(None, f"power {shown} is too large; powers of variables go up to ±{MAX_EXPONENT}")
 
 
 def parse_formula(text: str, variables: Sequence[str] | None) -> sp.Expr:

@@ -22,10 +22,11 @@ scaling into the output node affine.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from kandisc.defaults import BASE_FUN, GRID, ORDER
-from kandisc.errors import ConfigError
+from kandisc.errors import ConfigError, DataError, FormulaError
 from kandisc.knowledge.compiler import IDENTITY, NetworkPlan, plan_network, read_formula
 
 
@@ -55,6 +56,11 @@ def model_from_prior(
     if not spline_magnitude >= 0:
         raise ConfigError(f"prior spline_magnitude must be >= 0, got {spline_magnitude!r}")
     expr, names, _ = read_formula(text, list(input_names))
+    if not expr.free_symbols:
+        raise FormulaError(
+            f"prior formula {text!r} is the constant {expr}: it uses none of the inputs; a prior is a formula of"
+            f" the input columns ({', '.join(input_names)}), e.g. 2*mu*(F11-1)"
+        )
     plan = plan_network(expr, names)
     for _ in range(extra_depth):
         plan = _deepen(plan)
@@ -65,6 +71,20 @@ def model_from_prior(
     if normalization:
         fold_normalization(model, normalization)
     return model
+
+
+def check_prior_on_rows(text: str, input_names: list[str], x: np.ndarray) -> None:
+    """A prior must be defined on every data row: NaN/inf there would poison the whole fit."""
+    from kandisc.knowledge.formula import parse_formula, to_numpy_function
+
+    expr = parse_formula(text, list(input_names))
+    values = to_numpy_function(expr, list(input_names))({n: x[:, i] for i, n in enumerate(input_names)})
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(
+            f"prior formula {text!r} is NaN/inf on {int(bad.sum())} of {len(values)} data rows (first: data row"
+            f" {int(np.flatnonzero(bad)[0]) + 1}); a prior must be defined on every row, fix the formula or the data"
+        )
 
 
 def prior_from_bundle(

@@ -19,6 +19,7 @@ from kandisc.io.config import KandiscConfig, load_config, resolve_width
 from kandisc.io.data import Table, load_table
 from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.io.scaling import Scaling
+from kandisc.io.sizes import check_size
 from kandisc.knowledge.user_functions import register_definitions
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.train import Dataset
@@ -76,6 +77,11 @@ def _prepare(cfg: KandiscConfig, table: Table) -> Prepared:
                 "and modules (use prior.extra_width / prior.extra_depth for more capacity)"
             )
         width = prior_model(cfg, model_inputs, table.target_names, None).spec.display_width()
+        if cfg.prior.formula is not None:
+            from kandisc.knowledge.prior import check_prior_on_rows
+
+            check_prior_on_rows(cfg.prior.formula, model_inputs, x_all)
+    check_size(cfg, width, table.n_rows)
     _check_symbolic_libraries(cfg)
     masks = None
     if cfg.modules:
