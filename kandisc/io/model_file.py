@@ -133,7 +133,9 @@ def load_model(path: Path | str, device: str = "cpu") -> ModelBundle:
         spec = ModelSpec.from_dict(check_spec(payload["spec"]))
         check_fields(payload, spec.n_inputs, spec.n_outputs)
         model = MultKAN(spec, dtype=_DTYPES[payload.get("dtype", "float64")], device=device)
-        check_state(model.state_dict(), payload.get("state_dict"), len(FUNCTIONS))
+        # Functions a config added (extras["functions"]) take ids after the built-ins once restored.
+        added = (payload.get("extras") or {}).get("functions") or {}
+        check_state(model.state_dict(), payload.get("state_dict"), len(FUNCTIONS) + len(added))
         model.load_state_dict(payload["state_dict"])
         return ModelBundle(
             model=model,
