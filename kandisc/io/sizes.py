@@ -56,7 +56,8 @@ def training_memory(cfg: KandiscConfig, width: Sequence[int | list[int]], n_rows
     Per row: each layer's B-spline features (in x (G+k+2)) and the per-edge activations with their
     gradients (in x out x 2); the largest grid of the run counts (refine stages included).
     """
-    grid = max([cfg.model.grid, *(item.grid for item in cfg.pipeline if item.stage == "refine")])
+    refined = [item.grid for item in cfg.pipeline if item.stage == "refine"] if cfg.pipeline else [10]  # search: 10
+    grid = max([cfg.model.grid, *refined])
     sizes, edges = _network(cfg, width)
     features = sum(n_in for n_in, _ in sizes[:-1]) * (grid + cfg.model.k + 2)
     itemsize = 8 if cfg.model.dtype == "float64" else 4
@@ -72,7 +73,7 @@ def _check_lm_size(cfg: KandiscConfig, edges: int) -> None:
     from kandisc.lm import MAX_PARAMETERS
 
     grid = cfg.model.grid
-    for index, item in enumerate(cfg.pipeline):
+    for index, item in enumerate(cfg.pipeline or []):
         if item.stage == "prune":
             return
         if item.stage == "refine":
