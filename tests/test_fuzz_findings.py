@@ -255,7 +255,7 @@ def test_predict_never_writes_over_its_inputs(work, target) -> None:
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [
-        (f"data: data.csv\nseeds: [{2**64}]\n", "seeds.0"),  # planned, then every row failed
+        (f"data: data.csv\nseeds: [{2**64}]\n", "seeds[0]"),  # planned, then every row failed
         (
             "data: data.csv\nsweep: {model.grid: ["
             + ", ".join(map(str, range(1, 201)))
