@@ -137,7 +137,7 @@ def _initial_state(prep: Prepared, split_idx, sink) -> RunState:
     return state
 
 
-def _fit_state(prep: Prepared, split_idx, sink, best_so_far: list) -> tuple[RunState, Prepared]:
+def _fit_state(prep: Prepared, split_idx, sink, best_so_far: list, run=None) -> tuple[RunState, Prepared]:
     """The config's pipeline once, or (pipeline: null) the discovery search; ``best_so_far`` gets
     the state worth saving on Ctrl-C (the pipeline's own, the search's best finished candidate).
     Returns the state and the prepared run it belongs to (the search's winner has its own inputs)."""
@@ -147,6 +147,8 @@ def _fit_state(prep: Prepared, split_idx, sink, best_so_far: list) -> tuple[RunS
         return search(prep, split_idx, sink, best_so_far)
     state = _initial_state(prep, split_idx, sink)
     best_so_far.append(state)
+    if run is not None and prep.cfg.output.checkpoints:  # the model after every stage
+        state.on_stage_end = lambda index, stage: save_model(state.bundle, run.checkpoint_path(index, stage))
     run_pipeline(state, prep.cfg.pipeline)
     return state, prep
 
@@ -179,7 +181,7 @@ def _run(run: RunDir, prep: Prepared, overrides, progress: ProgressSink, argv) -
         split_idx = split(prep.table, cfg.data.test_fraction, cfg.seed)
         with run.metrics_writer() as writer:
             sink = MetricsSink(writer, progress)
-            state, prep = _fit_state(prep, split_idx, sink, best_so_far)
+            state, prep = _fit_state(prep, split_idx, sink, best_so_far, run)
         summary = finalize_run(run, prep, state, split_idx[1], split_idx[0])
         run.finish("completed")
         return FitResult(run.path, "completed", summary, state.reports, state, split_idx, sink.rows)

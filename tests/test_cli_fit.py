@@ -235,3 +235,24 @@ def test_ctrl_c_exits_130(data_csv, tiny_config, monkeypatch):
     monkeypatch.setattr(kandisc.api, "fit_run", interrupted)
     result = fit(data_csv, "--config", tiny_config)
     assert result.exit_code == 130 and "interrupted" in result.stderr
+
+
+def test_checkpoints_keep_the_model_after_every_stage(data_csv, tmp_path):
+    from kandisc.io.model_file import load_model
+
+    out = tmp_path / "run"
+    result = fit(
+        data_csv,
+        "--out",
+        out,
+        "--set",
+        "pipeline=[{fit: {steps: 2}}, prune, {fit: {steps: 1}}]",
+        "--set",
+        "output.checkpoints=true",
+        "--set",
+        "output.figures=false",
+    )
+    assert result.exit_code == 0, result.stderr
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == ["01_fit.pt", "02_prune.pt", "03_fit.pt"]
+    assert load_model(out / "checkpoints" / "03_fit.pt").model.n_edges() == load_model(out / "model.pt").model.n_edges()

@@ -371,7 +371,9 @@ class OutputConfig(_Model):
     figures: Bool = _f(True, "write figures")
     formats: list[Annotated[Literal["png", "pdf", "svg"], BeforeValidator(_lower)]] = _f(["png"], "figure file formats")
     log_every: Int = _f(10, "plain progress line every N steps when stderr is not a terminal", ge=1)
-    checkpoints: Bool = _f(False, "keep a model file after every stage (checkpoints/NN_stage.pt)")
+    checkpoints: Bool = _f(
+        False, "keep a model file after every stage of an explicit pipeline (checkpoints/NN_stage.pt)"
+    )
 
     @model_validator(mode="after")
     def _some_format(self) -> OutputConfig:

@@ -65,8 +65,10 @@ STAGES = {"fit": fit_stage, "prune": prune_stage, "refine": refine_stage, "symbo
 
 def run_pipeline(state: RunState, pipeline) -> list[StageReport]:
     """Run the configured stages in order (items have ``.stage`` and ``.params()``)."""
-    for item in pipeline:
+    for index, item in enumerate(pipeline, 1):
         report = STAGES[item.stage](state, item.params())
         state.reports.append(report)
         state.sink.stage_finished(report.label, report)
+        if state.on_stage_end is not None:
+            state.on_stage_end(index, item.stage)
     return state.reports

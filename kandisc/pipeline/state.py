@@ -6,6 +6,7 @@ the model in place, replace it by a pruned one, ...). Progress goes through ``Pr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -58,6 +59,7 @@ class RunState:
     formulas: dict = field(default_factory=dict)  # target -> {"best": {...}, "candidates": [...]}
     aux_exprs: dict = field(default_factory=dict)  # auxiliary name -> sympy expression of data columns
     search: dict | None = None  # the discovery search's record (candidates, winner), when one ran
+    on_stage_end: Callable[[int, str], None] | None = None  # (1-based stage index, stage name): checkpoints
 
     @property
     def model(self):
