@@ -36,3 +36,9 @@ def rmse(y_true, y_pred) -> float:
     with np.errstate(all="ignore"):
         value = float(np.sqrt(np.mean((p - t) ** 2)))
     return value if math.isfinite(value) else math.inf
+
+
+def reaches(r2: float | None, threshold: float) -> bool:
+    """``r2`` is a number at least ``threshold``: the law verdict (a threshold > 0 excludes constants,
+    whose R² is at most 0, and a target constant on the rows, whose R² is undefined)."""
+    return r2 is not None and math.isfinite(r2) and r2 >= threshold

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -160,7 +159,7 @@ def formula_verdicts(formulas: dict, targets: list[str], accept_r2: float) -> di
     """
     best = {t: (formulas.get(t) or {}).get("best") or {} for t in targets}
     r2 = {t: best[t].get("test_r2") for t in targets}
-    found = {t: r2[t] is not None and math.isfinite(r2[t]) and r2[t] >= accept_r2 for t in targets}
+    found = {t: metrics.reaches(r2[t], accept_r2) for t in targets}
     return {
         "formula_test_r2": r2,
         "formula_test_rmse": {t: best[t].get("test_rmse") for t in targets},

@@ -71,12 +71,5 @@ def is_exact(merged: Merged, y_scale: dict[str, float]) -> bool:
     )
 
 
-def law_verdict(best: dict | None, accept_r2: float) -> bool:
-    """A formula is a law when its own test R² reaches ``accept_r2`` (> 0, so never a constant:
-    a constant's R² is at most 0, and a target constant on the test rows has no R² at all)."""
-    r2 = None if best is None else best.get("test_r2")
-    return r2 is not None and math.isfinite(r2) and r2 >= accept_r2
-
-
 def target_scales(y_test: np.ndarray, targets: list[str]) -> dict[str, float]:
     return {t: float(np.std(y_test[:, i])) or 1.0 for i, t in enumerate(targets)}

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from kandisc import metrics
 from kandisc.errors import SearchError
 from kandisc.pipeline.state import RunState, StageReport
-from kandisc.search.choose import Merged, is_exact, law_verdict, merge, target_scales
+from kandisc.search.choose import Merged, is_exact, merge, target_scales
 from kandisc.search.plan import plan
 from kandisc.search.pool import default_jobs, run_candidates
 from kandisc.search.worker import Outcome, candidate_prepared
@@ -24,7 +25,7 @@ def _record(outcome: Outcome, accept_r2: float) -> dict:
         for target, entry in outcome.state.formulas.items():
             row = entry.get("best") or {}
             best[target] = {"formula": row.get("sympy"), "test_r2": row.get("test_r2")}
-    found = bool(best) and all(law_verdict(b and {"test_r2": b["test_r2"]}, accept_r2) for b in best.values())
+    found = bool(best) and all(metrics.reaches(b["test_r2"], accept_r2) for b in best.values())
     return {
         **outcome.candidate.describe(),
         "status": outcome.status,
@@ -62,7 +63,7 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         sink.stage_finished(outcome.candidate.name, report)
         merged = merge(outcomes, targets, y_scale)
         if best_so_far is not None and any(o.state is not None for o in outcomes):
-            best_so_far.append(_winner_state(outcomes, merged, cfg.search.time_budget))
+            best_so_far[:] = [_winner_state(outcomes, merged, cfg.search.time_budget)]  # only the latest counts
         return cfg.search.stop_when_exact and is_exact(merged, y_scale)
 
     run_candidates(prep, candidates, split_idx, cfg.search.time_budget, jobs, on_outcome)

@@ -164,8 +164,9 @@ def plan(
         # the penalty picks one edge per factor.
         families["log-additive"] = ([n_in, n_out], _with_plateau(_LOG_RATIO_PIPELINE), {})
     columns = n_in - len(cfg.auxiliary)  # ratios of the data's own columns, not of the user's features
-    ratios = ratio_features(x_train[:, :columns], names[:columns]) if 2 <= columns <= MAX_RATIO_INPUTS else {}
-    ratios = {} if fixed else ratios
+    ratios = {}
+    if not fixed and 2 <= columns <= MAX_RATIO_INPUTS:
+        ratios = ratio_features(x_train[:, :columns], names[:columns])
     # The same network with edges chosen by accuracy alone: log(x) over [1, 2.3] fits a parabola
     # to spline accuracy, which the power-first rule would take; the merged front decides.
     if "log-additive" in families:
