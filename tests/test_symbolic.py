@@ -2,6 +2,7 @@
 constant snapping, and end-to-end recovery of known laws from the sample CSVs."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from kandisc.io.model_file import ModelBundle
 from kandisc.io.scaling import Scaling
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.symbolic.assemble import assemble, verify
-from kandisc.symbolic.simplify import Scorer, build_candidates, snap_constants
+from kandisc.symbolic.simplify import Scorer, build_candidates, snap_constants, time_limited
 
 ROOT = Path(__file__).resolve().parent.parent
 FNS = ["sin", "x^2", "exp", "tanh", "x", "cos", "x^3", "arctan"]
@@ -95,6 +96,39 @@ def test_constant_snapping_keeps_only_snaps_that_fit():
     front = build_candidates(noisy, scorer)
     best = next(c for c in front if c.is_best)
     assert best.test_rmse < 1e-6 and sp.simplify(best.expr - (sp.sin(sp.pi * x) + sp.Float(0.37) * x)) == 0
+
+
+def test_near_exact_snaps_are_kept_when_a_far_one_fails():
+    """3/(20π)·q²/(ε·d) from a network's 0.04775·q²/(ε·(d + 7e-5)^1.00004): the exponent and the
+    offset snap together (neither alone fits), the prefactor is refitted and snaps to 3/(20π)."""
+    q, eps, d = sp.symbols("q epsilon d")
+    xs = np.random.default_rng(0).uniform(1, 5, (600, 3))
+    y = 3 / (20 * np.pi) * xs[:, 0] ** 2 / (xs[:, 1] * xs[:, 2])
+    scorer = Scorer([q, eps, d], xs[:400], y[:400], xs[400:], y[400:])
+    network = sp.Float(0.0477495931248) * q**2 / (eps * (d + sp.Float(7.2e-5)) ** sp.Float(1.00003670872))
+    snapped = snap_constants(network, scorer)
+    assert sp.simplify(snapped - 3 * q**2 / (20 * sp.pi * eps * d)) == 0
+
+
+def test_time_limited_falls_back_and_nests():
+    def spin(seconds: float) -> str:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+        return "done"
+
+    start = time.monotonic()
+    assert time_limited(lambda: spin(5), 0.2, lambda: "fallback") == "fallback"
+    assert time.monotonic() - start < 1.0
+    # An inner limit that runs out falls back inside; the outer call goes on.
+    assert time_limited(lambda: time_limited(lambda: spin(5), 0.1, lambda: "inner") + spin(0.05), 2, lambda: "x") == (
+        "innerdone"
+    )
+    # The outer limit ends an inner call that would outlast it.
+    start = time.monotonic()
+    assert time_limited(lambda: time_limited(lambda: spin(5), 3, lambda: "inner"), 0.2, lambda: "outer") == "outer"
+    assert time.monotonic() - start < 1.0
+    assert time_limited(lambda: "quick", 0.2, lambda: "fallback") == "quick"
 
 
 def run_example(name: str, tmp_path: Path, *overrides: str) -> tuple[dict, str]:

@@ -11,9 +11,10 @@ Families (each a width, a target transform and a staged pipeline):
 - ``sum``: ``[n, 5, 1]`` sum nodes on the standardised target (sums, compositions).
 - ``log-additive-accurate``: the same with each edge's function chosen by accuracy alone (no
   "powers first" rule: over a narrow window log(x) fits a parabola to spline accuracy).
-- ``product``: one multiplication node of arity n over sums of one-variable functions,
-  ``f1(x)·f2(x)···`` with identity base functions: products whose factors change sign
-  (``r·F·sin(θ)``), which a log cannot reach.
+- ``product``: one multiplication node of arity n whose k-th factor is a function of input k
+  alone, ``f1(x1)·f2(x2)···`` (a diagonal first layer, identity base functions): products whose
+  factors change sign (``r·F·sin(θ)``), which a log cannot reach. Without the diagonal each factor
+  would be a sum over every input, and the cross terms leak into the formula.
 - ``mult``: ``[n, [2, 2], 1]``, two multiplication nodes beside two sum nodes, with a warm-up fit
   without the sparsity penalty so the factors do not shrink together before they are useful.
 - ``log-deep``: for one-signed targets, ``[n, 3, 1]`` on ``log|y|`` (a product of functions of
@@ -55,13 +56,12 @@ _LOG_ADDITIVE_PIPELINE = [
     {"fit": {"steps": 30}},
     {"symbolic": {}},
 ]
-_PRODUCT_PIPELINE = [
-    {"fit": {"steps": 30, "update_grid": False}},  # warm-up: the factors grow before the penalty acts
-    {"fit": {"steps": 30, "lamb": 0.001, "update_grid": False}},
-    {"prune": {}},
-    {"fit": {"steps": 40}},
+_PRODUCT_PIPELINE = [  # one factor per input and no cross edges: nothing to sparsify, nothing to prune
+    # The worker starts the network at the separable least-squares fit (search/factorize.py);
+    # Levenberg–Marquardt then polishes it: LBFGS stalls on products, whose factors trade scale.
+    {"fit": {"steps": 20, "opt": "lm", "lamb": 0.0, "update_grid": False}},
     {"refine": {"grid": 10}},
-    {"fit": {"steps": 30}},
+    {"fit": {"steps": 30, "opt": "lm", "lamb": 0.0, "update_grid": False}},
     {"symbolic": {}},
 ]
 _LOG_RATIO_PIPELINE = [  # the ratios are redundant with the columns: sparsify so one edge carries each factor
@@ -98,6 +98,7 @@ class Candidate:
     y_log: tuple[int, ...]  # per target: 0 = raw target, ±1 = log(±y)
     model: dict = field(default_factory=dict)  # further model keys (mult_arity, base_fun)
     auxiliary: dict = field(default_factory=dict)  # extra input features, name -> formula of columns
+    masks: tuple | None = None  # per layer, (in nodes, out subnodes) booleans: the edges allowed
 
     def describe(self) -> dict:
         return {"name": self.name, "family": self.family, "width": self.width, "seed": self.seed}
@@ -126,6 +127,14 @@ def _families(n_in: int, n_out: int, user_width: list | None) -> dict[str, tuple
 
 _ONE_SEED = ("log-additive", "log-additive-accurate", "log-ratio")  # [n, 1] on log|y|: one optimum
 MAX_RATIO_INPUTS = 5  # 10 pairs, 20 ratio features: beyond that the log-ratio network gets too wide
+
+
+def _diagonal_product_masks(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[n, [0, n_out], n_out]`` with arity n: input k feeds factor k of every product node only."""
+    first = np.zeros((n_in, n_out * n_in), dtype=bool)
+    for node in range(n_out):
+        first[:, node * n_in : (node + 1) * n_in] = np.eye(n_in, dtype=bool)
+    return first, np.eye(n_out, dtype=bool)
 
 
 def ratio_features(x_train: np.ndarray, names: list[str]) -> dict[str, str]:
@@ -187,9 +196,18 @@ def plan(
             name = family if repeat == 0 else f"{family}-s{seed}"
             y_log = signs if is_log else (0,) * n_out
             aux = ratios if family == "log-ratio" else {}
+            masks = _diagonal_product_masks(n_in, n_out) if family == "product" else None
             out.append(
                 Candidate(
-                    name, family, copy.deepcopy(fam_width), copy.deepcopy(pipeline), seed, y_log, dict(model), aux
+                    name,
+                    family,
+                    copy.deepcopy(fam_width),
+                    copy.deepcopy(pipeline),
+                    seed,
+                    y_log,
+                    dict(model),
+                    aux,
+                    masks,
                 )
             )
     return out

@@ -23,6 +23,7 @@ from kandisc.knowledge.user_functions import register_definitions
 from kandisc.pipeline.runner import Prepared, build_bundle, model_space_data, with_auxiliary
 from kandisc.pipeline.stages import run_pipeline
 from kandisc.pipeline.state import RunState, StageReport
+from kandisc.search.factorize import start_from_factors
 from kandisc.search.plan import Candidate
 from kandisc.symbolic.simplify import complexity, round_significant
 from kandisc.train import StepRecord
@@ -75,11 +76,18 @@ def candidate_prepared(prep: Prepared, candidate: Candidate) -> Prepared:
     raw["model"].update(candidate.model)
     raw["auxiliary"] = {**raw["auxiliary"], **candidate.auxiliary}
     cfg = validate_config(raw, f"search candidate {candidate.name}")
+    masks = list(candidate.masks) if candidate.masks is not None else prep.module_masks
     if not candidate.auxiliary:
-        return dataclasses.replace(prep, cfg=cfg, width=candidate.width)
+        return dataclasses.replace(prep, cfg=cfg, width=candidate.width, module_masks=masks)
     x_all, model_inputs, aux_exprs = with_auxiliary(prep.table, dict(cfg.auxiliary))
     return dataclasses.replace(
-        prep, cfg=cfg, width=candidate.width, x_all=x_all, model_inputs=model_inputs, aux_exprs=aux_exprs
+        prep,
+        cfg=cfg,
+        width=candidate.width,
+        x_all=x_all,
+        model_inputs=model_inputs,
+        aux_exprs=aux_exprs,
+        module_masks=masks,
     )
 
 
@@ -116,6 +124,8 @@ def run_candidate(
         cand = candidate_prepared(prep, candidate)
         bundle = build_bundle(cand, train_idx, y_log=candidate.y_log)
         dataset = model_space_data(bundle, cand.x_all, cand.table.Y, train_idx, test_idx)
+        if candidate.family == "product" and dataset.y_train.shape[1] == 1:
+            start_from_factors(bundle.model, dataset.x_train, dataset.y_train)
         state = RunState(bundle, dataset, torch.Generator().manual_seed(candidate.seed), recorder)
         state.aux_exprs = dict(cand.aux_exprs)
         state.shape_history.append(bundle.model.spec.display_width())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -128,6 +129,7 @@ class Scorer:
 
 
 _PI_POWERS = (1, -1, -2, 2)  # p/q·π, p/(q·π), p/(q·π²), p/q·π²: the 2π, 4π and (2π)² of physics
+_PI_DENOMINATOR = 60
 
 
 def _simple_targets(value: float) -> list[sp.Expr]:
@@ -142,8 +144,9 @@ def _simple_targets(value: float) -> list[sp.Expr]:
     if frac.denominator > 1 and abs(frac.numerator) <= 100 and abs(float(frac) - value) <= SNAP_DISTANCE / 10:
         targets.append(sp.Rational(frac.numerator, frac.denominator))
     for power in _PI_POWERS:
-        pi_frac = Fraction(value / math.pi**power).limit_denominator(12)
-        close = abs(float(pi_frac) * math.pi**power - value) <= SNAP_DISTANCE / 10
+        # Denominators to 60: physics writes 3/(20π) (= 3/5 · 1/(4π)) and 1/(16π²).
+        pi_frac = Fraction(value / math.pi**power).limit_denominator(_PI_DENOMINATOR)
+        close = abs(float(pi_frac) * math.pi**power - value) <= SNAP_DISTANCE / 10 * min(1.0, abs(value) * 10)
         if pi_frac != 0 and abs(pi_frac.numerator) <= 12 and close:
             targets.append(sp.Rational(pi_frac.numerator, pi_frac.denominator) * sp.pi**power)
     return targets
@@ -270,6 +273,9 @@ def drop_negligible_terms(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     return trimmed if trimmed != expr and scorer.rmse(trimmed) <= limit else expr
 
 
+_ALL_AT_ONCE_TIERS = (1e-4, 1e-2, math.inf)
+
+
 def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     """Snap constants (largest first) to simple numbers, refitting the others after each snap.
 
@@ -281,11 +287,19 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     # First every constant to its nearest simple number at once: constants that are only right
     # together (an exponent 1.00002 and an offset 6e-8 beside a column of size 1e-3) pass here,
     # where one at a time each snap alone costs too much accuracy.
-    nearest = {f: targets[0] for f in current.atoms(sp.Float) if (targets := _snap_targets(float(f)))}
-    if nearest:
-        trial = scorer.refit(current.xreplace(nearest))
-        if scorer.rmse(trial) <= limit:
-            current = trial
+    # Tiers by closeness: the near-exact snaps (an exponent 1.00004, an offset 7e-5) are tried
+    # without the far ones, whose failure would otherwise sink them all.
+    for closeness in _ALL_AT_ONCE_TIERS:
+        nearest = {}
+        for f in current.atoms(sp.Float):
+            value = float(f)
+            targets = _snap_targets(value)
+            if targets and abs(float(targets[0]) - value) <= closeness * max(1.0, abs(value)):
+                nearest[f] = targets[0]
+        if nearest:
+            trial = scorer.refit(current.xreplace(nearest))
+            if scorer.rmse(trial) <= limit:
+                current = trial
     failed: set[float] = set()
     for _ in range(3 * len(expr.atoms(sp.Float)) + 1):
         pending = [f for f in current.atoms(sp.Float) if round(float(f), 9) not in failed]
@@ -343,55 +357,78 @@ def _drop_small_terms(expr: sp.Expr, scorer: Scorer, limit: int) -> list[sp.Expr
 
 
 SIMPLIFY_SECONDS = 5.0  # sympy.simplify can run for minutes on a messy formula
+SNAPPING_SECONDS = 30.0  # expanding a product of powers of long sums can too (minutes, gigabytes)
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+_deadlines: list[float] = []  # the limits of the time_limited calls now running, outermost first
+
+
+def time_limited(compute, seconds: float, fallback):
+    """``compute()``, or ``fallback()`` when it has not returned after ``seconds``.
+
+    The limit is a SIGALRM timer, so it needs the main thread (each search worker is one);
+    elsewhere ``compute`` runs unlimited. Calls nest: an inner limit never outlasts the outer one,
+    and the outer one's time running out inside the inner call ends the outer call.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return compute()
+    now = time.monotonic()
+    deadline = min([now + seconds, *_deadlines])
+
+    def give_up(signum, frame):
+        raise _OutOfTime
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    _deadlines.append(deadline)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-3))
+    try:
+        return compute()
+    except _OutOfTime:
+        if len(_deadlines) > 1 and time.monotonic() >= _deadlines[-2]:
+            raise  # the outer call's time is up too: it falls back
+        return fallback()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _deadlines.pop()
+        signal.signal(signal.SIGALRM, previous)
+        if _deadlines:  # the outer call's timer again, for what is left of it
+            signal.setitimer(signal.ITIMER_REAL, max(_deadlines[-1] - time.monotonic(), 1e-3))
 
 
 def bounded_simplify(expr: sp.Expr, seconds: float = SIMPLIFY_SECONDS) -> sp.Expr:
-    """``sympy.simplify`` stopped after ``seconds`` (then the cheap rewrites: powers and fractions).
-
-    The time limit is a SIGALRM timer, so it needs the main thread; elsewhere only the cheap
-    rewrites run.
-    """
+    """``sympy.simplify`` stopped after ``seconds`` (then the cheap rewrites: powers and fractions)."""
     cheap = min((sp.powsimp(expr), sp.factor_terms(expr), expr), key=complexity)
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        return cheap
-
-    def give_up(signum, frame):
-        raise _SimplifyTimeout
-
-    previous = signal.signal(signal.SIGALRM, give_up)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return min((sp.simplify(expr), cheap), key=complexity)
-    except _SimplifyTimeout:
-        return cheap
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return time_limited(lambda: min((sp.simplify(expr), cheap), key=complexity), seconds, lambda: cheap)
 
 
-class _SimplifyTimeout(Exception):
-    pass
+def _snapped(expanded: sp.Expr, scorer: Scorer) -> sp.Expr:
+    current = snap_constants(drop_negligible_terms(normalise_power_bases(expanded), scorer), scorer)
+    # Snapping can expose new structure (log(c·u) once log(c·u + b) lost its b): expand and snap again.
+    current = snap_constants(expand_constants(current), scorer)
+    # Snaps made one at a time can leave a product of numbers (0.00806·π² for 1/(4π)): merge
+    # each term's numeric factors into one constant and snap that.
+    current = snap_constants(merge_numeric_factors(normalise_power_bases(current)), scorer)
+    if complexity(current) <= _MAX_SIMPLIFY_NODES:
+        simplified = bounded_simplify(current)
+        # Keep sympy's rewrite only when it is simpler (it likes to fold offsets back into logs).
+        simpler = complexity(simplified) < complexity(current)
+        if simpler and scorer.rmse(simplified) <= scorer.rmse(current) * SNAP_TOLERANCE + 1e-9 * scorer.y_scale:
+            current = simplified
+    return current
 
 
 def build_candidates(expr: sp.Expr, scorer: Scorer, snap: bool = True, max_candidates: int = 8) -> list[Candidate]:
     """Candidates on the Pareto front (complexity vs test RMSE), the best one flagged."""
     pool = [scorer.candidate(round_significant(expr), "model")]
-    expanded = expand_constants(expr)
+    expanded = time_limited(lambda: expand_constants(expr), SIMPLIFY_SECONDS, lambda: expr)
     pool.append(scorer.candidate(round_significant(expanded), "expanded"))
     current = expanded
     if snap:
-        current = snap_constants(drop_negligible_terms(normalise_power_bases(expanded), scorer), scorer)
-        # Snapping can expose new structure (log(c·u) once log(c·u + b) lost its b): expand and snap again.
-        current = snap_constants(expand_constants(current), scorer)
-        # Snaps made one at a time can leave a product of numbers (0.00806·π² for 1/(4π)): merge
-        # each term's numeric factors into one constant and snap that.
-        current = snap_constants(merge_numeric_factors(normalise_power_bases(current)), scorer)
-        if complexity(current) <= _MAX_SIMPLIFY_NODES:
-            simplified = bounded_simplify(current)
-            # Keep sympy's rewrite only when it is simpler (it likes to fold offsets back into logs).
-            simpler = complexity(simplified) < complexity(current)
-            if simpler and scorer.rmse(simplified) <= scorer.rmse(current) * SNAP_TOLERANCE + 1e-9 * scorer.y_scale:
-                current = simplified
+        current = time_limited(lambda: _snapped(expanded, scorer), SNAPPING_SECONDS, lambda: expanded)
         pool.append(scorer.candidate(round_significant(current), "snapped"))
     for digits in (6, 4, 3, 2):
         pool.append(scorer.candidate(round_floats(current, digits), f"rounded {digits}"))
