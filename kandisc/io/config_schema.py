@@ -208,7 +208,16 @@ class OutputConfig(_Model):
         return self
 
 
-SEARCH_CANDIDATES = ("log-additive", "log-additive-accurate", "product", "log-ratio", "sum", "mult", "log-deep")
+SEARCH_CANDIDATES = (
+    "log-additive",
+    "log-additive-accurate",
+    "product",
+    "log-ratio",
+    "log-ratio-sq",
+    "sum",
+    "mult",
+    "log-deep",
+)
 
 
 class SearchConfig(_Model):
@@ -219,7 +228,7 @@ class SearchConfig(_Model):
     accept_r2: Float = _f(0.999, "a formula is reported as a law when its test R^2 reaches this", gt=0, le=1)
     candidates: list[Annotated[Literal[SEARCH_CANDIDATES], BeforeValidator(_lower)]] | None = _f(
         None,
-        "candidate families (log-additive, log-additive-accurate, product, log-ratio, sum, mult, log-deep); null = all",
+        f"candidate families ({', '.join(SEARCH_CANDIDATES)}); null = all",
         json_schema_extra={"type": "list of candidate names, or null"},
     )
     seeds: Int = _f(2, "seeds tried for each network family (seed, seed+1, ...)", ge=1, le=16)

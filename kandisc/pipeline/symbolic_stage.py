@@ -28,6 +28,8 @@ from kandisc.symbolic.simplify import Scorer, build_candidates
 from kandisc.train import TrainSettings
 
 CURVE_POINTS = 100
+# Misfits (1 - r²) below these are equal: a spline curve is known to ~1e-6, data rows much better.
+CURVE_MISFIT_FLOOR, DATA_MISFIT_FLOOR = 1e-6, 1e-10
 
 
 def sample_edge_curves(model, x: torch.Tensor, edges: list[tuple[int, int, int]]):
@@ -37,6 +39,35 @@ def sample_edge_curves(model, x: torch.Tensor, edges: list[tuple[int, int, int]]
     xs = torch.stack([curves[layer][0][:, i] for layer, i, _ in order])
     ys = torch.stack([curves[layer][1][:, i, j] for layer, i, j in order])
     return xs, ys, order
+
+
+@torch.no_grad()
+def _backfit_output_edges(state: RunState, x: torch.Tensor, y: torch.Tensor, order: list) -> tuple:
+    """The output layer's edges judged on data rows, not on their own curves: the edge's values
+    plus the model's residual there (its partial residual, as in backfitting an additive model).
+
+    A spline knows its function only to ~1e-6, where log and 1/x fit a factor alike; the data
+    know it exactly, so the edge's fit to its partial residual tells them apart (and what the
+    other edges still miss counts against every candidate alike). Rows: the first ``CURVE_POINTS``
+    training rows, so the edges' samples stack with the curves of the others.
+    """
+    model, data = state.model, state.data
+    last = model.depth - 1
+    rows = slice(0, CURVE_POINTS)
+    on_data = torch.zeros(len(order), dtype=torch.bool)
+    if data.x_train.shape[0] < CURVE_POINTS or not any(layer == last for layer, _, _ in order):
+        return x, y, on_data
+    h = model.layer_inputs(data.x_train[rows])[last]
+    phi = model.layers[last].edge_curves(h)  # (M, in, out)
+    residual = data.y_train[rows] - model(data.x_train[rows])  # (M, out)
+    gain = model.subnode_scale[last] * model.node_scale[last]  # output j = gain_j · Σ_i φ_ij + offset
+    x, y = x.clone(), y.clone()
+    for k, (layer, i, j) in enumerate(order):
+        if layer == last and abs(float(gain[j])) > 1e-12:
+            x[k] = h[:, i].to(x.dtype)
+            y[k] = (phi[:, i, j] + residual[:, j] / gain[j]).to(y.dtype)
+            on_data[k] = True
+    return x, y, on_data
 
 
 def _numeric_edges(model) -> list[tuple[int, int, int]]:
@@ -61,6 +92,7 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[int, l
     library = [n for n in (params["library"] or DEFAULT_LIBRARY) if n != "0"]
     complexities = {n: FUNCTIONS[n].complexity for n in library} | dict(params["complexities"])
     x, y, order = sample_edge_curves(state.model, state.data.x_train, edges)
+    x, y, on_data = _backfit_output_edges(state, x, y, order)
     # Fit on each edge's input mapped to [-1, 1], so the (a, b) search range means the same for a
     # hidden edge whose input spans 0.1 as for one spanning 100; then map a, b back.
     mid = (x.max(1).values + x.min(1).values) / 2
@@ -68,7 +100,14 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[int, l
     fits = fit_edges((x - mid[:, None]) / half[:, None], y, library)
     choices = [
         _unscale(c, float(mid[c.edge]), float(half[c.edge]))
-        for c in choose(fits, complexities, params["weight_simple"], params["r2_threshold"], params["power_first"])
+        for c in choose(
+            fits,
+            complexities,
+            params["weight_simple"],
+            params["r2_threshold"],
+            params["power_first"],
+            torch.where(on_data, DATA_MISFIT_FLOOR, CURVE_MISFIT_FLOOR),
+        )
     ]
     ready = sorted((c for c in choices if c.name is not None), key=lambda c: -c.r2)
     share = ready[: max(1, math.ceil(len(ready) / rounds_left))] if ready else []

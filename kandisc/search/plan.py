@@ -5,9 +5,12 @@ Families (each a width, a target transform and a staged pipeline):
 - ``log-additive``: for one-signed targets, ``log|y|`` as a sum of one-variable functions, a
   ``[n, 1]`` network. A product of powers and of factors such as ``(1 + x)`` becomes a sum of
   logs, which the symbolic stage snaps exactly: most laws of physics are of this kind.
-- ``log-ratio``: ``log-additive`` with the ratios ``a/b`` of positive inputs and their squares as
-  further inputs, so that a factor of a dimensionless ratio (``1/(1 - v/c)``,
-  ``1/sqrt(1 - v**2/c**2)``) is one edge: ``c·log(1 - u)``. Up to ``MAX_RATIO_INPUTS`` inputs.
+- ``log-ratio``: ``log-additive`` with the ratios ``a/b`` of positive inputs as further inputs,
+  so that a factor of a dimensionless ratio (``1/(1 - v/c)``, ``sqrt((1 + v/c)/(1 - v/c))``) is
+  one edge: ``c·log(1 - u)``, ``atanh(u)``. Up to ``MAX_RATIO_INPUTS`` inputs.
+- ``log-ratio-sq``: the same with the squared ratios ``(a/b)**2`` (``1/sqrt(1 - v**2/c**2)`` is
+  ``-log(1 - u)/2``). Not both in one network: ``g(r) + h(r²)`` has no unique split, and the
+  penalty leaves both edges half a factor each.
 - ``sum``: ``[n, 5, 1]`` sum nodes on the standardised target (sums, compositions).
 - ``log-additive-accurate``: the same with each edge's function chosen by accuracy alone (no
   "powers first" rule: over a narrow window log(x) fits a parabola to spline accuracy).
@@ -125,8 +128,8 @@ def _families(n_in: int, n_out: int, user_width: list | None) -> dict[str, tuple
     return families
 
 
-_ONE_SEED = ("log-additive", "log-additive-accurate", "log-ratio")  # [n, 1] on log|y|: one optimum
-MAX_RATIO_INPUTS = 5  # 10 pairs, 20 ratio features: beyond that the log-ratio network gets too wide
+_ONE_SEED = ("log-additive", "log-additive-accurate", "log-ratio", "log-ratio-sq")  # [n, 1] on log|y|: one optimum
+MAX_RATIO_INPUTS = 5  # 10 pairs, 10 ratio features: beyond that the log-ratio network gets too wide
 
 
 def _diagonal_product_masks(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,8 +140,9 @@ def _diagonal_product_masks(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarr
     return first, np.eye(n_out, dtype=bool)
 
 
-def ratio_features(x_train: np.ndarray, names: list[str]) -> dict[str, str]:
-    """``a/b`` and ``(a/b)**2`` for every pair of strictly positive columns, named ``a_over_b``.
+def ratio_features(x_train: np.ndarray, names: list[str], squared: bool = False) -> dict[str, str]:
+    """``a/b`` for every pair of strictly positive columns, named ``a_over_b`` (or ``(a/b)**2``,
+    named ``a_over_b_sq``, when ``squared``).
 
     The column with the smaller median is the numerator, so a ratio such as v/c (below 1, as in
     ``1 - v/c``) appears the way physics writes it; its inverse would need another function.
@@ -152,8 +156,10 @@ def ratio_features(x_train: np.ndarray, names: list[str]) -> dict[str, str]:
             base = f"{a}_over_{b}"
             while base in names or base in features:
                 base += "_"
-            features[base] = f"{a}/{b}"
-            features[base + "_sq"] = f"({a}/{b})**2"
+            if squared:
+                features[base + "_sq"] = f"({a}/{b})**2"
+            else:
+                features[base] = f"{a}/{b}"
     return features
 
 
@@ -173,16 +179,17 @@ def plan(
         # the penalty picks one edge per factor.
         families["log-additive"] = ([n_in, n_out], _with_plateau(_LOG_RATIO_PIPELINE), {})
     columns = n_in - len(cfg.auxiliary)  # ratios of the data's own columns, not of the user's features
-    ratios = {}
+    ratios: dict[str, dict[str, str]] = {}
     if not fixed and 2 <= columns <= MAX_RATIO_INPUTS:
-        ratios = ratio_features(x_train[:, :columns], names[:columns])
+        for family, squared in (("log-ratio", False), ("log-ratio-sq", True)):
+            ratios[family] = ratio_features(x_train[:, :columns], names[:columns], squared)
     # The same network with edges chosen by accuracy alone: log(x) over [1, 2.3] fits a parabola
     # to spline accuracy, which the power-first rule would take; the merged front decides.
     if "log-additive" in families:
         width_la, pipeline_la, _ = families["log-additive"]
         families["log-additive-accurate"] = (width_la, _accurate(pipeline_la), {})
-    if ratios:
-        families["log-ratio"] = ([n_in + len(ratios), n_out], _with_plateau(_LOG_RATIO_PIPELINE), {})
+    for family, features in ratios.items():
+        families[family] = ([n_in + len(features), n_out], _accurate(_with_plateau(_LOG_RATIO_PIPELINE)), {})
     out: list[Candidate] = []
     for repeat in range(cfg.search.seeds):
         for family in SEARCH_CANDIDATES:
@@ -195,7 +202,7 @@ def plan(
             seed = cfg.seed + repeat
             name = family if repeat == 0 else f"{family}-s{seed}"
             y_log = signs if is_log else (0,) * n_out
-            aux = ratios if family == "log-ratio" else {}
+            aux = ratios.get(family, {})
             masks = _diagonal_product_masks(n_in, n_out) if family == "product" else None
             out.append(
                 Candidate(

@@ -73,16 +73,20 @@ class Choice:
     reason: str
 
 
-def score_candidates(fits: EdgeFits, complexities: Mapping[str, float], weight_simple: float = 0.8) -> torch.Tensor:
+def score_candidates(
+    fits: EdgeFits, complexities: Mapping[str, float], weight_simple: float = 0.8, misfit_floor=_MISFIT_FLOOR
+) -> torch.Tensor:
     """Scores (E, F) of the module's rule, lower is better; inf for '0' and for invalid fits.
 
     ``complexities`` overrides the library's complexity by name; missing names use the library's.
-    The r² threshold is not applied here (see ``choose``).
+    The r² threshold is not applied here (see ``choose``). ``misfit_floor``: a number or one per
+    edge (E,), the misfit below which fits are equal (lower for an edge fitted to data rows).
     """
     if not 0.0 <= weight_simple <= 1.0:
         raise ValueError(f"weight_simple must be in [0, 1]; got {weight_simple}")
     comp = _complexities(fits.names, complexities).to(fits.r2.dtype)
-    misfit = torch.log2((1.0 - fits.r2).clamp(min=0.0) + _MISFIT_FLOOR)
+    floor = torch.as_tensor(misfit_floor, dtype=fits.r2.dtype).reshape(-1, 1)
+    misfit = torch.log2((1.0 - fits.r2).clamp(min=0.0) + floor)
     score = weight_simple * comp + (1.0 - weight_simple) * misfit
     usable = torch.isfinite(fits.r2) & torch.tensor([n != _ZERO for n in fits.names])
     return torch.where(usable, score, math.inf)
@@ -94,25 +98,32 @@ def choose(
     weight_simple: float = 0.8,
     r2_threshold: float = 0.9,
     power_first: bool = True,
+    misfit_floor=_MISFIT_FLOOR,
 ) -> list[Choice]:
     """One ``Choice`` per edge by the module's rule; '0' is never chosen. ``power_first=False``
     drops rule 4 (the discovery search tries both: a narrow window of log is also a parabola)."""
-    score = score_candidates(fits, complexities, weight_simple)
+    score = score_candidates(fits, complexities, weight_simple, misfit_floor)
+    floors = torch.as_tensor(misfit_floor, dtype=torch.float64).expand(fits.r2.shape[0])
     eligible = torch.isfinite(score) & (fits.r2 >= r2_threshold)
     score = torch.where(eligible, score, math.inf)
     comp = _complexities(fits.names, complexities)
-    return [_choose_edge(fits, e, score[e], comp, r2_threshold, power_first) for e in range(fits.r2.shape[0])]
+    return [
+        _choose_edge(fits, e, score[e], comp, r2_threshold, power_first, float(floors[e]))
+        for e in range(fits.r2.shape[0])
+    ]
 
 
 def _complexities(names: list[str], overrides: Mapping[str, float]) -> torch.Tensor:
     return torch.tensor([float(overrides.get(n, FUNCTIONS[n].complexity)) for n in names], dtype=torch.float64)
 
 
-def _choose_edge(fits, e: int, score: torch.Tensor, comp: torch.Tensor, threshold: float, power_first: bool) -> Choice:
+def _choose_edge(
+    fits, e: int, score: torch.Tensor, comp: torch.Tensor, threshold: float, power_first: bool, floor: float
+) -> Choice:
     n_candidates = int(torch.isfinite(score).sum())
     if n_candidates == 0:
         return _numeric(fits, e, threshold)
-    k = _pick(fits, e, score, comp, power_first)
+    k = _pick(fits, e, score, comp, power_first, floor)
     order = torch.argsort(score, stable=True)
     runner = [int(j) for j in order[:2] if int(j) != k and torch.isfinite(score[j])]
     reason = f"best score of {n_candidates} with r2 >= {threshold:g}"
@@ -122,13 +133,15 @@ def _choose_edge(fits, e: int, score: torch.Tensor, comp: torch.Tensor, threshol
     return Choice(e, fits.names[k], params, float(fits.r2[e, k]), float(comp[k]), reason)
 
 
-def _pick(fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor, power_first: bool = True) -> int:
+def _pick(
+    fits: EdgeFits, e: int, score: torch.Tensor, comp: torch.Tensor, power_first: bool = True, floor=_MISFIT_FLOOR
+) -> int:
     """Index of the chosen function: rules 2-4 of the module docstring."""
     winner = int(score.argmin())
     eligible = torch.isfinite(score)
-    misfit = (1.0 - fits.r2[e].double()).clamp(min=0.0) + _MISFIT_FLOOR
+    misfit = (1.0 - fits.r2[e].double()).clamp(min=0.0) + floor
     power = torch.tensor([n in _POWERS for n in fits.names])
-    powers = eligible & power & (comp <= comp[winner]) & (misfit <= _SPLINE_ACCURACY + _MISFIT_FLOOR)
+    powers = eligible & power & (comp <= comp[winner]) & (misfit <= _SPLINE_ACCURACY + floor)
     if power_first and bool(powers.any()):
         return int(powers.nonzero()[0, 0])
     tied = eligible & (comp == comp[winner]) & (misfit <= _TIE_RATIO * misfit[winner])

@@ -276,6 +276,23 @@ def drop_negligible_terms(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
 _ALL_AT_ONCE_TIERS = (1e-4, 1e-2, math.inf)
 
 
+def _relative_offsets(expr: sp.Expr, scorer: Scorer) -> dict[sp.Float, float]:
+    """Each constant term of a sum with its size relative to the rest of the sum (max over the
+    training rows)."""
+    sizes: dict[sp.Float, float] = {}
+    for node in sp.preorder_traversal(expr):
+        if not isinstance(node, sp.Add):
+            continue
+        for term in node.args:
+            if isinstance(term, sp.Float) and node.free_symbols:
+                with np.errstate(all="ignore"):
+                    rest = evaluate_rows(node - term, scorer.names, scorer.x_train)
+                size = float(np.max(np.abs(rest))) if np.all(np.isfinite(rest)) else 0.0
+                if size > 0:
+                    sizes[term] = min(sizes.get(term, math.inf), abs(float(term)) / size)
+    return sizes
+
+
 def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     """Snap constants (largest first) to simple numbers, refitting the others after each snap.
 
@@ -289,11 +306,17 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     # where one at a time each snap alone costs too much accuracy.
     # Tiers by closeness: the near-exact snaps (an exponent 1.00004, an offset 7e-5) are tried
     # without the far ones, whose failure would otherwise sink them all.
+    # An offset is measured against the rest of its sum: 0.026 beside q of size 1000 is nothing.
+    offsets = _relative_offsets(current, scorer)
     for closeness in _ALL_AT_ONCE_TIERS:
         nearest = {}
         for f in current.atoms(sp.Float):
             value = float(f)
-            targets = _snap_targets(value)
+            if offsets.get(f, math.inf) <= closeness:
+                nearest[f] = sp.Integer(0)
+                continue
+            # A factor or exponent near 0 is a small number, not nothing (7.96e-5·q/r² is the law).
+            targets = [t for t in _snap_targets(value) if t != 0 or f in offsets]
             if targets and abs(float(targets[0]) - value) <= closeness * max(1.0, abs(value)):
                 nearest[f] = targets[0]
         if nearest:
