@@ -33,19 +33,42 @@ def test_plan_uses_the_log_families_only_for_one_signed_targets():
     x = np.array([[1.0, 2.0, -1.0], [2.0, 3.0, 1.0]])  # two positive columns, one sign-changing
     positive = plan(cfg, np.array([[1.0], [2.0]]), x, ["a", "b", "c"], [3, 5, 1])
     names = [c.name for c in positive]
-    assert names[:4] == ["log-additive", "log-additive-accurate", "product", "log-ratio"]
+    assert names[:5] == ["log-additive", "log-additive-accurate", "product", "log-ratio", "log-ratio-sq"]
     assert "log-deep" in names and "sum-s1" in names
     assert names.count("log-additive") == 1 and names.count("log-ratio") == 1  # one optimum: no second seed
     assert positive[1].pipeline[-1] == {"symbolic": {"power_first": False}}
-    ratio = positive[3]
-    assert ratio.auxiliary == {"a_over_b": "a/b", "a_over_b_sq": "(a/b)**2"} and ratio.width == [5, 1]
+    ratio, squared = positive[3], positive[4]
+    assert ratio.auxiliary == {"a_over_b": "a/b"} and ratio.width == [4, 1]
+    assert squared.auxiliary == {"a_over_b_sq": "(a/b)**2"} and squared.width == [4, 1]
     assert positive[0].width == [3, 1] and positive[0].y_log == (1,)
     product = next(c for c in positive if c.family == "product")
     assert product.width == [3, [0, 1], 1] and product.model == {"mult_arity": 3, "base_fun": "identity"}
+    first, last = product.masks  # input k feeds factor k only
+    assert (first == np.eye(3, dtype=bool)).all() and last.tolist() == [[True]]
     mixed = plan(cfg, np.array([[-1.0], [2.0]]), x, ["a", "b", "c"], [3, 5, 1])
     assert all(not c.family.startswith("log") and c.y_log == (0,) for c in mixed)
     negative = plan(cfg, np.array([[-1.0], [-2.0]]), x[:, :1], ["a"], [1, 5, 1])
     assert negative[0].y_log == (-1,) and "product" not in [c.family for c in negative]
+
+
+def test_separable_factors_reach_a_product_whose_factor_changes_sign():
+    """a·b·cos(c), c in [1, 5]: a gradient fit of the product stalls at RMSE 0.6·std(y) (the cos
+    factor must cross zero); alternating least squares starts next to the optimum."""
+    import torch
+
+    from kandisc.model import spline
+    from kandisc.search.factorize import separable_factors
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(1, 5, (400, 3))
+    y = x[:, 0] * x[:, 1] * np.cos(x[:, 2])
+    z = torch.tensor((x - x.mean(0)) / x.std(0))
+    grid = spline.uniform_grid(z.min(0).values - 0.01, z.max(0).values + 0.01, 10, 3)
+    basis = spline.dense_basis(z, grid, 3)
+    target = torch.tensor((y - y.mean()) / y.std())
+    coefs, offset = separable_factors([basis[:, i, :] for i in range(3)], target)
+    fitted = offset + torch.stack([basis[:, i, :] @ c for i, c in enumerate(coefs)]).prod(0)
+    assert float((fitted - target).pow(2).mean().sqrt()) < 1e-2  # the start for LM, which polishes it
 
 
 def test_plan_respects_a_fixed_structure_and_the_candidate_list():
