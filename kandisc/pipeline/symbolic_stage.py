@@ -18,6 +18,7 @@ import torch
 
 from kandisc.attribution import attribute
 from kandisc.knowledge.user_functions import used_definitions
+from kandisc.lm import MAX_PARAMETERS as LM_MAX_PARAMETERS
 from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
 from kandisc.pipeline.state import RunState, StageReport
 from kandisc.pipeline.training import run_training
@@ -133,7 +134,10 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
     state.sink.stage_started("symbolic", 0)
     zeroed = _zero_negligible(state, params["zero_threshold"])
     snapped, unsnapped = 0, []
-    tune = TrainSettings(steps=params["retrain_steps"], update_grid=False)
+    opt = params["retrain_opt"]
+    if opt == "lm" and sum(p.numel() for p in state.model.parameters() if p.requires_grad) > LM_MAX_PARAMETERS:
+        opt = "lbfgs"  # LM's Jacobian would be too large: the stage still runs, as LBFGS
+    tune = TrainSettings(steps=params["retrain_steps"], update_grid=False, opt=opt)
     for round_index in range(params["rounds"]):
         count, unsnapped = _snap_round(state, params, params["rounds"] - round_index)
         snapped += count
