@@ -61,10 +61,12 @@ def _backfit_output_edges(state: RunState, x: torch.Tensor, y: torch.Tensor, ord
     h = model.layer_inputs(data.x_train[rows])[last]
     phi = model.layers[last].edge_curves(h)  # (M, in, out)
     residual = data.y_train[rows] - model(data.x_train[rows])  # (M, out)
-    gain = model.subnode_scale[last] * model.node_scale[last]  # output j = gain_j · Σ_i φ_ij + offset
+    n_sum = model.spec.width[-1][0]
+    gain = model.subnode_scale[last][:n_sum] * model.node_scale[last][:n_sum]  # output j = gain_j·Σ_i φ_ij + offset
     x, y = x.clone(), y.clone()
     for k, (layer, i, j) in enumerate(order):
-        if layer == last and abs(float(gain[j])) > 1e-12:
+        # Only into a sum node (subnode j is node j): a product node's factors have no partial residual.
+        if layer == last and j < n_sum and abs(float(gain[j])) > 1e-12:
             x[k] = h[:, i].to(x.dtype)
             y[k] = (phi[:, i, j] + residual[:, j] / gain[j]).to(y.dtype)
             on_data[k] = True

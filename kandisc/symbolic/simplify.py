@@ -129,7 +129,9 @@ class Scorer:
 
 
 _PI_POWERS = (1, -1, -2, 2)  # p/q·π, p/(q·π), p/(q·π²), p/q·π²: the 2π, 4π and (2π)² of physics
-_PI_DENOMINATOR = 60
+# Denominators of the 2π, 4π, 8π, 3/(20π) (= 3/5 · 1/(4π)), 1/(16π²) of physics; not 41 or 47,
+# which only ever fit noise.
+_PI_DENOMINATORS = (*range(1, 13), 15, 16, 18, 20, 24, 30, 32, 36, 40, 48, 60, 64)
 
 
 def _simple_targets(value: float) -> list[sp.Expr]:
@@ -144,11 +146,15 @@ def _simple_targets(value: float) -> list[sp.Expr]:
     if frac.denominator > 1 and abs(frac.numerator) <= 100 and abs(float(frac) - value) <= SNAP_DISTANCE / 10:
         targets.append(sp.Rational(frac.numerator, frac.denominator))
     for power in _PI_POWERS:
-        # Denominators to 60: physics writes 3/(20π) (= 3/5 · 1/(4π)) and 1/(16π²).
-        pi_frac = Fraction(value / math.pi**power).limit_denominator(_PI_DENOMINATOR)
-        close = abs(float(pi_frac) * math.pi**power - value) <= SNAP_DISTANCE / 10 * min(1.0, abs(value) * 10)
-        if pi_frac != 0 and abs(pi_frac.numerator) <= 12 and close:
-            targets.append(sp.Rational(pi_frac.numerator, pi_frac.denominator) * sp.pi**power)
+        scaled = value / math.pi**power
+        tolerance = SNAP_DISTANCE / 10 * min(1.0, abs(value) * 10)
+        fracs = {
+            Fraction(round(scaled * q), q)
+            for q in _PI_DENOMINATORS
+            if 0 < abs(round(scaled * q)) <= 12 and abs(round(scaled * q) / q * math.pi**power - value) <= tolerance
+        }
+        for frac in sorted(fracs, key=lambda f: abs(float(f) - scaled))[:1]:
+            targets.append(sp.Rational(frac.numerator, frac.denominator) * sp.pi**power)
     return targets
 
 
@@ -274,6 +280,7 @@ def drop_negligible_terms(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
 
 
 _ALL_AT_ONCE_TIERS = (1e-4, 1e-2, math.inf)
+_NEGLIGIBLE_OFFSET = 1e-3  # an offset this small beside the rest of its sum may go to 0
 
 
 def _relative_offsets(expr: sp.Expr, scorer: Scorer) -> dict[sp.Float, float]:
@@ -312,7 +319,7 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
         nearest = {}
         for f in current.atoms(sp.Float):
             value = float(f)
-            if offsets.get(f, math.inf) <= closeness:
+            if offsets.get(f, math.inf) <= min(closeness, _NEGLIGIBLE_OFFSET):
                 nearest[f] = sp.Integer(0)
                 continue
             # A factor or exponent near 0 is a small number, not nothing (7.96e-5·q/r² is the law).
