@@ -36,7 +36,7 @@ def test_plan_uses_the_log_families_only_for_one_signed_targets():
     assert names[:5] == ["log-additive", "log-additive-accurate", "product", "log-ratio", "log-ratio-sq"]
     assert "log-deep" in names and "sum-s1" in names
     assert names.count("log-additive") == 1 and names.count("log-ratio") == 1  # one optimum: no second seed
-    assert positive[1].pipeline[-1] == {"symbolic": {"power_first": False}}
+    assert positive[1].pipeline[-1] == {"symbolic": {"retrain_opt": "lm", "retrain_steps": 8, "power_first": False}}
     ratio, squared = positive[3], positive[4]
     assert ratio.auxiliary == {"a_over_b": "a/b"} and ratio.width == [4, 1]
     assert squared.auxiliary == {"a_over_b_sq": "(a/b)**2"} and squared.width == [4, 1]
