@@ -68,6 +68,8 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
     """
     bundle, data = state.bundle, state.data
     y_raw = prep.table.Y
+    labels = dict(prep.table.labels)
+    relabel_latex(state.formulas, prep.model_inputs, labels)
     pred_train = _predict_rows(bundle, data.x_train)
     pred_test = _predict_rows(bundle, data.x_test)
     train_m = regression_metrics(y_raw[train_idx], pred_train, bundle.output_names)
@@ -94,6 +96,7 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
     summary = {
         "status": "completed",
         "inputs": list(prep.table.input_names),
+        "symbols": labels,  # formula symbol -> CSV column, for the columns a formula cannot name
         "auxiliary": dict(prep.cfg.auxiliary),
         "targets": list(bundle.output_names),
         "train_rmse": train_m["rmse"],
@@ -133,6 +136,20 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
 
     run.write_text("report.md", render_report(run.path.name, summary, tables, state.formulas, state.reports))
     return summary
+
+
+def relabel_latex(formulas: dict, names: list[str], labels: dict[str, str]) -> None:
+    """Every candidate's LaTeX with the columns' proper names (not the symbols standing for them)."""
+    from kandisc.knowledge.latex import formula_latex, needs_relabel
+
+    if not needs_relabel(names, labels):
+        return
+    for entry in formulas.values():
+        for row in entry.get("candidates") or []:  # ``best`` is one of these rows
+            row["latex"] = formula_latex(row["sympy"], names, labels)
+        best = entry.get("best")
+        if best:
+            best["latex"] = formula_latex(best["sympy"], names, labels)
 
 
 def formula_predictions(prep, formulas: dict, targets: list[str], rows, fallback: np.ndarray):
@@ -199,8 +216,12 @@ def write_formula_files(run, state) -> None:
     writer.writerows(rows)
     run.write_text("formulas.csv", buffer.getvalue())
     folder = run.formulas_dir
+    from kandisc.knowledge.latex import symbol_latex
+
+    run_labels = state.bundle.extras.get("column_labels") or {}
     for target, entry in state.formulas.items():
         best = entry.get("best")
         if best:
             safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in target)
-            atomic_write_text(folder / f"{safe}.tex", f"{target} = {best['latex']}\n")
+            name = symbol_latex(target, run_labels)
+            atomic_write_text(folder / f"{safe}.tex", f"{name} = {best['latex']}\n")
