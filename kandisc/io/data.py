@@ -365,7 +365,13 @@ def read_columns(path: Path | str, required: Sequence[str], optional: Sequence[s
         if np.isfinite(numbers).all():  # otherwise it is passed through, not compared with
             out[column] = numbers
     raw = pd.read_csv(
-        io.StringIO(text), skipinitialspace=True, header=0, names=names, index_col=False, dtype=str, keep_default_na=False
+        io.StringIO(text),
+        skipinitialspace=True,
+        header=0,
+        names=names,
+        index_col=False,
+        dtype=str,
+        keep_default_na=False,
     )
     return Rows(names, out, raw)
 
