@@ -1,0 +1,47 @@
+"""The readable text of one fitted edge, ``c·f(a·x + b) + d`` with its numbers: ``1.5*sin(π*x) + 0.2``.
+
+Used where a person looks at single edges (the network figure, the report's table of edge fits):
+three significant digits, a slope that is a multiple of π written with π, and the terms a fit
+leaves at zero or one dropped, so ``sin(πx)`` reads as ``sin(π*x)`` and not as
+``1.0*sin(3.14159*x + 0.0) + 0.0``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import sympy as sp
+
+from kandisc.model.functions import FUNCTIONS
+
+_PI_TOL = 2e-3  # relative: 3.1416 is π, 3.10 is not
+
+
+def _number(value: float, scale: float = 1.0) -> sp.Expr:
+    """``value`` to 3 significant digits; 0 when negligible next to ``scale``; integers exact."""
+    if abs(value) <= 1e-6 * max(abs(scale), 1e-300):
+        return sp.Integer(0)
+    rounded = float(f"{value:.3g}")
+    return sp.Integer(int(rounded)) if rounded == int(rounded) and abs(rounded) < 1e6 else sp.Float(rounded, 3)
+
+
+def _slope(a: float) -> sp.Expr:
+    k = a / math.pi
+    if round(k) != 0 and abs(k - round(k)) <= _PI_TOL * abs(k):
+        return sp.Integer(round(k)) * sp.pi
+    return _number(a)
+
+
+def edge_expr(fn: str, params, variable: str = "x") -> sp.Expr:
+    """``c·f(a·x + b) + d`` of a symbolic edge as a sympy expression with rounded numbers."""
+    a, b, c, d = (float(p) for p in params)
+    x = sp.Symbol(variable)
+    inner = _slope(a) * x + _number(b, a)
+    return _number(c) * FUNCTIONS[fn].sympy(inner) + _number(d, c)
+
+
+def edge_text(fn: str, params, variable: str = "x") -> str:
+    """``edge_expr`` as short text: ``^`` for powers, ``π`` for pi."""
+    text = sp.sstr(edge_expr(fn, params, variable))
+    return re.sub(r"\bpi\b", "π", text.replace("**", "^"))
