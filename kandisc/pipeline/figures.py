@@ -30,7 +30,12 @@ def draw_figures(
     from kandisc import plots
 
     pruned = list(pruned_inputs)
-    figures = {"network": plots.draw_network(bundle.model, x_model, scores, bundle.input_names, bundle.output_names)}
+    title, notes = network_title(candidates or {}, bundle.extras.get("column_labels") or {})
+    figures = {
+        "network": plots.draw_network(
+            bundle.model, x_model, scores, bundle.input_names, bundle.output_names, title=title, notes=notes
+        )
+    }
     if len(metrics):
         figures["loss"] = plots.draw_loss(metrics)
     names, values = bundle.input_names + pruned, scores.input_scores.tolist() + [0.0] * len(pruned)
@@ -40,6 +45,19 @@ def draw_figures(
     if candidates:
         figures["pareto"] = plots.draw_pareto(candidates)
     return figures
+
+
+def network_title(candidates: dict, labels: dict) -> tuple[str | None, list[str]]:
+    """The network figure's title (each target's chosen formula) and a note naming renamed columns."""
+    from kandisc.io.names import mapping_line
+    from kandisc.plots.curves import short_formula
+
+    parts = []
+    for target, rows in candidates.items():
+        best = next((r for r in rows if r.get("is_best")), None)
+        if best:
+            parts.append(f"{target} = {short_formula(best['sympy'], 150) or best['sympy'][:147] + '…'}")
+    return ("; ".join(parts) or None), ([f"symbols: {mapping_line(labels)}"] if labels else [])
 
 
 def write_figures(run, prep, state, scores, y_test, pred_test, sources=None) -> list[str]:
