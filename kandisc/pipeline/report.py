@@ -49,7 +49,8 @@ def _cell(text: str) -> str:
 
 
 def _math(latex: str | None) -> str:
-    return f"${_cell(latex)}$" if latex else "–"
+    """Inline LaTeX math for a table cell, followed by a space; nothing without LaTeX."""
+    return f"${_cell(latex)}$ " if latex else ""
 
 
 def _display_formulas(formulas: dict, labels: dict) -> list[str]:
@@ -80,7 +81,7 @@ def _candidates(formulas: dict) -> list[str]:
             mark = "**best**" if row["is_best"] else ""
             lines.append(
                 f"| {row['complexity']} | {_num(row['test_rmse'])} | {_num(row['test_r2'], '.6f')} | "
-                f"{_math(row.get('latex'))} `{_cell(row['sympy'])}` | {mark} |"
+                f"{_math(row.get('latex'))}`{_cell(row['sympy'])}` | {mark} |"
             )
     return lines
 
