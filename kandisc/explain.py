@@ -88,10 +88,14 @@ def explain(
     result.files.append(result.out_dir / "explain.json")
     if figures:
         from kandisc import plots
+        from kandisc.pipeline.figures import network_title
 
+        best = {t: [{**row, "is_best": True}] for t, row in result.formulas.items() if row}
+        title, notes = network_title(best, bundle.extras.get("column_labels") or {})
         result.files += plots.plot_network(
-            bundle.model, x, scores, bundle.input_names, bundle.output_names, result.out_dir / "network", formats
-        )
+            bundle.model, x, scores, bundle.input_names, bundle.output_names, result.out_dir / "network", formats,
+            title=title, notes=notes,
+        )  # fmt: skip
         names = bundle.input_names + result.pruned_inputs
         values = scores.input_scores.tolist() + [0.0] * len(result.pruned_inputs)
         result.files += plots.plot_attribution(

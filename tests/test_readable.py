@@ -2,10 +2,12 @@
 real names), predict on a CSV with other columns, attribution.json with the pruned inputs, and
 report.md / report.html. One tiny fit (a [4, 1] network, seconds) serves every test here."""
 
+import ast
 import base64
 import io
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -141,3 +143,21 @@ def test_report_md_has_math_data_edges_config_and_html_embeds_everything(odd_run
     assert all(base64.b64decode(data)[:4] == b"\x89PNG" for _, data in figures)
     assert html.count('class="math"') >= 2  # the formula typeset (display and candidates)
     assert "<h2>Symbolic edges</h2>" in html and "<td>θ</td>" in html
+
+
+def test_readme_python_writes_nothing_into_the_repository():
+    """Every path the README's Python snippets write is under runs/, which git ignores."""
+    root = Path(__file__).resolve().parent.parent
+    written = []
+    for block in re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(), re.S):
+        for node in ast.walk(ast.parse(block)):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name not in ("save", "fit_run", "predict", "to_csv", "savefig"):
+                continue
+            args = node.args[2:] if name in ("fit_run", "predict") else node.args  # after model/data, config
+            args = [*args, *(k.value for k in node.keywords if k.arg in ("out", "out_path", "path", "run_dir"))]
+            written += [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    assert written and all(path.startswith("runs/") for path in written), written
+    assert "runs/" in (root / ".gitignore").read_text().split()
