@@ -171,6 +171,10 @@ def explain(
     stdout.print(table)
     before = f"{result.shape_initial} -> " if result.shape_initial else ""
     stdout.print(f"shape: {before}{result.shape_final}")
+    if result.report.get("symbols"):
+        from kandisc.io.names import mapping_line
+
+        stdout.print(f"symbols: {mapping_line(result.report['symbols'])}", markup=False)
     for target, best in result.formulas.items():
         stdout.print(f"{target} = {best['sympy'] if best else '(no formula: the model still has spline edges)'}")
     print_structure(result.structure)

@@ -59,6 +59,7 @@ def explain_bundle(bundle: ModelBundle, x_raw: torch.Tensor, source: str) -> tup
         "formulas": result.formulas,
         "data": source,
         "symbolic_edges": bundle.model.symbolic_edges(),
+        "symbols": dict(extras.get("column_labels") or {}),  # formula symbol -> CSV column
         "structure": result.structure,
     }
     if len(structures) > 1:

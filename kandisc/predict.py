@@ -54,12 +54,14 @@ def read_model_rows(bundle: ModelBundle, data_path: Path) -> tuple[Rows, dict[st
 
     A renamed column is found under its original name (``speed (m/s)``) or under its symbol.
     """
-    labels = _labels(bundle)
-    header = read_header(data_path)
-    wanted = {s: column_of(s, labels) for s in needed_columns(bundle)}
-    wanted = {s: (c if c in header or s not in header else s) for s, c in wanted.items()}
-    targets = {s: column_of(s, labels) for s in bundle.output_names}
-    targets = {s: (c if c in header or s not in header else s) for s, c in targets.items()}
+    labels, header = _labels(bundle), read_header(data_path)
+
+    def column(symbol: str) -> str:  # the original name, unless only the symbol is in the header
+        name = column_of(symbol, labels)
+        return symbol if name not in header and symbol in header else name
+
+    wanted = {s: column(s) for s in needed_columns(bundle)}
+    targets = {s: column(s) for s in bundle.output_names}
     rows = read_columns(data_path, list(wanted.values()), list(targets.values()))
     by_symbol = {s: rows.values[c] for s, c in {**wanted, **targets}.items() if c in rows.values}
     return rows, by_symbol, list(wanted.values())

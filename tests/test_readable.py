@@ -122,7 +122,10 @@ def test_explain_reads_the_original_column_names(odd_run, tmp_path):
         app, ["explain", str(out / "model.pt"), "--data", str(data), "--out", str(tmp_path / "ex"), "--no-figures"]
     )
     assert result.exit_code == 0, result.stderr
-    assert "speed_m_s" in result.stdout and "f = " in result.stdout
+    assert result.stdout.count("symbols: speed_m_s = 'speed (m/s)', x_pos = 'x pos'") == 1
+    assert re.search(r"^f = .*speed_m_s", result.stdout, re.M)  # the formula, in symbols
+    report = json.loads((tmp_path / "ex" / "explain.json").read_text())
+    assert report["symbols"] == {"speed_m_s": "speed (m/s)", "x_pos": "x pos"}
 
 
 def test_report_md_has_math_data_edges_config_and_html_embeds_everything(odd_run):
@@ -132,8 +135,11 @@ def test_report_md_has_math_data_edges_config_and_html_embeds_everything(odd_run
     assert "| speed_m_s | `speed (m/s)` |" in report  # the symbol table
     assert "200 rows; 160 for training, 40 held out for testing (test_fraction 0.2, seed 0)" in report
     assert re.search(r"^\| x_pos \(`x pos`\) \| input \| -0\.9\d* \| 0\.9\d* \| ", report, re.M)
-    edges = re.findall(r"^\| \(0, (\d), 0\) \| (\S+) \| (\S+) \| `[^`]+` \| (\d\.\d{6}) \|$", report, re.M)
-    assert {e[1] for e in edges} == {"speed_m_s", "x_pos", "θ"} and all(float(e[3]) > 0.9 for e in edges)
+    edges = re.findall(r"^\| \(0, (\d), 0\) \| (\S+) \| (\S+) \| `([^`]+)` \| (\d\.\d{6}) \|$", report, re.M)
+    assert {e[1] for e in edges} == {"speed_m_s", "x_pos", "θ"} and all(float(e[4]) > 0.9 for e in edges)
+    assert all(e[1] in e[3] for e in edges)  # each fitted form is written in its input's symbol
+    assert next(e for e in edges if e[1] == "θ")[2] == "sin"
+    assert re.search(r"^\| – \| noise \| \S+ when pruned \|$", report, re.M)
     assert "## Configuration" in report and "Seed 0; the resolved config" in report and "width: [4, 1]" in report
     html = (out / "report.html").read_text()
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html

@@ -12,6 +12,7 @@ from kandisc.attribution import Attribution, attribute
 from kandisc.errors import FormulaError
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.model_file import save_model
+from kandisc.pipeline.state import pruned_scores
 
 REFERENCE_ROWS = 256  # rows of training inputs stored in model.pt for `explain` without --data
 
@@ -31,11 +32,6 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, names: list[str])
 def _predict_rows(bundle, x_model: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         return bundle.to_target_units(bundle.model(x_model)).cpu().numpy()
-
-
-def pruned_scores(reports) -> dict[str, float]:
-    """Each input a prune stage removed, with its attribution score when it was removed."""
-    return {n: v for r in reports if r.stage == "prune" for n, v in (r.details.get("pruned_scores") or {}).items()}
 
 
 def attribution_tables(bundle, scores, pruned: dict[str, float] | None = None) -> dict:

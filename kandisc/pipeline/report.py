@@ -117,23 +117,23 @@ def _symbols(labels: dict) -> list[str]:
 
 
 def _edge_fits(reports, inputs: list[str]) -> list[str]:
-    from kandisc.symbolic.edge_form import edge_text
+    from kandisc.symbolic.edge_form import edge_source, edge_text
 
     rows = []
     for r in (r for r in reports if r.stage == "symbolic"):
         r2 = {tuple(f["edge"]): f["r2"] for f in r.details.get("fits") or []}
         for e in r.details.get("edges") or []:
             key = (e["layer"], e["i"], e["j"])
-            source = inputs[e["i"]] if e["layer"] == 0 and e["i"] < len(inputs) else f"node {e['layer']}.{e['i']}"
-            form = edge_text(e["fn"], e["params"])
+            source = edge_source(e["layer"], e["i"], inputs)
+            form = edge_text(e["fn"], e["params"], source)
             rows.append(f"| {key} | {_cell(source)} | {e['fn']} | `{_cell(form)}` | {_num(r2.get(key), '.6f')} |")
     if not rows:
         return []
     return [
         "## Symbolic edges",
         "",
-        "Each edge is c·f(a·x + b) + d of its input x (in model units); R² of the function's fit to the "
-        "edge's spline when it was snapped.",
+        "Each edge is c·f(a·x + b) + d of its input (in model units: standardised when the data is; "
+        "h[l,i] is hidden node i of layer l); R² of the function's fit to the edge's spline when it was snapped.",
         "",
         "| edge (layer, in, out) | input | function | fitted form | R² |",
         "|---|---|---|---|---|",

@@ -48,6 +48,7 @@ MAX_NAME = 40
 MIN_FIGURE_WIDTH = 6.4  # inches: 960 px at 150 dpi, legible at a glance
 LEGEND_FONT = 7.5
 MAX_LEGEND_WIDTH = 4.5
+MAX_LEGEND_LINES = 40
 
 
 @dataclass
@@ -339,15 +340,17 @@ def plot_network(
 
 def _edge_legend(model: MultKAN, in_names: list[str]) -> tuple[dict, list[str]]:
     """A number for each symbolic edge and the legend lines giving its fitted form, ``3  θ: sin(π*θ)``."""
-    from kandisc.symbolic.edge_form import edge_text
+    from kandisc.symbolic.edge_form import edge_source, edge_text
 
     numbers, lines = {}, []
     for edge in model.symbolic_edges():
         layer, i, j = edge["layer"], edge["i"], edge["j"]
-        source = in_names[i] if layer == 0 else f"h[{layer},{i}]"
+        source = edge_source(layer, i, in_names)
         numbers[(layer, i, j)] = len(numbers) + 1
         form = edge_text(edge["fn"], edge["params"], source)
         lines.append(f"{len(numbers):>2}  {_short(source)} → {form}")
+    if len(lines) > MAX_LEGEND_LINES:  # a big network: the report's table has every edge
+        lines = lines[: MAX_LEGEND_LINES - 1] + [f"... {len(lines) - MAX_LEGEND_LINES + 1} more in report.md"]
     return numbers, lines
 
 

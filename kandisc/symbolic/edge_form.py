@@ -45,3 +45,8 @@ def edge_text(fn: str, params, variable: str = "x") -> str:
     """``edge_expr`` as short text: ``^`` for powers, ``π`` for pi."""
     text = sp.sstr(edge_expr(fn, params, variable))
     return re.sub(r"\bpi\b", "π", text.replace("**", "^"))
+
+
+def edge_source(layer: int, i: int, inputs) -> str:
+    """The name of an edge's input: the model input's for layer 0, ``h[l,i]`` for hidden node i of layer l."""
+    return str(inputs[i]) if layer == 0 and i < len(inputs) else f"h[{layer},{i}]"
