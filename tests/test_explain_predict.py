@@ -87,3 +87,11 @@ def test_corrupt_model_file_exits_2(tmp_path):
     bad.write_bytes(b"not a model")
     result = runner.invoke(app, ["explain", str(bad)])
     assert result.exit_code == 2 and "not a readable kandisc model file" in result.stderr
+
+
+def test_attribution_json_lists_pruned_inputs_with_their_score(trained_run):
+    out, _, _ = trained_run
+    inputs = json.loads((out / "attribution.json").read_text())["inputs"]
+    assert [row["name"] for row in inputs if not row["pruned"]] == ["x0", "x1", "x2"]
+    (x3,) = [row for row in inputs if row["pruned"]]
+    assert x3["name"] == "x3" and 0 <= x3["score"] <= 0.01 and x3["rank"] == 4  # below input_threshold

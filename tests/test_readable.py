@@ -167,3 +167,38 @@ def test_readme_python_writes_nothing_into_the_repository():
             written += [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
     assert written and all(path.startswith("runs/") for path in written), written
     assert "runs/" in (root / ".gitignore").read_text().split()
+
+
+def test_report_html_renders_the_markdown_it_is_given(tmp_path):
+    from kandisc.pipeline.report_html import render_html
+
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    md = "\n".join(
+        [
+            "# run <script>alert(1)</script>",
+            "",
+            "| input | formula | |",
+            "|---|---|---|",
+            r"| x | $\left\|{x}\right\|$ `abs(x)` | **best** |",
+            "",
+            "$$ f = \\frac{1}{x} $$",
+            "",
+            "```yaml",
+            "a: <b>",
+            "```",
+            "",
+            "- one `1`",
+            "![figures/a.png](figures/a.png)",
+            "![figures/gone.png](figures/gone.png)",
+        ]
+    )
+    html = render_html(md, tmp_path, "t")
+    assert "<h1>run &lt;script&gt;alert(1)&lt;/script&gt;</h1>" in html  # names are text, never markup
+    row = re.search(r"<tr><td>x</td><td>(.*?)</td><td>(.*?)</td></tr>", html)
+    assert row and 'class="math"' in row.group(1) and "<code>abs(x)</code>" in row.group(1)
+    assert row.group(2) == "<strong>best</strong>"
+    assert re.search(r'<div class="display"><img class="math" alt="f = \\frac\{1\}\{x\}"', html)
+    assert "<pre><code>a: &lt;b&gt;</code></pre>" in html and "<li>one <code>1</code></li>" in html
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
+    assert f'src="data:image/png;base64,{png}"' in html and "(figure figures/gone.png not found)" in html
