@@ -93,9 +93,10 @@ def explain(
 
         best = {t: [{**row, "is_best": True}] for t, row in result.formulas.items() if row}
         title, notes = network_title(best, bundle.extras.get("column_labels") or {})
+        norm = bundle.normalization
         result.files += plots.plot_network(
             bundle.model, x, scores, bundle.input_names, bundle.output_names, result.out_dir / "network", formats,
-            title=title, notes=notes,
+            title=title, notes=notes, input_scaling=None if norm is None else (norm.x_mean, norm.x_std),
         )  # fmt: skip
         names = bundle.input_names + result.pruned_inputs
         values = scores.input_scores.tolist() + [0.0] * len(result.pruned_inputs)

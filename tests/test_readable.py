@@ -202,3 +202,13 @@ def test_report_html_renders_the_markdown_it_is_given(tmp_path):
     assert "<pre><code>a: &lt;b&gt;</code></pre>" in html and "<li>one <code>1</code></li>" in html
     png = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
     assert f'src="data:image/png;base64,{png}"' in html and "(figure figures/gone.png not found)" in html
+
+
+def test_edge_forms_read_like_formulas():
+    from kandisc.symbolic.edge_form import edge_text, raw_params
+
+    assert edge_text("sin", [np.pi, 1e-12, 1.0, 0.0], "x") == "sin(π*x)"
+    assert edge_text("x^2", [1.0, 0.2, 0.5, -0.3], "θ") == "0.5*(θ + 0.2)^2 - 0.3"
+    assert edge_text("x", [1.0, 0.0, 2.0, 0.0], "pipe") == "2*pipe"  # 'pi' inside a name stays
+    # sin(2u) on u = (x - 1) / 2, the standardised input, is sin(x - 1) on the raw one
+    assert edge_text("sin", raw_params([2.0, 0.0, 1.0, 0.0], 1.0, 2.0), "x") == "sin(x - 1)"

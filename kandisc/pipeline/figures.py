@@ -34,11 +34,14 @@ def draw_figures(
 
     pruned = list(pruned_inputs)
     title, notes = network_title(candidates or {}, bundle.extras.get("column_labels") or {})
+    norm = bundle.normalization
+    scaling = (norm.x_mean, norm.x_std) if norm is not None else None
     figures = {
         "network": plots.draw_network(
-            bundle.model, x_model, scores, bundle.input_names, bundle.output_names, title=title, notes=notes
+            bundle.model, x_model, scores, bundle.input_names, bundle.output_names, title=title, notes=notes,
+            input_scaling=scaling,
         )
-    }
+    }  # fmt: skip
     if len(metrics):
         figures["loss"] = plots.draw_loss(metrics)
     at_pruning = pruned_inputs if isinstance(pruned_inputs, dict) else {}

@@ -117,23 +117,27 @@ def _symbols(labels: dict) -> list[str]:
 
 
 def _edge_fits(reports, inputs: list[str]) -> list[str]:
-    from kandisc.symbolic.edge_form import edge_source, edge_text
+    from kandisc.symbolic.edge_form import edge_source, edge_text, raw_params
 
     rows = []
     for r in (r for r in reports if r.stage == "symbolic"):
         r2 = {tuple(f["edge"]): f["r2"] for f in r.details.get("fits") or []}
+        scaling = r.details.get("input_scaling")
         for e in r.details.get("edges") or []:
             key = (e["layer"], e["i"], e["j"])
             source = edge_source(e["layer"], e["i"], inputs)
-            form = edge_text(e["fn"], e["params"], source)
+            params = e["params"]
+            if scaling and e["layer"] == 0:
+                params = raw_params(params, scaling["mean"][e["i"]], scaling["std"][e["i"]])
+            form = edge_text(e["fn"], params, source)
             rows.append(f"| {key} | {_cell(source)} | {e['fn']} | `{_cell(form)}` | {_num(r2.get(key), '.6f')} |")
     if not rows:
         return []
     return [
         "## Symbolic edges",
         "",
-        "Each edge is c·f(a·x + b) + d of its input (in model units: standardised when the data is; "
-        "h[l,i] is hidden node i of layer l); R² of the function's fit to the edge's spline when it was snapped.",
+        "Each edge is c·f(a·x + b) + d of its input (an input column in its own units; h[l,i] is hidden "
+        "node i of layer l); R² of the function's fit to the edge's spline when it was snapped.",
         "",
         "| edge (layer, in, out) | input | function | fitted form | R² |",
         "|---|---|---|---|---|",

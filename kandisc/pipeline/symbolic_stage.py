@@ -118,6 +118,9 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
         "numeric_edges": unsnapped,
         "edges": state.model.symbolic_edges(),
     }
+    norm = state.bundle.normalization
+    if norm is not None:  # input edges act on standardised inputs: the report shows them in raw units
+        details["input_scaling"] = {"mean": norm.x_mean.tolist(), "std": norm.x_std.tolist()}
     message = ""
     if unsnapped:
         message = (

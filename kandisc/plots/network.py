@@ -332,22 +332,29 @@ def plot_network(
     beta: float = 3.0,
     title: str | None = None,
     notes: Sequence[str] = (),
+    input_scaling=None,
 ) -> list[Path]:
     """:func:`draw_network`, written as ``path_stem.<fmt>``; returns the written paths."""
-    fig = draw_network(model, x_ref, attribution, input_names, output_names, beta, title, notes)
+    fig = draw_network(model, x_ref, attribution, input_names, output_names, beta, title, notes, input_scaling)
     return save_figure(fig, path_stem, formats)
 
 
-def _edge_legend(model: MultKAN, in_names: list[str]) -> tuple[dict, list[str]]:
-    """A number for each symbolic edge and the legend lines giving its fitted form, ``3  θ: sin(π*θ)``."""
-    from kandisc.symbolic.edge_form import edge_source, edge_text
+def _edge_legend(model: MultKAN, in_names: list[str], scaling) -> tuple[dict, list[str]]:
+    """A number for each symbolic edge and the legend lines giving its fitted form, ``3  θ: sin(π*θ)``.
+
+    ``scaling`` ((mean, std) per input, or None): input edges are shown on the raw inputs.
+    """
+    from kandisc.symbolic.edge_form import edge_source, edge_text, raw_params
 
     numbers, lines = {}, []
     for edge in model.symbolic_edges():
         layer, i, j = edge["layer"], edge["i"], edge["j"]
         source = edge_source(layer, i, in_names)
         numbers[(layer, i, j)] = len(numbers) + 1
-        form = edge_text(edge["fn"], edge["params"], source)
+        params = edge["params"]
+        if scaling is not None and layer == 0:
+            params = raw_params(params, float(scaling[0][i]), float(scaling[1][i]))
+        form = edge_text(edge["fn"], params, source)
         lines.append(f"{len(numbers):>2}  {_short(source)} → {form}")
     if len(lines) > MAX_LEGEND_LINES:  # a big network: the report's table has every edge
         lines = lines[: MAX_LEGEND_LINES - 1] + [f"... {len(lines) - MAX_LEGEND_LINES + 1} more in report.md"]
@@ -374,6 +381,7 @@ def draw_network(
     beta: float = 3.0,
     title: str | None = None,
     notes: Sequence[str] = (),
+    input_scaling=None,
 ) -> Figure:
     """Draw ``model`` with each edge's curve over the range of its input on ``x_ref``.
 
@@ -382,7 +390,9 @@ def draw_network(
     edges are black, symbolic ones red with a number and their function's name; a legend beside
     the drawing gives each numbered edge's fitted form. Removed edges are grey and dotted. Sum
     nodes are dots, multiplication nodes squares with ×. ``title`` (e.g. the formula) heads the
-    figure, ``notes`` are small lines under it (e.g. what the symbols stand for). Returns the figure.
+    figure, ``notes`` are small lines under it (e.g. what the symbols stand for). ``input_scaling``
+    ((mean, std) arrays of a model trained on standardised inputs) writes the input edges' forms on
+    the raw inputs. Returns the figure.
     """
     from kandisc.model.functions import FUNCTION_NAMES
 
@@ -391,7 +401,7 @@ def draw_network(
     out_names = _names(output_names, spec.n_outputs, "y", "output_names")
     states = _edge_states(model)
     curves = _curves(model, x_ref, N_POINTS)
-    numbers, legend = _edge_legend(model, in_names)
+    numbers, legend = _edge_legend(model, in_names, input_scaling)
     with style():
         lay = _layout(model, states, in_names, out_names)
         leg_font, leg_w, leg_h = _legend_size(legend)

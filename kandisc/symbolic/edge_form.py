@@ -3,7 +3,8 @@
 Used where a person looks at single edges (the network figure, the report's table of edge fits):
 three significant digits, a slope that is a multiple of π written with π, and the terms a fit
 leaves at zero or one dropped, so ``sin(πx)`` reads as ``sin(π*x)`` and not as
-``1.0*sin(3.14159*x + 0.0) + 0.0``.
+``1.0*sin(3.14159*x + 0.0) + 0.0``. An input edge of a model trained on standardised inputs is
+shown on the raw input (``raw_params``), so the form reads in the column's own units.
 """
 
 from __future__ import annotations
@@ -50,3 +51,9 @@ def edge_text(fn: str, params, variable: str = "x") -> str:
 def edge_source(layer: int, i: int, inputs) -> str:
     """The name of an edge's input: the model input's for layer 0, ``h[l,i]`` for hidden node i of layer l."""
     return str(inputs[i]) if layer == 0 and i < len(inputs) else f"h[{layer},{i}]"
+
+
+def raw_params(params, mean: float, std: float) -> tuple[float, float, float, float]:
+    """An input edge's ``(a, b, c, d)`` on the raw input x rather than on ``u = (x - mean) / std``."""
+    a, b, c, d = (float(p) for p in params)
+    return a / std, b - a * mean / std, c, d
