@@ -150,7 +150,7 @@ def test_network_mult_symbolic_and_removed_edges(tmp_path: Path, figures) -> Non
     )
     assert_written(paths, formats)
     drawn = texts(figures[0])
-    assert "1 sin" in drawn and drawn.count("×") == 2  # the numbered symbolic edge, the two mult nodes
+    assert "1: sin" in drawn and drawn.count("×") == 2  # the numbered symbolic edge, the two mult nodes
     assert {"temperature", "pressure", "energy"} <= set(drawn)
     legend = next(t for t in drawn if t.startswith("symbolic edges"))
     assert " 1  temperature → sin(2*temperature)" in legend.splitlines()  # its fitted form, by number
@@ -168,7 +168,7 @@ def test_network_title_legend_and_size(tmp_path: Path, figures) -> None:
     assert title in drawn and notes[0] in drawn
     legend = next(t for t in drawn if t.startswith("symbolic edges")).splitlines()[1:]
     assert legend == [" 1  speed_m_s → sin(π*speed_m_s)", " 2  θ → 0.5*θ^2"]
-    assert {"1 sin", "2 x^2"} <= set(drawn)
+    assert {"1: sin", "2: x^2"} <= set(drawn)
     assert_png_content(path, figures[0])
     from matplotlib.image import imread
 

@@ -221,7 +221,7 @@ def _draw_layer(ax, lay: _Layout, layer: int, state, alpha, curve, fn_names, num
         ax.text(
             centre[e, 0],
             centre[e, 1] + side / 2 + 0.02,
-            f"{numbers[(layer, int(i[e]), int(j[e]))]} {fn_names[i[e], j[e]]}",
+            f"{numbers[(layer, int(i[e]), int(j[e]))]}: {fn_names[i[e], j[e]]}",
             fontsize=MIN_FONT,
             color=COLOURS[SYMBOLIC],
             alpha=float(max(alpha[i[e], j[e]], 0.4)),
