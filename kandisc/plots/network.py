@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kandisc.plots.network_text import draw_head, draw_legend, edge_legend, legend_size, short_name
 from kandisc.plots.style import MIN_FONT, fit_fontsize, new_figure, save_figure, style, text_width
 
 if TYPE_CHECKING:
@@ -44,11 +45,7 @@ MIN_LABEL_SPACING = 0.13  # a 6 pt rotated label needs this much room per node
 FAN = 0.45  # vertical room for the lines between a node row and a box row
 SUB_DROP = 0.28  # how far below a mult node its factor subnodes sit
 ROW_GAP = 0.15  # vertical gap between staggered box rows
-MAX_NAME = 40
 MIN_FIGURE_WIDTH = 6.4  # inches: 960 px at 150 dpi, legible at a glance
-LEGEND_FONT = 7.5
-MAX_LEGEND_WIDTH = 4.5
-MAX_LEGEND_LINES = 40
 
 
 @dataclass
@@ -72,14 +69,9 @@ class _Layout:
     outputs: _Labels
 
 
-def _short(name: str) -> str:
-    name = str(name)
-    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
-
-
 def _labels(names: Sequence[str], spacing: float) -> _Labels:
     """Horizontal labels when they fit at >= 7 pt, otherwise vertical ones sized to the spacing."""
-    names = [_short(n) for n in names]
+    names = [short_name(n) for n in names]
     longest = max((len(n) for n in names), default=1)
     size = fit_fontsize(longest, 0.8 * spacing, largest=10.0, smallest=0.0)
     if size >= 7.0:
@@ -339,39 +331,6 @@ def plot_network(
     return save_figure(fig, path_stem, formats)
 
 
-def _edge_legend(model: MultKAN, in_names: list[str], scaling) -> tuple[dict, list[str]]:
-    """A number for each symbolic edge and the legend lines giving its fitted form, ``3  θ: sin(π*θ)``.
-
-    ``scaling`` ((mean, std) per input, or None): input edges are shown on the raw inputs.
-    """
-    from kandisc.symbolic.edge_form import edge_source, edge_text, raw_params
-
-    numbers, lines = {}, []
-    for edge in model.symbolic_edges():
-        layer, i, j = edge["layer"], edge["i"], edge["j"]
-        source = edge_source(layer, i, in_names)
-        numbers[(layer, i, j)] = len(numbers) + 1
-        params = edge["params"]
-        if scaling is not None and layer == 0:
-            params = raw_params(params, float(scaling[0][i]), float(scaling[1][i]))
-        form = edge_text(edge["fn"], params, source)
-        lines.append(f"{len(numbers):>2}  {_short(source)} → {form}")
-    if len(lines) > MAX_LEGEND_LINES:  # a big network: the report's table has every edge
-        lines = lines[: MAX_LEGEND_LINES - 1] + [f"... {len(lines) - MAX_LEGEND_LINES + 1} more in report.md"]
-    return numbers, lines
-
-
-def _legend_size(lines: list[str]) -> tuple[float, float, float]:
-    """(fontsize, width, height) in inches of the edge legend; nothing when there is no line."""
-    if not lines:
-        return LEGEND_FONT, 0.0, 0.0
-    longest = max(len(line) for line in lines) + 2
-    size = fit_fontsize(longest, MAX_LEGEND_WIDTH, largest=LEGEND_FONT)
-    # 1.15: the monospace face and the arrow run a little wider than the 0.6 em estimate
-    width = 1.15 * min(text_width(longest, size), MAX_LEGEND_WIDTH) + 0.3
-    return size, width, (len(lines) + 1.5) * size / 72 * 1.45
-
-
 def draw_network(
     model: MultKAN,
     x_ref: torch.Tensor,
@@ -401,10 +360,10 @@ def draw_network(
     out_names = _names(output_names, spec.n_outputs, "y", "output_names")
     states = _edge_states(model)
     curves = _curves(model, x_ref, N_POINTS)
-    numbers, legend = _edge_legend(model, in_names, input_scaling)
+    numbers, legend = edge_legend(model, in_names, input_scaling)
     with style():
         lay = _layout(model, states, in_names, out_names)
-        leg_font, leg_w, leg_h = _legend_size(legend)
+        leg_font, leg_w, leg_h = legend_size(legend)
         head = (0.42 if title else 0.0) + 0.2 * len(notes)
         fig_w = max(lay.width + leg_w, MIN_FIGURE_WIDTH)
         fig_h = max(lay.height, leg_h) + head
@@ -428,28 +387,8 @@ def draw_network(
         _draw_nodes(ax, model, lay, node_alpha)
         _draw_labels(ax, lay.inputs, lay.nodes[0], below=True)
         _draw_labels(ax, lay.outputs, lay.nodes[-1], below=False)
-        _draw_head(fig, title, notes, fig_w, fig_h)
+        draw_head(fig, title, notes, fig_w, fig_h)
         if legend:
             top = (min(lay.height, fig_h - head) - MARGIN) / fig_h
-            _draw_legend(fig, legend, (x0 + lay.width + 0.15) / fig_w, top, leg_font)
+            draw_legend(fig, legend, (x0 + lay.width + 0.15) / fig_w, top, leg_font, COLOURS[SYMBOLIC])
         return fig
-
-
-def _draw_head(fig, title: str | None, notes: Sequence[str], fig_w: float, fig_h: float) -> None:
-    y = 1 - 0.12 / fig_h
-    if title:
-        size = fit_fontsize(len(title), fig_w - 0.4, largest=11.0)
-        fig.text(0.5, y, title, ha="center", va="top", fontsize=size, fontweight="bold", parse_math=False)
-        y -= 0.36 / fig_h
-    for note in notes:
-        size = fit_fontsize(len(note), fig_w - 0.4, largest=7.5)
-        fig.text(0.5, y, note, ha="center", va="top", fontsize=size, color="0.3", parse_math=False)
-        y -= 0.2 / fig_h
-
-
-def _draw_legend(fig, lines: list[str], left: float, top: float, fontsize: float) -> None:
-    text = "symbolic edges (fitted form)\n" + "\n".join(lines)
-    fig.text(
-        left, top, text, ha="left", va="top", fontsize=fontsize, color=COLOURS[SYMBOLIC], family="monospace",
-        linespacing=1.45, parse_math=False,
-    )  # fmt: skip
