@@ -126,6 +126,7 @@ class PruneResult:
     removed_edges: int
     shape_before: list
     shape_after: list
+    input_scores: list[float]  # every previous input's score when the inputs were judged
 
 
 def prune(
@@ -169,4 +170,7 @@ def prune(
         for node in set(range(work.spec.nodes(nl))) - set(keep[nl]):
             mask_node(work, nl, node)
     pruned = subset(work, keep)
-    return PruneResult(pruned, keep[0], edges_before - pruned.n_edges(), shape_before, pruned.spec.display_width())
+    input_scores = [float(v) for v in scores.input_scores]
+    return PruneResult(
+        pruned, keep[0], edges_before - pruned.n_edges(), shape_before, pruned.spec.display_width(), input_scores
+    )

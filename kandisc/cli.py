@@ -107,6 +107,11 @@ def fit(
 def print_summary(summary: dict, run_dir: Path) -> None:
     from rich.table import Table
 
+    if summary.get("symbols"):
+        from kandisc.io.names import mapping_line
+
+        # Said once, before the formulas that use them: which column each renamed symbol stands for.
+        stdout.print(f"symbols: {mapping_line(summary['symbols'])}", markup=False)
     table = Table(title=None, show_edge=False)
     for col in ("target", "formula test R²", "test RMSE", "formula"):
         table.add_column(col)
@@ -166,6 +171,10 @@ def explain(
     stdout.print(table)
     before = f"{result.shape_initial} -> " if result.shape_initial else ""
     stdout.print(f"shape: {before}{result.shape_final}")
+    if result.report.get("symbols"):
+        from kandisc.io.names import mapping_line
+
+        stdout.print(f"symbols: {mapping_line(result.report['symbols'])}", markup=False)
     for target, best in result.formulas.items():
         stdout.print(f"{target} = {best['sympy'] if best else '(no formula: the model still has spline edges)'}")
     print_structure(result.structure)
@@ -198,22 +207,29 @@ def _nested(tree) -> str:
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="A model.pt written by kandisc fit or compile.")],
-    data: Annotated[Path, typer.Argument(help="CSV with the model's input columns (any order).")],
+    data: Annotated[Path, typer.Argument(help="CSV with the model's input columns (any order), and any others.")],
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output CSV (default: DATA with suffix .predictions.csv).")
+        Path | None, typer.Option("--out", "-o", help="Output CSV (default: the CSV on stdout, nothing written).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
 ) -> None:
-    """Apply a saved model to new rows; writes the input columns plus <target>_pred columns."""
+    """Apply a saved model to new rows: every column of DATA unchanged, plus <target>_pred columns."""
     from kandisc.api import predict as predict_rows
 
     with user_errors():
         result = predict_rows(model, data, out, overwrite)
+    # Without -o the table itself is the result on stdout, so everything said about it goes to stderr.
+    notes = stdout if out is not None else stderr
     for warning in result.warnings:
         stderr.print(f"warning: {warning}", markup=False)
+    passed = f"; passed through unchanged: {', '.join(result.passed)}" if result.passed else ""
+    notes.print(f"columns used: {', '.join(result.used) or 'none'}{passed}", markup=False)
     for target, r2 in result.r2.items():
-        stdout.print(f"{target}: R² {r2:.6f} against the column in {data}")
-    stdout.print(f"wrote {result.n_rows} predictions to {result.out_path}")
+        notes.print(f"{target}: R² {r2:.6f} against the column in {data}", markup=False)
+    if out is None:
+        result.frame.to_csv(sys.stdout, index=False)
+    else:
+        stdout.print(f"wrote {result.n_rows} predictions to {result.out_path}", markup=False)
 
 
 @app.command("test")

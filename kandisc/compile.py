@@ -86,9 +86,11 @@ def compile_formula(
         from kandisc import plots
 
         x_ref = torch.rand(200, bundle.model.spec.n_inputs, dtype=bundle.model.dtype) * 2 - 1
+        title = f"{', '.join(bundle.output_names)} = {formula}" if len(bundle.output_names) == 1 else None
         figure = plots.plot_network(
-            bundle.model, x_ref, None, bundle.input_names, bundle.output_names, out.with_suffix(""), ("png",)
-        )[0]
+            bundle.model, x_ref, None, bundle.input_names, bundle.output_names, out.with_suffix(""), ("png",),
+            title=title,
+        )[0]  # fmt: skip
     return CompileResult(
         out, list(bundle.input_names), bundle.model.spec.display_width(), bundle.model.n_edges(), figure
     )

@@ -53,7 +53,8 @@ def set_fitted(est, fitted: Fitted) -> None:
     est.n_features_in_ = len(fitted.input_names)
     if fitted.feature_names:
         est.feature_names_in_ = np.asarray(fitted.input_names, dtype=object)
-    scores = {row["name"]: row["score"] for row in (bundle.extras.get("attribution") or {}).get("inputs", [])}
+    rows = (bundle.extras.get("attribution") or {}).get("inputs", [])
+    scores = {row["name"]: row["score"] for row in rows if not row.get("pruned")}
     # Attribution scores of X's columns in X's order: 0 for a pruned input, NaN when never computed.
     default = 0.0 if scores else float("nan")
     est.feature_importances_ = np.array([scores.get(n, default) for n in fitted.input_names], dtype=np.float64)

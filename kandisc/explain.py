@@ -59,6 +59,7 @@ def explain_bundle(bundle: ModelBundle, x_raw: torch.Tensor, source: str) -> tup
         "formulas": result.formulas,
         "data": source,
         "symbolic_edges": bundle.model.symbolic_edges(),
+        "symbols": dict(extras.get("column_labels") or {}),  # formula symbol -> CSV column
         "structure": result.structure,
     }
     if len(structures) > 1:
@@ -88,10 +89,15 @@ def explain(
     result.files.append(result.out_dir / "explain.json")
     if figures:
         from kandisc import plots
+        from kandisc.pipeline.figures import network_title
 
+        best = {t: [{**row, "is_best": True}] for t, row in result.formulas.items() if row}
+        title, notes = network_title(best, bundle.extras.get("column_labels") or {})
+        norm = bundle.normalization
         result.files += plots.plot_network(
-            bundle.model, x, scores, bundle.input_names, bundle.output_names, result.out_dir / "network", formats
-        )
+            bundle.model, x, scores, bundle.input_names, bundle.output_names, result.out_dir / "network", formats,
+            title=title, notes=notes, input_scaling=None if norm is None else (norm.x_mean, norm.x_std),
+        )  # fmt: skip
         names = bundle.input_names + result.pruned_inputs
         values = scores.input_scores.tolist() + [0.0] * len(result.pruned_inputs)
         result.files += plots.plot_attribution(

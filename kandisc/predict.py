@@ -1,4 +1,9 @@
-"""``kandisc predict``: apply a saved model to new rows matched by column name."""
+"""``kandisc predict``: apply a saved model to new rows matched by column name.
+
+The model reads the columns it was fitted on (by name, in any order, under their original names
+even when the fit renamed them into formula symbols); every other column (ids, other
+measurements) is copied to the output unchanged, and ``<target>_pred`` columns are added.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +16,22 @@ import torch
 
 from kandisc.errors import DataError, RunDirError
 from kandisc.io.atomic import atomic_write_text
-from kandisc.io.data import read_columns
+from kandisc.io.data import Rows, read_columns, read_header
 from kandisc.io.model_file import ModelBundle, load_model
+from kandisc.io.names import column_of
 from kandisc.knowledge.user_functions import restore_functions
 from kandisc.metrics import r2_score
 
 
 @dataclass
 class PredictResult:
-    out_path: Path
+    out_path: Path | None  # None: nothing written (the CLI prints ``frame`` as CSV)
     n_rows: int
     warnings: list[str] = field(default_factory=list)
     r2: dict[str, float] = field(default_factory=dict)  # when the CSV holds the target columns
+    used: list[str] = field(default_factory=list)  # CSV columns the model read
+    passed: list[str] = field(default_factory=list)  # other CSV columns, copied unchanged
+    frame: pd.DataFrame | None = None  # every CSV column as written, then <target>_pred
 
 
 def needed_columns(bundle: ModelBundle) -> list[str]:
@@ -33,6 +42,29 @@ def needed_columns(bundle: ModelBundle) -> list[str]:
     for text in bundle.auxiliary.values():  # all features are computed, so all their columns count
         needed |= {v for v in formula_variables(text) if v in bundle.data_columns}
     return [c for c in bundle.data_columns if c in needed]
+
+
+def _labels(bundle: ModelBundle) -> dict[str, str]:
+    """Symbol -> CSV column for the columns the fit renamed (kandisc.io.names)."""
+    return dict(bundle.extras.get("column_labels") or {})
+
+
+def read_model_rows(bundle: ModelBundle, data_path: Path) -> tuple[Rows, dict[str, np.ndarray], list[str]]:
+    """The CSV's rows, the model's columns by symbol, and the CSV names of those columns.
+
+    A renamed column is found under its original name (``speed (m/s)``) or under its symbol.
+    """
+    labels, header = _labels(bundle), read_header(data_path)
+
+    def column(symbol: str) -> str:  # the original name, unless only the symbol is in the header
+        name = column_of(symbol, labels)
+        return symbol if name not in header and symbol in header else name
+
+    wanted = {s: column(s) for s in needed_columns(bundle)}
+    targets = {s: column(s) for s in bundle.output_names}
+    rows = read_columns(data_path, list(wanted.values()), list(targets.values()))
+    by_symbol = {s: rows.values[c] for s, c in {**wanted, **targets}.items() if c in rows.values}
+    return rows, by_symbol, list(wanted.values())
 
 
 def model_inputs(bundle: ModelBundle, columns: dict[str, np.ndarray]) -> np.ndarray:
@@ -67,35 +99,41 @@ def range_warnings(bundle: ModelBundle, x: np.ndarray) -> list[str]:
 
 
 def predict(model_path: Path, data_path: Path, out_path: Path | None = None, overwrite: bool = False) -> PredictResult:
-    out_path = Path(out_path) if out_path else Path(data_path).with_suffix(".predictions.csv")
+    """Predictions for every row of ``data_path``; the CSV's columns are copied through unchanged.
+
+    Written to ``out_path`` when given; otherwise nothing is written and ``result.frame`` holds the
+    table (the CLI prints it as CSV on stdout).
+    """
+    out_path = Path(out_path) if out_path else None
     for what, source in (("data file", data_path), ("model file", model_path)):
-        if out_path.resolve() == Path(source).resolve():
+        if out_path is not None and out_path.resolve() == Path(source).resolve():
             raise RunDirError(f"-o {out_path} is the {what} itself; write the predictions to another file")
     bundle = load_model(model_path)
     restore_functions(bundle)
-    if out_path.exists() and not overwrite:
+    if out_path is not None and out_path.exists() and not overwrite:
         raise RunDirError(f"{out_path} exists; pass --overwrite or choose another -o")
-    required = needed_columns(bundle)
-    allowed = list(bundle.output_names) + [c for c in bundle.data_columns if c not in required]
-    columns = read_columns(data_path, required, allowed)
+    rows, columns, used = read_model_rows(bundle, data_path)
     x = model_inputs(bundle, columns)
     pred = bundle.predict(torch.as_tensor(x)).cpu().numpy()
-    frame = pd.DataFrame({c: columns[c] for c in required})
+    frame = rows.text.copy()
     r2 = {}
     for t, target in enumerate(bundle.output_names):
-        frame[f"{target}_pred"] = pred[:, t]
+        name = f"{column_of(target, _labels(bundle))}_pred"
+        if name in frame.columns:
+            raise DataError(f"{data_path}: already has a column {name!r}; rename it so the predictions can be added")
+        frame[name] = pred[:, t]
         if target in columns:
             r2[target] = r2_score(columns[target], pred[:, t])
-    atomic_write_text(out_path, frame.to_csv(index=False))
-    return PredictResult(out_path, len(frame), range_warnings(bundle, x), r2)
+    if out_path is not None:
+        atomic_write_text(out_path, frame.to_csv(index=False))
+    passed = [c for c in rows.columns if c not in used]
+    return PredictResult(out_path, len(frame), range_warnings(bundle, x), r2, used, passed, frame)
 
 
 def reference_rows(bundle: ModelBundle, data: Path | None) -> tuple[torch.Tensor, str]:
     """Raw model inputs to compute statistics on: the given CSV or the sample stored at fit time."""
     if data is not None:
-        required = needed_columns(bundle)
-        allowed = list(bundle.output_names) + [c for c in bundle.data_columns if c not in required]
-        x = model_inputs(bundle, read_columns(data, required, allowed))
+        x = model_inputs(bundle, read_model_rows(bundle, data)[1])
         return torch.as_tensor(x), str(data)
     if "reference_x" in bundle.tensors:
         return bundle.tensors["reference_x"], "training rows stored in the model file"

@@ -123,7 +123,9 @@ def test_save_load_pickle_round_trips(docs, tmp_path):
 
     csv = tmp_path / "rows.csv"
     X.iloc[:5].to_csv(csv, index=False)
-    out = pd.read_csv(predict(path, csv).out_path)  # the CLI reads the estimator's file
+    result = predict(path, csv)  # the CLI reads the estimator's file; without an output path nothing is written
+    assert result.out_path is None and sorted(p.name for p in tmp_path.iterdir()) == ["est.pt", "rows.csv"]
+    out = result.frame
     np.testing.assert_allclose(out["f_pred"], est.predict(X.iloc[:5]))
 
 

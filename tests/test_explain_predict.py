@@ -62,7 +62,7 @@ def test_predict_round_trip_matches_the_run(trained_run, tmp_path):
     result = runner.invoke(app, ["predict", str(out / "model.pt"), str(shuffled), "-o", str(target)])
     assert result.exit_code == 0, result.stderr
     pred = pd.read_csv(target)
-    assert list(pred.columns) == ["x0", "x1", "x2", "f_pred"]
+    assert list(pred.columns) == ["f", "x3", "x2", "x0", "x1", "f_pred"]  # every column kept, in order
     summary = json.loads((out / "summary.json").read_text())
     r2 = 1 - np.sum((pred["f_pred"] - frame["f"]) ** 2) / np.sum((frame["f"] - frame["f"].mean()) ** 2)
     assert abs(r2 - summary["test_r2"]["f"]) < 0.01
@@ -75,10 +75,6 @@ def test_predict_refuses_bad_columns(trained_run, tmp_path):
     frame[["x0", "x2"]].to_csv(missing, index=False)
     result = runner.invoke(app, ["predict", str(out / "model.pt"), str(missing), "-o", str(tmp_path / "p.csv")])
     assert result.exit_code == 2 and "'x1'" in result.stderr and result.stderr.count("\n") == 1
-    extra = tmp_path / "extra.csv"
-    frame.assign(batch=1)[["x0", "x1", "x2", "batch"]].to_csv(extra, index=False)
-    result = runner.invoke(app, ["predict", str(out / "model.pt"), str(extra), "-o", str(tmp_path / "p.csv")])
-    assert result.exit_code == 2 and "'batch'" in result.stderr
     text = tmp_path / "text.csv"
     frame[["x0", "x1", "x2"]].astype(str).replace({frame["x1"].astype(str).iloc[3]: "n/a?"}).to_csv(text, index=False)
     result = runner.invoke(app, ["predict", str(out / "model.pt"), str(text), "-o", str(tmp_path / "p.csv")])
@@ -91,3 +87,11 @@ def test_corrupt_model_file_exits_2(tmp_path):
     bad.write_bytes(b"not a model")
     result = runner.invoke(app, ["explain", str(bad)])
     assert result.exit_code == 2 and "not a readable kandisc model file" in result.stderr
+
+
+def test_attribution_json_lists_pruned_inputs_with_their_score(trained_run):
+    out, _, _ = trained_run
+    inputs = json.loads((out / "attribution.json").read_text())["inputs"]
+    assert [row["name"] for row in inputs if not row["pruned"]] == ["x0", "x1", "x2"]
+    (x3,) = [row for row in inputs if row["pruned"]]
+    assert x3["name"] == "x3" and 0 <= x3["score"] <= 0.01 and x3["rank"] == 4  # below input_threshold

@@ -3,6 +3,7 @@ and is written in each format, atomically and deterministically."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import time
@@ -149,8 +150,35 @@ def test_network_mult_symbolic_and_removed_edges(tmp_path: Path, figures) -> Non
     )
     assert_written(paths, formats)
     drawn = texts(figures[0])
-    assert "sin" in drawn and drawn.count("×") == 2  # the symbolic edge's name, the two mult nodes
+    assert "1: sin" in drawn and drawn.count("×") == 2  # the numbered symbolic edge, the two mult nodes
     assert {"temperature", "pressure", "energy"} <= set(drawn)
+    legend = next(t for t in drawn if t.startswith("symbolic edges"))
+    assert " 1  temperature → sin(2*temperature)" in legend.splitlines()  # its fitted form, by number
+
+
+def test_network_title_legend_and_size(tmp_path: Path, figures) -> None:
+    """The figure a person opens: the formula on top, each snapped edge's form beside it, >= 900 px."""
+    model, x = make_model([2, 2, 1])
+    model.set_symbolic(0, 0, 0, "sin", [math.pi, 0.0, 1.0, 0.0])
+    model.set_symbolic(0, 1, 1, "x^2", [1.0, 0.0, 0.5, 0.0])
+    title = "f = sin(π*speed_m_s) + 0.5*θ^2"
+    notes = ["symbols: speed_m_s = 'speed (m/s)'"]
+    path = plot_network(model, x, None, ["speed_m_s", "θ"], ["f"], tmp_path / "n", title=title, notes=notes)[0]
+    drawn = texts(figures[0])
+    assert title in drawn and notes[0] in drawn
+    legend = next(t for t in drawn if t.startswith("symbolic edges")).splitlines()[1:]
+    assert legend == [" 1  speed_m_s → sin(π*speed_m_s)", " 2  θ → 0.5*θ^2"]
+    assert {"1: sin", "2: x^2"} <= set(drawn)
+    assert_png_content(path, figures[0])
+    from matplotlib.image import imread
+
+    height, width = imread(path).shape[:2]
+    assert width >= 900 and height >= 450
+    renderer = figures[0].canvas.get_renderer()
+    box = figures[0].bbox
+    for text in figures[0].texts:  # title, note and legend all inside the canvas, nothing clipped
+        extent = text.get_window_extent(renderer)
+        assert extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1 and extent.y1 <= box.y1 + 1
 
 
 def test_network_exploding_symbolic_edge_and_empty_layer(tmp_path: Path) -> None:
@@ -272,6 +300,45 @@ def test_plot_pareto(tmp_path: Path, figures) -> None:
     assert "no candidates" in texts(figures[0])  # g has no finite RMSE
     assert short_formula("1.0000012*x0**2 + 0.29999*x1") == "1*x0^2+0.3*x1"
     assert short_formula("x" * 40) is None
+
+
+def _overlaps(boxes) -> bool:
+    return any(a.overlaps(b) for k, a in enumerate(boxes) for b in boxes[k + 1 :])
+
+
+def test_pareto_long_formulas_are_numbered_and_listed(tmp_path: Path, figures) -> None:
+    """Long formulas go into a numbered table under the axes; tick labels never run together."""
+    long = "0.123456789*exp(0.98765*sin(3.14159*x0) + 1.0000021*x1**2) + 0.000123*x2*cos(2.3*x3 + 0.1)"
+    cands = {
+        "f": [{"complexity": 5 * k, "test_rmse": 10.0**-k, "sympy": long * k, "is_best": k == 3} for k in range(1, 6)]
+    }
+    path = plot_pareto(cands, tmp_path / "pareto")[0]
+    fig = figures[0]
+    plot_ax = next(ax for ax in fig.axes if ax.get_title() == "f")
+    assert plot_ax.get_yscale() == "log"
+    labels = [t.get_text() for t in plot_ax.texts]
+    assert labels == ["1", "2", "3", "4", "5"]  # the points carry numbers, not formulas
+    listing = [t.get_text() for ax in fig.axes if ax is not plot_ax for t in ax.texts]
+    assert listing[0].startswith("  1  c=5  RMSE 0.1  0.123*exp(")
+    assert sum(line.startswith("★ 3") for line in listing) == 1  # the chosen one is starred
+    assert "".join(line.strip() for line in listing).count("0.123*exp") == 15  # every formula, whole
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    ticks = [t.get_window_extent(renderer) for t in plot_ax.get_xticklabels() if t.get_text()]
+    assert len(ticks) >= 3 and not _overlaps(ticks)
+    for t in (t for ax in fig.axes for t in ax.texts):
+        assert t.get_window_extent(renderer).x1 <= fig.bbox.x1 + 1  # no line runs off the figure
+    assert_png_content(path, fig)
+
+
+def test_pareto_tiny_spread_is_not_drawn_as_a_trade_off(tmp_path: Path, figures) -> None:
+    cands = {"f": [{"complexity": k, "test_rmse": 0.1 * (1 + 2e-4 * k), "sympy": "x", "is_best": k == 1}
+                   for k in (1, 4, 9)]}  # fmt: skip
+    plot_pareto(cands, tmp_path / "pareto")
+    ax = next(ax for ax in figures[0].axes if ax.get_title() == "f")
+    lo, hi = ax.get_ylim()
+    assert hi / lo >= 9.9  # a decade: the 0.16 % spread looks flat, as it is
+    assert any("no trade-off" in t.get_text() for t in ax.texts)
 
 
 def test_formats_and_determinism(tmp_path: Path) -> None:

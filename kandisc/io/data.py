@@ -14,13 +14,14 @@ import io
 import keyword
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from kandisc.errors import DataError
+from kandisc.io.names import column_symbols, renamed
 
 MIN_ROWS = 10
 # |values| beyond this overflow float64 once squared (least squares, variances, B-spline ranges).
@@ -39,6 +40,8 @@ class Table:
     n_dropped: int
     sha256: str
     path: Path
+    # symbol -> CSV column, for columns whose names a formula cannot use (see kandisc.io.names)
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -231,7 +234,8 @@ def load_table(
     text, sha = _read_text(path)
     names = _header(path, text)
     frame = _parse(path, text, names)
-    inputs, targets = _columns(path, names, inputs, targets)
+    symbols = column_symbols(names)
+    inputs, targets = _columns(path, names, _by_column(inputs, symbols), _by_column(targets, symbols))
     used = inputs + targets
     values = np.column_stack([_numeric(path, frame, c) for c in used])
     _check_magnitude(path, values, used)
@@ -242,7 +246,18 @@ def load_table(
     n_dropped = int((~finite).sum())
     X, Y = values[:, : len(inputs)].copy(), values[:, len(inputs) :].copy()
     _check_rows(path, X, Y, targets, n_dropped)
-    return Table(inputs, targets, X, Y, n_dropped, sha, path)
+    labels = renamed({c: symbols[c] for c in used})
+    return Table([symbols[c] for c in inputs], [symbols[c] for c in targets], X, Y, n_dropped, sha, path, labels)
+
+
+def _by_column(names: Sequence[str] | str | None, symbols: dict[str, str]):
+    """Config column names, where one is given as its symbol (``speed_m_s``), as the column itself."""
+    if names is None:
+        return None
+    columns = {s: c for c, s in symbols.items()}
+    if isinstance(names, str):
+        return names if names in symbols else columns.get(names, names)
+    return [n if n in symbols else columns.get(n, n) for n in names]
 
 
 def _check_names(source: str, names: Sequence[str], what: str, count: int) -> list[str]:
@@ -311,11 +326,21 @@ def split(table: Table | int, test_fraction: float, seed: int) -> tuple[np.ndarr
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def read_columns(path: Path | str, required: Sequence[str], allowed: Sequence[str] = ()) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class Rows:
+    """A CSV read for prediction: the numeric columns a model reads, and the whole table as its text."""
+
+    columns: list[str]  # the header, in order
+    values: dict[str, np.ndarray]  # the required columns, and the optional ones that are numbers
+    text: pd.DataFrame  # every column as the file spells it, to pass through unchanged
+
+
+def read_columns(path: Path | str, required: Sequence[str], optional: Sequence[str] = ()) -> Rows:
     """Read the ``required`` numeric columns of a CSV for prediction (matched by name, any order).
 
-    Columns that are neither required nor ``allowed`` (e.g. the targets) are an error, as are
-    missing columns, non-numeric cells and NaN/inf values; each names the columns involved.
+    Other columns (ids, other measurements) are kept as text in ``Rows.text``. An ``optional``
+    column (e.g. a target to compare with) is read as numbers when every cell is a finite number.
+    Missing required columns, non-numeric cells and NaN/inf in them are errors naming the column.
     """
     path = Path(path)
     text, _ = _read_text(path)
@@ -326,20 +351,32 @@ def read_columns(path: Path | str, required: Sequence[str], allowed: Sequence[st
         raise DataError(
             f"{path}: missing column(s) {', '.join(map(repr, missing))}; the model needs {', '.join(required)}"
         )
-    extra = [c for c in names if c not in required and c not in allowed]
-    if extra:
-        raise DataError(
-            f"{path}: unexpected column(s) {', '.join(map(repr, extra))}; the model reads "
-            f"{', '.join(required)} (and may compare with {', '.join(allowed) or 'nothing else'});"
-            " remove the other columns"
-        )
-    present = [c for c in names if c in required or c in allowed]
-    values = np.column_stack([_numeric(path, frame, c) for c in present])
-    _check_magnitude(path, values, present)
+    values = np.column_stack([_numeric(path, frame, c) for c in required]) if required else np.empty((len(frame), 0))
+    _check_magnitude(path, values, list(required))
     if not np.isfinite(values).all():
         raise DataError(
-            _not_finite(path, values, present).replace(
+            _not_finite(path, values, list(required)).replace(
                 "or set data.dropna: true to drop those rows", "or remove those rows"
             )
         )
-    return {c: values[:, i] for i, c in enumerate(present)}
+    out = {c: values[:, i] for i, c in enumerate(required)}
+    for column in (c for c in optional if c in names and c not in out):
+        numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        if np.isfinite(numbers).all():  # otherwise it is passed through, not compared with
+            out[column] = numbers
+    raw = pd.read_csv(
+        io.StringIO(text),
+        skipinitialspace=True,
+        header=0,
+        names=names,
+        index_col=False,
+        dtype=str,
+        keep_default_na=False,
+    )
+    return Rows(names, out, raw)
+
+
+def read_header(path: Path | str) -> list[str]:
+    """The column names of a CSV (checked like every header)."""
+    path = Path(path)
+    return _header(path, _read_text(path)[0])

@@ -167,6 +167,9 @@ def _extras(extras: Any) -> None:
     pruned = extras.get("pruned_inputs") or []
     if not isinstance(pruned, list) or not all(isinstance(n, str) for n in pruned):
         raise Damaged("extras.pruned_inputs must be a list of names")
+    labels = extras.get("column_labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise Damaged("extras.column_labels must map formula symbols to CSV column names")
 
 
 def _tensors(tensors: Any, n_inputs: int) -> None:

@@ -37,6 +37,7 @@ RUN_FILES = (
     "attribution.json",
     "formulas.csv",
     "report.md",
+    "report.html",
 )
 RUN_DIRS = ("figures", "formulas", "checkpoints")
 

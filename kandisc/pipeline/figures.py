@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 
@@ -26,14 +27,26 @@ def draw_figures(
     bundle, x_model, scores, pruned_inputs, metrics, y_test, pred_test, sources=None, candidates=None
 ) -> dict:
     """Name -> matplotlib figure: network (on model-space rows ``x_model``), loss (from ``metrics``
-    rows, when any), attribution, pred_vs_true (when there are test rows), pareto (when formulas)."""
+    rows, when any), attribution, pred_vs_true (when there are test rows), pareto (when formulas).
+
+    ``pruned_inputs``: names, or name -> score when pruned (their bars show that score, greyed)."""
     from kandisc import plots
 
     pruned = list(pruned_inputs)
-    figures = {"network": plots.draw_network(bundle.model, x_model, scores, bundle.input_names, bundle.output_names)}
+    title, notes = network_title(candidates or {}, bundle.extras.get("column_labels") or {})
+    norm = bundle.normalization
+    scaling = (norm.x_mean, norm.x_std) if norm is not None else None
+    figures = {
+        "network": plots.draw_network(
+            bundle.model, x_model, scores, bundle.input_names, bundle.output_names, title=title, notes=notes,
+            input_scaling=scaling,
+        )
+    }  # fmt: skip
     if len(metrics):
         figures["loss"] = plots.draw_loss(metrics)
-    names, values = bundle.input_names + pruned, scores.input_scores.tolist() + [0.0] * len(pruned)
+    at_pruning = pruned_inputs if isinstance(pruned_inputs, dict) else {}
+    names = bundle.input_names + pruned
+    values = scores.input_scores.tolist() + [float(at_pruning.get(n, 0.0)) for n in pruned]
     figures["attribution"] = plots.draw_attribution(names, values, pruned_inputs=pruned)
     if y_test is not None and len(y_test):
         figures["pred_vs_true"] = plots.draw_pred_vs_true(y_test, pred_test, bundle.output_names, sources)
@@ -42,8 +55,23 @@ def draw_figures(
     return figures
 
 
+def network_title(candidates: dict, labels: dict) -> tuple[str | None, list[str]]:
+    """The network figure's title (each target's chosen formula) and a note naming renamed columns."""
+    from kandisc.io.names import mapping_line
+    from kandisc.plots.curves import short_formula
+
+    parts = []
+    for target, rows in candidates.items():
+        best = next((r for r in rows if r.get("is_best")), None)
+        if best:
+            parts.append(f"{target} = {short_formula(best['sympy'], 150) or best['sympy'][:147] + '…'}")
+    title = re.sub(r"\bpi\b", "π", "; ".join(parts)) or None  # read by people, not parsed
+    return title, ([f"symbols: {mapping_line(labels)}"] if labels else [])
+
+
 def write_figures(run, prep, state, scores, y_test, pred_test, sources=None) -> list[str]:
     """Write every figure into ``run/figures``; returns the paths relative to the run directory."""
+    from kandisc.pipeline.state import pruned_scores
     from kandisc.plots import save_figure
 
     candidates = {t: f.get("candidates", []) for t, f in state.formulas.items() if f.get("candidates")}
@@ -51,7 +79,7 @@ def write_figures(run, prep, state, scores, y_test, pred_test, sources=None) -> 
         state.bundle,
         state.data.x_train,
         scores,
-        state.pruned_inputs,
+        {n: pruned_scores(state.reports).get(n, 0.0) for n in state.pruned_inputs},
         _metrics_rows(run),
         y_test,
         pred_test,

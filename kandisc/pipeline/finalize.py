@@ -9,8 +9,10 @@ import torch
 
 from kandisc import metrics
 from kandisc.attribution import Attribution, attribute
+from kandisc.errors import FormulaError
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.model_file import save_model
+from kandisc.pipeline.state import pruned_scores
 
 REFERENCE_ROWS = 256  # rows of training inputs stored in model.pt for `explain` without --data
 
@@ -32,10 +34,20 @@ def _predict_rows(bundle, x_model: torch.Tensor) -> np.ndarray:
         return bundle.to_target_units(bundle.model(x_model)).cpu().numpy()
 
 
-def attribution_tables(bundle, scores) -> dict:
-    """Input, node and edge scores with names (the content of attribution.json / explain.json)."""
+def attribution_tables(bundle, scores, pruned: dict[str, float] | None = None) -> dict:
+    """Input, node and edge scores with names (the content of attribution.json / explain.json).
+
+    ``pruned`` (name -> score at pruning time) adds the removed inputs after the kept ones, marked
+    ``"pruned": true``, so the table lists every input the fit started with.
+    """
     inputs = [{"name": n, "score": float(s)} for n, s in zip(bundle.input_names, scores.input_scores, strict=True)]
     ranked = sorted(inputs, key=lambda r: -r["score"])
+    if pruned is not None:
+        for row in ranked:
+            row["pruned"] = False
+        ranked += sorted(
+            ({"name": n, "score": v, "pruned": True} for n, v in pruned.items()), key=lambda r: -r["score"]
+        )
     for rank, row in enumerate(ranked, 1):
         row["rank"] = rank
     edges = []
@@ -68,12 +80,14 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
     """
     bundle, data = state.bundle, state.data
     y_raw = prep.table.Y
+    labels = dict(prep.table.labels)
+    relabel_latex(state.formulas, prep.model_inputs, labels)
     pred_train = _predict_rows(bundle, data.x_train)
     pred_test = _predict_rows(bundle, data.x_test)
     train_m = regression_metrics(y_raw[train_idx], pred_train, bundle.output_names)
     test_m = regression_metrics(y_raw[test_idx], pred_test, bundle.output_names)
     scores = attribute(bundle.model, data.x_train)
-    tables = attribution_tables(bundle, scores)
+    tables = attribution_tables(bundle, scores, pruned_scores(state.reports))
     x_raw_train = prep.x_all[train_idx][:, [prep.model_inputs.index(n) for n in bundle.input_names]]
     bundle.extras.update(
         {
@@ -94,6 +108,7 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
     summary = {
         "status": "completed",
         "inputs": list(prep.table.input_names),
+        "symbols": labels,  # formula symbol -> CSV column, for the columns a formula cannot name
         "auxiliary": dict(prep.cfg.auxiliary),
         "targets": list(bundle.output_names),
         "train_rmse": train_m["rmse"],
@@ -104,6 +119,7 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
         "formula_checks": {t: f.get("check") for t, f in state.formulas.items()},
         **formula_verdicts(state.formulas, bundle.output_names, prep.cfg.search.accept_r2),
         "search": state.search,
+        "data": data_record(prep, train_idx, test_idx),
         "shape_initial": state.shape_history[0],
         "shape_final": bundle.model.spec.display_width(),
         "kept_inputs": list(bundle.input_names),
@@ -129,10 +145,51 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
         summary["figures"] = write_figures(run, prep, state, scores, y_raw[test_idx], shown, sources)
     summary["wall_seconds"] = round(run.elapsed(), 3)
     run.write_json("summary.json", summary)
+    from kandisc.io.config import config_to_yaml
     from kandisc.pipeline.report import render_report
+    from kandisc.pipeline.report_html import render_html
 
-    run.write_text("report.md", render_report(run.path.name, summary, tables, state.formulas, state.reports))
+    labels = state.bundle.extras.get("column_labels") or {}
+    config = config_to_yaml(prep.cfg)
+    text = render_report(run.path.name, summary, tables, state.formulas, state.reports, config, labels)
+    run.write_text("report.md", text)
+    run.write_text("report.html", render_html(text, run.path, f"kandisc run {run.path.name}"))
     return summary
+
+
+def data_record(prep, train_idx, test_idx) -> dict:
+    """What the fit was given: the file, rows, split and each column's range (for the report)."""
+    table = prep.table
+    names = list(table.input_names) + list(table.target_names)
+    values = np.concatenate([table.X, table.Y], axis=1)
+    return {
+        "path": str(table.path),
+        "sha256": table.sha256,
+        "rows": table.n_rows,
+        "dropped_rows": table.n_dropped,
+        "train_rows": len(train_idx),
+        "test_rows": len(test_idx),
+        "test_fraction": prep.cfg.data.test_fraction,
+        "seed": prep.cfg.seed,
+        "columns": {
+            n: {"min": float(values[:, k].min()), "max": float(values[:, k].max()), "mean": float(values[:, k].mean())}
+            for k, n in enumerate(names)
+        },
+    }
+
+
+def relabel_latex(formulas: dict, names: list[str], labels: dict[str, str]) -> None:
+    """Every candidate's LaTeX with the columns' proper names (not the symbols standing for them)."""
+    from kandisc.knowledge.latex import formula_latex, needs_relabel
+
+    if not needs_relabel(names, labels):
+        return
+    for entry in formulas.values():
+        for row in [*(entry.get("candidates") or []), entry.get("best") or {}]:
+            try:
+                row["latex"] = formula_latex(row["sympy"], names, labels)
+            except (KeyError, FormulaError):  # no formula, or one over other names: sympy's own LaTeX stays
+                continue
 
 
 def formula_predictions(prep, formulas: dict, targets: list[str], rows, fallback: np.ndarray):
@@ -199,8 +256,12 @@ def write_formula_files(run, state) -> None:
     writer.writerows(rows)
     run.write_text("formulas.csv", buffer.getvalue())
     folder = run.formulas_dir
+    from kandisc.knowledge.latex import symbol_latex
+
+    run_labels = state.bundle.extras.get("column_labels") or {}
     for target, entry in state.formulas.items():
         best = entry.get("best")
         if best:
             safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in target)
-            atomic_write_text(folder / f"{safe}.tex", f"{target} = {best['latex']}\n")
+            name = symbol_latex(target, run_labels)
+            atomic_write_text(folder / f"{safe}.tex", f"{name} = {best['latex']}\n")

@@ -1,7 +1,10 @@
 """``report.md``: a fit run as a short document a scientist can read or paste from.
 
-Built only from what the run already wrote into ``summary.json`` and the stage reports: results per
-target, the formula candidates, input importances, the stages that ran, and the figures.
+Built only from what the run already wrote into ``summary.json`` and the stage reports: the symbols
+standing for renamed columns, results per target with each formula as LaTeX math, the formula
+candidates, the data (rows, split, ranges), the search's candidates, input importances, the
+per-edge symbolic fits, the stages that ran, the configuration and seed, and the figures.
+:mod:`kandisc.pipeline.report_html` renders the same text as a self-contained ``report.html``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,27 @@ def _results(summary: dict) -> list[str]:
     return lines
 
 
+def _cell(text: str) -> str:
+    """Text for a table cell: a ``|`` (an absolute value in LaTeX) would end the cell."""
+    return text.replace("|", "\\|")
+
+
+def _math(latex: str | None) -> str:
+    """Inline LaTeX math for a table cell, followed by a space; nothing without LaTeX."""
+    return f"${_cell(latex)}$ " if latex else ""
+
+
+def _display_formulas(formulas: dict, labels: dict) -> list[str]:
+    from kandisc.knowledge.latex import symbol_latex
+
+    lines = []
+    for target, entry in formulas.items():
+        best = (entry or {}).get("best") or {}
+        if best.get("latex"):
+            lines += ["", f"$$ {symbol_latex(target, labels)} = {best['latex']} $$"]
+    return lines
+
+
 def _candidates(formulas: dict) -> list[str]:
     lines = []
     for target, entry in formulas.items():
@@ -57,15 +81,90 @@ def _candidates(formulas: dict) -> list[str]:
             mark = "**best**" if row["is_best"] else ""
             lines.append(
                 f"| {row['complexity']} | {_num(row['test_rmse'])} | {_num(row['test_r2'], '.6f')} | "
-                f"`{row['sympy']}` | {mark} |"
+                f"{_math(row.get('latex'))}`{_cell(row['sympy'])}` | {mark} |"
             )
     return lines
 
 
+def _data(summary: dict, labels: dict) -> list[str]:
+    data = summary.get("data")
+    if not data:
+        return []
+    dropped = f", {data['dropped_rows']} with NaN/inf dropped" if data["dropped_rows"] else ""
+    lines = [
+        "## Data",
+        "",
+        f"`{data['path']}` (sha256 {data['sha256'][:12]}…): {data['rows']} rows{dropped}; "
+        f"{data['train_rows']} for training, {data['test_rows']} held out for testing "
+        f"(test_fraction {data['test_fraction']:g}, seed {data['seed']}).",
+        "",
+        "| column | role | min | max | mean |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in data["columns"].items():
+        role = "target" if name in summary["targets"] else "input"
+        shown = f"{name} (`{labels[name]}`)" if name in labels else name
+        lines.append(f"| {_cell(shown)} | {role} | {_num(r['min'])} | {_num(r['max'])} | {_num(r['mean'])} |")
+    return lines + [""]
+
+
+def _symbols(labels: dict) -> list[str]:
+    if not labels:
+        return []
+    lines = ["## Symbols", "", "Columns whose names a formula cannot use stand for these symbols:", ""]
+    lines += ["| symbol | column |", "|---|---|"] + [f"| {s} | `{_cell(c)}` |" for s, c in labels.items()]
+    return lines + [""]
+
+
+def _edge_fits(reports, inputs: list[str]) -> list[str]:
+    from kandisc.symbolic.edge_form import edge_source, edge_text, raw_params
+
+    rows = []
+    for r in (r for r in reports if r.stage == "symbolic"):
+        r2 = {tuple(f["edge"]): f["r2"] for f in r.details.get("fits") or []}
+        scaling = r.details.get("input_scaling")
+        for e in r.details.get("edges") or []:
+            key = (e["layer"], e["i"], e["j"])
+            source = edge_source(e["layer"], e["i"], inputs)
+            params = e["params"]
+            if scaling and e["layer"] == 0:
+                params = raw_params(params, scaling["mean"][e["i"]], scaling["std"][e["i"]])
+            form = edge_text(e["fn"], params, source)
+            rows.append(f"| {key} | {_cell(source)} | {e['fn']} | `{_cell(form)}` | {_num(r2.get(key), '.6f')} |")
+    if not rows:
+        return []
+    return [
+        "## Symbolic edges",
+        "",
+        "Each edge is c·f(a·x + b) + d of its input (an input column in its own units; h[l,i] is hidden "
+        "node i of layer l); R² of the function's fit to the edge's spline when it was snapped.",
+        "",
+        "| edge (layer, in, out) | input | function | fitted form | R² |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _configuration(config_yaml: str | None, summary: dict) -> list[str]:
+    if config_yaml is None:
+        return []
+    seed = (summary.get("data") or {}).get("seed")
+    head = f"Seed {seed}; the" if seed is not None else "The"
+    return ["", "## Configuration", "", f"{head} resolved config (`config.yaml`):", "", "```yaml"] + [
+        config_yaml.rstrip("\n"),
+        "```",
+    ]
+
+
 def _importance(tables: dict, pruned: list[str]) -> list[str]:
     lines = ["## Input importance", "", "| rank | input | score |", "|---|---|---|"]
-    lines += [f"| {row['rank']} | {row['name']} | {row['score']:.4g} |" for row in tables["inputs"]]
-    lines += [f"| – | {name} | pruned |" for name in pruned]
+    rows = tables["inputs"]
+    lines += [f"| {row['rank']} | {row['name']} | {row['score']:.4g} |" for row in rows if not row.get("pruned")]
+    at_pruning = {row["name"]: row["score"] for row in rows if row.get("pruned")}
+    for name in pruned:
+        score = f"{at_pruning[name]:.4g} when pruned" if name in at_pruning else "pruned"
+        lines.append(f"| – | {name} | {score} |")
     return lines
 
 
@@ -123,7 +222,16 @@ def _search(summary: dict) -> list[str]:
     return lines + [""]
 
 
-def render_report(run_name: str, summary: dict, tables: dict, formulas: dict, reports) -> str:
+def render_report(
+    run_name: str,
+    summary: dict,
+    tables: dict,
+    formulas: dict,
+    reports,
+    config_yaml: str | None = None,
+    labels: dict | None = None,
+) -> str:
+    labels = dict(labels or {})
     lines = [
         f"# kandisc run {run_name}",
         "",
@@ -132,8 +240,11 @@ def render_report(run_name: str, summary: dict, tables: dict, formulas: dict, re
         f"{_num(summary['wall_seconds'], '.1f')} s.",
         "",
     ]
-    lines += _results(summary) + _candidates(formulas) + [""] + _search(summary)
-    lines += _importance(tables, summary.get("pruned_inputs", [])) + [""] + _stages(reports)
+    lines += _symbols(labels) + _results(summary) + _display_formulas(formulas, labels)
+    lines += _candidates(formulas) + [""] + _data(summary, labels) + _search(summary)
+    lines += _importance(tables, summary.get("pruned_inputs", [])) + [""]
+    lines += _edge_fits(reports, summary.get("kept_inputs") or summary["inputs"]) + _stages(reports)
+    lines += _configuration(config_yaml, summary)
     if summary.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
     pngs = [f for f in summary.get("figures", []) if f.endswith(".png")]

@@ -179,6 +179,8 @@ def build_bundle(prep: Prepared, train_idx: np.ndarray, y_log=None) -> ModelBund
         data_columns=list(prep.table.input_names),
         auxiliary=dict(cfg.auxiliary),
         normalization=normalization,
+        # predict and explain read the original columns; the report shows their names
+        extras={"column_labels": dict(prep.table.labels)} if prep.table.labels else {},
     )
 
 

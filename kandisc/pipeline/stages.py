@@ -42,6 +42,7 @@ def prune_stage(state: RunState, params: dict) -> StageReport:
         prune_inputs=params["prune_inputs"],
     )
     bundle, keep = state.bundle, result.kept_inputs
+    names_before = list(bundle.input_names)
     dropped = [n for i, n in enumerate(bundle.input_names) if i not in keep]
     state.pruned_inputs += dropped
     bundle.model = result.model
@@ -55,6 +56,8 @@ def prune_stage(state: RunState, params: dict) -> StageReport:
         "shape_after": result.shape_after,
         "removed_edges": result.removed_edges,
         "pruned_inputs": dropped,
+        # attribution.json lists pruned inputs with the score that removed them
+        "pruned_scores": {n: result.input_scores[i] for i, n in enumerate(names_before) if i not in keep},
         "kept_inputs": list(bundle.input_names),
     }
     return StageReport("prune", "prune", details=details)

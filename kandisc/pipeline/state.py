@@ -64,3 +64,8 @@ class RunState:
     @property
     def model(self):
         return self.bundle.model
+
+
+def pruned_scores(reports: list[StageReport]) -> dict[str, float]:
+    """Each input a prune stage removed, with its attribution score when it was removed."""
+    return {n: v for r in reports if r.stage == "prune" for n, v in (r.details.get("pruned_scores") or {}).items()}

@@ -87,11 +87,14 @@ def _zero_negligible(state: RunState, threshold: float) -> list[tuple[int, int, 
     return zeroed
 
 
-def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[int, list[dict]]:
-    """Fit the library to every numeric edge; snap the most certain share; report the rest."""
+def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[list[dict], list[dict]]:
+    """Fit the library to every numeric edge; snap the most certain share; report the rest.
+
+    Returns the snapped edges ({edge, function, r2 of the fit}) and the edges left as splines.
+    """
     edges = _numeric_edges(state.model)
     if not edges:
-        return 0, []
+        return [], []
     library = [n for n in (params["library"] or DEFAULT_LIBRARY) if n != "0"]
     complexities = {n: FUNCTIONS[n].complexity for n in library} | dict(params["complexities"])
     x, y, order = sample_edge_curves(state.model, state.data.x_train, edges)
@@ -121,7 +124,8 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[int, l
     left = [
         {"edge": list(order[c.edge]), "reason": c.reason} for c in choices if c.name is None and c.edge not in snapped
     ]
-    return len(share), left
+    fitted = [{"edge": list(order[c.edge]), "function": c.name, "r2": float(c.r2)} for c in share]
+    return fitted, left
 
 
 def _unscale(choice, mid: float, half: float):
@@ -135,15 +139,15 @@ def _unscale(choice, mid: float, half: float):
 def symbolic_stage(state: RunState, params: dict) -> StageReport:
     state.sink.stage_started("symbolic", 0)
     zeroed = _zero_negligible(state, params["zero_threshold"])
-    snapped, unsnapped = 0, []
+    fits, unsnapped = [], []
     opt = params["retrain_opt"]
     if opt == "lm" and sum(p.numel() for p in state.model.parameters() if p.requires_grad) > LM_MAX_PARAMETERS:
         opt = "lbfgs"  # LM's Jacobian would be too large: the stage still runs, as LBFGS
     tune = TrainSettings(steps=params["retrain_steps"], update_grid=False, opt=opt)
     for round_index in range(params["rounds"]):
-        count, unsnapped = _snap_round(state, params, params["rounds"] - round_index)
-        snapped += count
-        if count == 0:
+        share, unsnapped = _snap_round(state, params, params["rounds"] - round_index)
+        fits += share
+        if not share:
             break
         if params["retrain_steps"]:
             run_training(state, f"symbolic {round_index + 1}", tune)
@@ -153,11 +157,15 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
     if added:  # a reloaded model.pt must know the added functions its edges use
         state.bundle.extras["functions"] = added
     details = {
-        "snapped_edges": snapped,
+        "snapped_edges": len(fits),
+        "fits": fits,  # each snapped edge's function and the r² of its fit to the spline
         "zeroed_edges": [list(e) for e in zeroed],
         "numeric_edges": unsnapped,
         "edges": state.model.symbolic_edges(),
     }
+    norm = state.bundle.normalization
+    if norm is not None:  # input edges act on standardised inputs: the report shows them in raw units
+        details["input_scaling"] = {"mean": norm.x_mean.tolist(), "std": norm.x_std.tolist()}
     message = ""
     if unsnapped:
         message = (

@@ -244,6 +244,9 @@ def _fit_title(name: str, inches: float, fontsize: float = 9.5) -> str:
 
 # ----- Pareto front ----------------------------------------------------------------------------
 _FLOAT = re.compile(r"\d+\.\d+(?:[eE][-+]?\d+)?")
+PARETO_PANEL = 4.6  # inches per target: 690 px at 150 dpi
+PARETO_FONT = 7.0
+FLAT_SPREAD = 1.5  # best/worst RMSE closer than this is not a trade-off worth a slope
 
 
 def short_formula(expr: str, limit: int = 32) -> str | None:
@@ -262,20 +265,30 @@ def plot_pareto(
 def draw_pareto(candidates: Mapping[str, Sequence[Mapping]]) -> Figure:
     """Per target: test RMSE (log) against complexity of the candidate formulas, best one highlighted.
 
-    ``candidates``: target -> list of dicts with complexity, test_rmse, sympy, is_best.
+    ``candidates``: target -> list of dicts with complexity, test_rmse, sympy, is_best. Points are
+    numbered in order of complexity and the table under each panel gives every number's formula,
+    so long formulas never crowd the axes. A spread of test RMSE below a factor of
+    ``FLAT_SPREAD`` is drawn on a decade-wide axis and labelled as no trade-off.
     """
     targets = list(candidates)
     if not targets:
         raise ValueError("no targets to plot a Pareto front for")
-    rows, cols, (w, h) = _panels(len(targets), size=4.2)
+    cols = min(len(targets), 3)
+    rows = math.ceil(len(targets) / cols)
+    points = {t: _pareto_points(candidates[t]) for t in targets}
+    width = PARETO_PANEL * cols
+    chars = int((PARETO_PANEL - 0.5) / (1.2 * text_width(1, PARETO_FONT)))  # monospace runs ~1.2x wider
+    tables = {t: _pareto_table(points[t], chars) for t in targets}
+    table_h = [max(len(tables[t]) for t in targets[r * cols : (r + 1) * cols]) * PARETO_FONT / 72 * 1.5 + 0.3
+               for r in range(rows)]  # fmt: skip
     with style():
-        fig = new_figure(w, h * 0.85)
+        fig = new_figure(width, sum(3.3 + h for h in table_h))
         fig.set_layout_engine("constrained")
-        axes = fig.subplots(rows, cols, squeeze=False).ravel()
-        for ax, target in zip(axes, targets, strict=False):
-            _pareto_panel(ax, target, candidates[target])
-        for ax in axes[len(targets) :]:
-            ax.set_visible(False)
+        grid = fig.add_gridspec(2 * rows, cols, height_ratios=[v for h in table_h for v in (3.3, h)])
+        for k, target in enumerate(targets):
+            r, c = divmod(k, cols)
+            _pareto_panel(fig.add_subplot(grid[2 * r, c]), target, points[target])
+            _pareto_listing(fig.add_subplot(grid[2 * r + 1, c]), tables[target])
         return fig
 
 
@@ -292,52 +305,64 @@ def _pareto_points(cands: Sequence[Mapping]):
     return [(c, max(r, floor), s, b) for c, r, s, b in pts]
 
 
-def _pareto_panel(ax, target: str, cands: Sequence[Mapping]) -> None:
+def _pareto_table(pts, chars: int) -> list[tuple[str, bool]]:
+    """Lines of the formula table under a panel: ``3  c=11  RMSE 8.9e-17  2*x + ...`` (wrapped)."""
+    import textwrap
+
+    lines = []
+    for k, (c, r, expr, best) in enumerate(pts, 1):
+        head = f"{'★' if best else ' '}{k:>2}  c={c:g}  RMSE {r:.2g}  "
+        text = short_formula(expr, 10_000) or expr
+        wrapped = textwrap.wrap(text, max(chars - len(head), 12), break_on_hyphens=False) or [""]
+        lines.append((head + wrapped[0], best))
+        lines += [(" " * len(head) + more, best) for more in wrapped[1:]]
+    return lines
+
+
+def _pareto_listing(ax, lines: list[tuple[str, bool]]) -> None:
+    ax.set_axis_off()
+    for n, (line, best) in enumerate(lines):  # fixed line pitch in points, whatever the axes' height
+        ax.annotate(
+            line, (0.0, 1.0), xycoords="axes fraction", xytext=(0, -n * PARETO_FONT * 1.45),
+            textcoords="offset points", ha="left", va="top", family="monospace", fontsize=PARETO_FONT,
+            color=BEST if best else "0.2", fontweight="bold" if best else "normal", parse_math=False,
+            annotation_clip=False,
+        )  # fmt: skip
+
+
+def _pareto_panel(ax, target: str, pts) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    ax.set_title(_fit_title(target, 3.8), fontsize=9.5)
+    ax.set_title(_fit_title(target, PARETO_PANEL - 0.6), fontsize=9.5)
     ax.set_xlabel("complexity")
     ax.set_ylabel("test RMSE")
-    pts = _pareto_points(cands)
     if not pts:
         ax.text(0.5, 0.5, "no candidates", transform=ax.transAxes, ha="center", va="center", color="0.4")
         return
     cx = np.array([p[0] for p in pts])
     ry = np.array([p[1] for p in pts])
-    ax.plot(
-        cx,
-        ry,
-        color="0.55",
-        linewidth=0.8,
-        marker="o",
-        markersize=4,
-        markerfacecolor=TRAIN,
-        markeredgewidth=0,
-        zorder=2,
-    )
+    ax.step(cx, ry, where="post", color="0.6", linewidth=0.8, zorder=1)
+    ax.scatter(cx, ry, s=18, color=TRAIN, zorder=2)
     ax.set_yscale("log")
+    for k, (c, r, _, best) in enumerate(pts, 1):
+        if best:
+            ax.scatter([c], [r], s=140, marker="*", color=BEST, zorder=3, label="chosen")
+        ax.annotate(
+            str(k), (c, r), xytext=(5, 4), textcoords="offset points", fontsize=8, parse_math=False,
+            color=BEST if best else "0.2", fontweight="bold" if best else "normal", annotation_clip=False,
+        )  # fmt: skip
     if cx.min() == cx.max():  # a single complexity: give the axis integer room on both sides
         ax.set_xlim(cx.min() - 1, cx.max() + 1)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    for k, (c, r, expr, best) in enumerate(pts):
-        if best:
-            ax.scatter([c], [r], s=130, marker="*", color=BEST, zorder=3, label="chosen")
-        text = short_formula(expr)
-        if text is None and best:
-            text = short_formula(expr, 60) or expr[:57] + "…"
-        if text:
-            dy = 7 if k % 2 == 0 else -11
-            ax.annotate(
-                text,
-                (c, r),
-                xytext=(4, dy),
-                textcoords="offset points",
-                fontsize=6.5,
-                color=BEST if best else "0.25",
-                parse_math=False,
-                annotation_clip=False,
-                fontweight="bold" if best else "normal",
-            )
-    ax.margins(x=0.12, y=0.2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+    ax.margins(x=0.12, y=0.25)
+    lo, hi = float(ry.min()), float(ry.max())
+    if hi / lo < FLAT_SPREAD:  # log autoscaling would blow a 0.02 % difference up into a slope
+        centre = math.sqrt(lo * hi)
+        ax.set_ylim(centre / math.sqrt(10), centre * math.sqrt(10))
+        if len(pts) > 1:
+            ax.text(
+                0.5, 0.06, f"test RMSE differs by {100 * (hi - lo) / lo:.2g} %: no trade-off",
+                transform=ax.transAxes, ha="center", fontsize=7.5, color="0.35",
+            )  # fmt: skip
     if any(p[3] for p in pts):
         ax.legend(loc="upper right", frameon=False)

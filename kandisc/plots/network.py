@@ -4,9 +4,11 @@ Inputs sit at the bottom and outputs at the top (as in KAN papers). Between two 
 active edge gets a small box in a row (ordered by source node, so edges fan out from each node
 without crossing) showing the edge's curve over the range its input takes on a reference sample;
 the edge runs from its source node into the box and from the box into its destination. Crowded
-rows are staggered over two or three heights. Opacity is ``tanh(beta·score)`` of the attribution
-score; colour gives the edge's state. Everything is drawn as a handful of collections on one
-full-figure Axes whose data units are inches: no per-edge Axes, no temporary images.
+rows are staggered over two or three heights. Symbolic edges are numbered; a legend beside the
+drawing gives each one's fitted form (``sin(π*x)``), and a title can name the formula. Opacity
+is ``tanh(beta·score)`` of the attribution score; colour gives the edge's state. Everything is
+drawn as a handful of collections on one full-height Axes whose data units are inches: no
+per-edge Axes, no temporary images.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from kandisc.plots.network_text import draw_head, draw_legend, edge_legend, legend_size, short_name
 from kandisc.plots.style import MIN_FONT, fit_fontsize, new_figure, save_figure, style, text_width
 
 if TYPE_CHECKING:
@@ -42,7 +45,7 @@ MIN_LABEL_SPACING = 0.13  # a 6 pt rotated label needs this much room per node
 FAN = 0.45  # vertical room for the lines between a node row and a box row
 SUB_DROP = 0.28  # how far below a mult node its factor subnodes sit
 ROW_GAP = 0.15  # vertical gap between staggered box rows
-MAX_NAME = 40
+MIN_FIGURE_WIDTH = 6.4  # inches: 960 px at 150 dpi, legible at a glance
 
 
 @dataclass
@@ -66,14 +69,9 @@ class _Layout:
     outputs: _Labels
 
 
-def _short(name: str) -> str:
-    name = str(name)
-    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
-
-
 def _labels(names: Sequence[str], spacing: float) -> _Labels:
     """Horizontal labels when they fit at >= 7 pt, otherwise vertical ones sized to the spacing."""
-    names = [_short(n) for n in names]
+    names = [short_name(n) for n in names]
     longest = max((len(n) for n in names), default=1)
     size = fit_fontsize(longest, 0.8 * spacing, largest=10.0, smallest=0.0)
     if size >= 7.0:
@@ -100,7 +98,7 @@ def _layout(model: MultKAN, states: list[np.ndarray], in_names, out_names) -> _L
     depth = spec.depth
     counts = [spec.nodes(layer) for layer in range(depth + 1)]
     edges = [np.argwhere(s != REMOVED) for s in states]  # row-major: ordered by i, then j
-    want = max(max(counts) * NODE_SPACING, max(len(e) for e in edges) * SLOT, 2.5)
+    want = max(max(counts) * NODE_SPACING, max(len(e) for e in edges) * SLOT, 3.5)
     content = max(min(want, MAX_WIDTH), counts[0] * MIN_LABEL_SPACING, counts[-1] * MIN_LABEL_SPACING)
     inputs = _labels(in_names, content / counts[0])
     outputs = _labels(out_names, content / counts[-1])
@@ -184,7 +182,7 @@ def _rgba(states: np.ndarray, alphas: np.ndarray) -> np.ndarray:
     return np.column_stack([rgb, alphas.ravel()])
 
 
-def _draw_layer(ax, lay: _Layout, layer: int, state, alpha, curve, fn_names) -> None:
+def _draw_layer(ax, lay: _Layout, layer: int, state, alpha, curve, fn_names, numbers: dict) -> None:
     from matplotlib.collections import LineCollection, PatchCollection
     from matplotlib.patches import Rectangle
 
@@ -215,7 +213,7 @@ def _draw_layer(ax, lay: _Layout, layer: int, state, alpha, curve, fn_names) -> 
         ax.text(
             centre[e, 0],
             centre[e, 1] + side / 2 + 0.02,
-            fn_names[i[e], j[e]],
+            f"{numbers[(layer, int(i[e]), int(j[e]))]}: {fn_names[i[e], j[e]]}",
             fontsize=MIN_FONT,
             color=COLOURS[SYMBOLIC],
             alpha=float(max(alpha[i[e], j[e]], 0.4)),
@@ -324,9 +322,13 @@ def plot_network(
     path_stem: Path | str = "network",
     formats: Sequence[str] = ("png",),
     beta: float = 3.0,
+    title: str | None = None,
+    notes: Sequence[str] = (),
+    input_scaling=None,
 ) -> list[Path]:
     """:func:`draw_network`, written as ``path_stem.<fmt>``; returns the written paths."""
-    return save_figure(draw_network(model, x_ref, attribution, input_names, output_names, beta), path_stem, formats)
+    fig = draw_network(model, x_ref, attribution, input_names, output_names, beta, title, notes, input_scaling)
+    return save_figure(fig, path_stem, formats)
 
 
 def draw_network(
@@ -336,13 +338,20 @@ def draw_network(
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     beta: float = 3.0,
+    title: str | None = None,
+    notes: Sequence[str] = (),
+    input_scaling=None,
 ) -> Figure:
     """Draw ``model`` with each edge's curve over the range of its input on ``x_ref``.
 
     ``attribution`` (an :class:`kandisc.attribution.Attribution` or ``None``) sets edge and node
     opacity to ``tanh(beta·score)`` (at least 0.05); without it everything is opaque. Numeric
-    edges are black, symbolic ones red with their function's name, removed ones grey and dotted.
-    Sum nodes are dots, multiplication nodes squares with ×. Returns the figure.
+    edges are black, symbolic ones red with a number and their function's name; a legend beside
+    the drawing gives each numbered edge's fitted form. Removed edges are grey and dotted. Sum
+    nodes are dots, multiplication nodes squares with ×. ``title`` (e.g. the formula) heads the
+    figure, ``notes`` are small lines under it (e.g. what the symbols stand for). ``input_scaling``
+    ((mean, std) arrays of a model trained on standardised inputs) writes the input edges' forms on
+    the raw inputs. Returns the figure.
     """
     from kandisc.model.functions import FUNCTION_NAMES
 
@@ -351,17 +360,24 @@ def draw_network(
     out_names = _names(output_names, spec.n_outputs, "y", "output_names")
     states = _edge_states(model)
     curves = _curves(model, x_ref, N_POINTS)
+    numbers, legend = edge_legend(model, in_names, input_scaling)
     with style():
         lay = _layout(model, states, in_names, out_names)
-        fig = new_figure(lay.width, lay.height)
-        ax = fig.add_axes((0, 0, 1, 1))
+        leg_font, leg_w, leg_h = legend_size(legend)
+        head = (0.42 if title else 0.0) + 0.2 * len(notes)
+        fig_w = max(lay.width + leg_w, MIN_FIGURE_WIDTH)
+        fig_h = max(lay.height, leg_h) + head
+        fig = new_figure(fig_w, fig_h)
+        x0 = (fig_w - lay.width - leg_w) / 2  # the drawing (and its legend) centred
+        ax = fig.add_axes((x0 / fig_w, 0, lay.width / fig_w, lay.height / fig_h))  # data units: inches
         ax.set_xlim(0, lay.width)
         ax.set_ylim(0, lay.height)
         ax.set_axis_off()
         for layer, kan in enumerate(model.layers):
             scores = None if attribution is None else attribution.edge_scores[layer]
             fn_names = np.array(FUNCTION_NAMES, dtype=object)[_numpy(kan.sym_fn)]
-            _draw_layer(ax, lay, layer, states[layer], _alphas(scores, states[layer], beta), curves[layer], fn_names)
+            alphas = _alphas(scores, states[layer], beta)
+            _draw_layer(ax, lay, layer, states[layer], alphas, curves[layer], fn_names, numbers)
         node_alpha = [
             np.ones(len(xy))
             if attribution is None
@@ -371,4 +387,8 @@ def draw_network(
         _draw_nodes(ax, model, lay, node_alpha)
         _draw_labels(ax, lay.inputs, lay.nodes[0], below=True)
         _draw_labels(ax, lay.outputs, lay.nodes[-1], below=False)
+        draw_head(fig, title, notes, fig_w, fig_h)
+        if legend:
+            top = (min(lay.height, fig_h - head) - MARGIN) / fig_h
+            draw_legend(fig, legend, (x0 + lay.width + 0.15) / fig_w, top, leg_font, COLOURS[SYMBOLIC])
         return fig
