@@ -85,14 +85,15 @@ def fit(
     from kandisc.pipeline.state import NullSink
     from kandisc.progress import PlainSink, RichSink
 
-    if prior is not None:
-        set_ = [*(set_ or []), "prior.formula=null", f"prior.model_file={prior}"]
-    if jobs is not None:
-        set_ = [*(set_ or []), f"search.jobs={jobs}"]
-    if time_budget is not None:
-        set_ = [*(set_ or []), f"search.time_budget={time_budget}"]
     with user_errors():
-        from kandisc.io.config import load_config
+        from kandisc.io.config import OptionOverride, load_config
+
+        if prior is not None:
+            set_ = [*(set_ or []), "prior.formula=null", OptionOverride("prior.model_file", prior, "--prior")]
+        if jobs is not None:
+            set_ = [*(set_ or []), OptionOverride("search.jobs", jobs, "--jobs")]
+        if time_budget is not None:
+            set_ = [*(set_ or []), OptionOverride("search.time_budget", time_budget, "--time-budget")]
 
         log_every = load_config(config, list(set_ or [])).output.log_every
         sink = NullSink() if quiet else (RichSink(stderr) if stderr.is_terminal else PlainSink(stderr, log_every))

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from kandisc import __version__
-from kandisc.io.config import config_to_yaml
+from kandisc.io.config import OptionOverride, config_to_yaml
 from kandisc.io.data import split
 from kandisc.io.model_file import save_model
 from kandisc.io.rundir import METRICS_COLUMNS, RunDir, default_run_dir
@@ -91,8 +91,8 @@ def fit_run(
     """
     sets = (
         list(overrides)
-        + ([f"seed={seed}"] if seed is not None else [])
-        + ([f"device={device}"] if device is not None else [])
+        + ([OptionOverride("seed", seed, "--seed")] if seed is not None else [])
+        + ([OptionOverride("device", device, "--device")] if device is not None else [])
     )
     prep = prepare(Path(data), config, sets)
     out = Path(out) if out else default_run_dir(data, config_to_yaml(prep.cfg), prep.table.sha256)
