@@ -198,7 +198,9 @@ def _tensor_garbage(value: torch.Tensor, how: int) -> torch.Tensor:
 def damaged(draw, payload: dict) -> bytes:
     """A real model file with one field replaced (the checksum recomputed, so that the field checks
     run), or its bytes cut or flipped."""
-    kind = draw(st.sampled_from(["field", "state", "bytes"]))
+    kind = draw(st.sampled_from(["field", "state", "bytes", "other"]))
+    if kind == "other":  # a config, CSV or log passed as the model by mistake
+        return draw(st.sampled_from([b"", b"seed: 0\n", b"x,y\n1,2\n", b"PK\x03\x04junk"]) | st.binary(max_size=64))
     if kind == "bytes":
         buffer = io.BytesIO()
         torch.save(payload, buffer)
