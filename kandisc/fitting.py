@@ -4,12 +4,14 @@
 ``pipeline`` once or, when the config names none, the discovery search (:mod:`kandisc.search`),
 and hands the resulting state to :func:`kandisc.pipeline.finalize.finalize_run`. Every file is
 written atomically, run.json tracks the status, and Ctrl-C / errors leave a marked, usable run.
+``resume_run(run_dir)`` continues an interrupted run in place (``kandisc fit --resume``).
 ``fit_prepared(prep, out=None)`` runs the same fit in memory (the notebook estimator): it stops
 after :func:`kandisc.pipeline.finalize.summarize_fit` and writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from dataclasses import dataclass, field
@@ -112,14 +114,21 @@ def fit_prepared(
     """Fit a prepared run (:func:`kandisc.pipeline.runner.prepare` or ``prepare_table``) into the
     run directory ``out``, or with ``out=None`` in memory: the same fit, and nothing written."""
     run = RunDir.create(Path(out), overwrite=overwrite) if out is not None else None
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(prep.cfg.threads or _default_threads(prep))
-    try:
+    with _threads(prep):
         if run is None:
             return _run_in_memory(prep, progress or NullSink())
         return _run(run, prep, overrides, progress or NullSink(), argv)
+
+
+@contextlib.contextmanager
+def _threads(prep: Prepared):
+    """torch's thread count for this fit (``threads:`` or the size rule below), restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(prep.cfg.threads or _default_threads(prep))
+    try:
+        yield
     finally:
-        torch.set_num_threads(previous_threads)
+        torch.set_num_threads(previous)
 
 
 def _default_threads(prep: Prepared) -> int:
@@ -199,12 +208,8 @@ def resume_run(run_dir: Path | str, progress: ProgressSink | None = None, argv: 
     checkpoint = None
     if prep.cfg.pipeline is not None and prep.cfg.output.checkpoints:
         checkpoint = latest_checkpoint(run.path / "checkpoints")
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(prep.cfg.threads or _default_threads(prep))
-    try:
+    with _threads(prep):
         return _run(run, prep, info.get("overrides") or [], progress or NullSink(), argv, checkpoint)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _run(run: RunDir, prep: Prepared, overrides, progress: ProgressSink, argv, checkpoint=None) -> FitResult:

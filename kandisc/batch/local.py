@@ -98,7 +98,8 @@ def _default_fit() -> FitFn:
 
 
 def _attempt(row: Row, fit: FitFn | None, status: str | None) -> Any:
-    """Resume an interrupted row in place (a test's own ``fit`` always starts over); redo the others."""
+    """Resume an interrupted row in place and redo the others; a ``fit`` given by the caller (another
+    fit function) always starts over, since only kandisc's own runs can be resumed."""
     if fit is None and status in ("interrupted", "running") and (row.run_dir / "config.yaml").is_file():
         from kandisc.api import resume_run
 
