@@ -97,7 +97,7 @@ def fit(
         from kandisc.io.config import OptionOverride, load_config
 
         if data is None:
-            raise ConfigError("kandisc fit needs DATA.csv (or --resume RUN_DIR); see 'kandisc fit --help'")
+            raise ConfigError("Missing argument 'data' (DATA.csv, or --resume RUN_DIR); see 'kandisc fit --help'")
         if prior is not None:
             set_ = [*(set_ or []), "prior.formula=null", OptionOverride("prior.model_file", prior, "--prior")]
         if jobs is not None:

@@ -133,7 +133,7 @@ def test_resume_refuses_what_it_cannot_continue(work):
         ("fit", "--resume", "done"): "already completed",
         ("fit", "--resume", "nowhere"): "not a kandisc run directory",
         ("fit", "--resume", "done", "--seed", "2"): "drop --seed",
-        ("fit",): "needs DATA.csv (or --resume RUN_DIR)",
+        ("fit",): "Missing argument 'data' (DATA.csv, or --resume RUN_DIR)",
     }
     for args, needle in cases.items():
         result = runner.invoke(app, list(args))
