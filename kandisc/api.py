@@ -12,7 +12,7 @@ from __future__ import annotations
 from kandisc.compile import CompileResult, compile_formula
 from kandisc.dimensions import UnitsResult, units_report
 from kandisc.explain import ExplainResult, explain
-from kandisc.fitting import FitResult, fit_run
+from kandisc.fitting import FitResult, fit_run, resume_run
 from kandisc.predict import PredictResult, predict
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "explain",
     "fit_run",
     "predict",
+    "resume_run",
     "units_report",
 ]

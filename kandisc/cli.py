@@ -18,6 +18,7 @@ from rich.console import Console
 
 from kandisc import __version__
 from kandisc.cli_errors import OneLineErrors, user_errors
+from kandisc.errors import ConfigError
 
 app = typer.Typer(
     name="kandisc",
@@ -57,7 +58,7 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a c
 
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Argument(help="CSV table: input columns and target column(s).")],
+    data: Annotated[Path | None, typer.Argument(help="CSV table: input columns and target column(s).")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run spec.")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run directory (default runs/<time>_<data>_<hash>).")
@@ -74,6 +75,10 @@ def fit(
     time_budget: Annotated[
         float | None, typer.Option("--time-budget", help="Search: wall-clock seconds for all candidates.")
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue an interrupted run (its config and data) after its last stage checkpoint."),
+    ] = None,
 ) -> None:
     """Find the law behind DATA: train, prune and symbolify MultKANs; write a run directory.
 
@@ -82,25 +87,57 @@ def fit(
     is best on held-out rows for its complexity; with one, exactly that pipeline runs once.
     """
     from kandisc.api import fit_run
+
+    if resume is not None:
+        given = {"DATA": data, "--config": config, "--out": out, "--set": set_, "--seed": seed, "--device": device}
+        given.update({"--overwrite": overwrite or None, "--prior": prior, "--jobs": jobs, "--time-budget": time_budget})
+        _resume(resume, [name for name, value in given.items() if value is not None], quiet)
+        return
+    with user_errors():
+        from kandisc.io.config import OptionOverride, load_config
+
+        if data is None:
+            raise ConfigError("Missing argument 'data' (DATA.csv, or --resume RUN_DIR); see 'kandisc fit --help'")
+        if prior is not None:
+            set_ = [*(set_ or []), "prior.formula=null", OptionOverride("prior.model_file", prior, "--prior")]
+        if jobs is not None:
+            set_ = [*(set_ or []), OptionOverride("search.jobs", jobs, "--jobs")]
+        if time_budget is not None:
+            set_ = [*(set_ or []), OptionOverride("search.time_budget", time_budget, "--time-budget")]
+        log_every = load_config(config, list(set_ or [])).output.log_every
+        sets = list(set_ or [])
+        result = _with_progress(
+            quiet, log_every, lambda sink: fit_run(data, config, out, sets, seed, device, overwrite, sink, sys.argv)
+        )
+        print_summary(result.summary, result.run_dir)
+
+
+def _with_progress(quiet: bool, log_every: int, fit):
+    """``fit(sink)`` with the progress display: none, a rich bar on a terminal, plain lines otherwise."""
     from kandisc.pipeline.state import NullSink
     from kandisc.progress import PlainSink, RichSink
 
-    if prior is not None:
-        set_ = [*(set_ or []), "prior.formula=null", f"prior.model_file={prior}"]
-    if jobs is not None:
-        set_ = [*(set_ or []), f"search.jobs={jobs}"]
-    if time_budget is not None:
-        set_ = [*(set_ or []), f"search.time_budget={time_budget}"]
-    with user_errors():
-        from kandisc.io.config import load_config
+    sink = NullSink() if quiet else (RichSink(stderr) if stderr.is_terminal else PlainSink(stderr, log_every))
+    if not isinstance(sink, RichSink):
+        return fit(sink)
+    with sink:
+        return fit(sink)
 
-        log_every = load_config(config, list(set_ or [])).output.log_every
-        sink = NullSink() if quiet else (RichSink(stderr) if stderr.is_terminal else PlainSink(stderr, log_every))
-        if isinstance(sink, RichSink):
-            with sink:
-                result = fit_run(data, config, out, list(set_ or []), seed, device, overwrite, sink, sys.argv)
-        else:
-            result = fit_run(data, config, out, list(set_ or []), seed, device, overwrite, sink, sys.argv)
+
+def _resume(run_dir: Path, extra: list[str], quiet: bool) -> None:
+    """``kandisc fit --resume RUN_DIR``: the run's own config and data, nothing else."""
+    from kandisc.api import resume_run
+    from kandisc.io.config import OutputConfig, load_config
+
+    with user_errors():
+        if extra:
+            raise ConfigError(
+                f"--resume continues {run_dir} with its own config and data; drop {', '.join(extra)} "
+                "(or start a new run without --resume)"
+            )
+        saved = run_dir / "config.yaml"
+        log_every = load_config(saved).output.log_every if saved.is_file() else OutputConfig().log_every
+        result = _with_progress(quiet, log_every, lambda sink: resume_run(run_dir, sink, sys.argv))
         print_summary(result.summary, result.run_dir)
 
 

@@ -67,13 +67,14 @@ def compile_formula(
     overwrite: bool = False,
 ) -> CompileResult:
     out = Path(out)
+    _check_names(variables, output_name)
+    # The formula first: a typo in it is the error to report, even when the output exists too.
+    bundle = compile_bundle(formula, variables, output_name=output_name)
     if out.exists() and not overwrite:
         raise RunDirError(f"{out} exists; pass --overwrite or choose another --out")
     figure_path = out.with_suffix(".png")
     if plot and figure_path.exists() and not overwrite:
         raise RunDirError(f"{figure_path} (the --plot figure) exists; pass --overwrite or choose another --out")
-    _check_names(variables, output_name)
-    bundle = compile_bundle(formula, variables, output_name=output_name)
     from kandisc.knowledge.formula import parse_formula
 
     expr = parse_formula(formula, bundle.input_names)

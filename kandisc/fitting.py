@@ -4,12 +4,14 @@
 ``pipeline`` once or, when the config names none, the discovery search (:mod:`kandisc.search`),
 and hands the resulting state to :func:`kandisc.pipeline.finalize.finalize_run`. Every file is
 written atomically, run.json tracks the status, and Ctrl-C / errors leave a marked, usable run.
+``resume_run(run_dir)`` continues an interrupted run in place (``kandisc fit --resume``).
 ``fit_prepared(prep, out=None)`` runs the same fit in memory (the notebook estimator): it stops
 after :func:`kandisc.pipeline.finalize.summarize_fit` and writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from dataclasses import dataclass, field
@@ -19,10 +21,12 @@ import numpy as np
 import torch
 
 from kandisc import __version__
-from kandisc.io.config import config_to_yaml
+from kandisc.errors import RunDirError
+from kandisc.io.config import OptionOverride, config_to_yaml
 from kandisc.io.data import split
 from kandisc.io.model_file import save_model
 from kandisc.io.rundir import METRICS_COLUMNS, RunDir, default_run_dir
+from kandisc.pipeline.checkpoint import latest_checkpoint, restore_state, save_checkpoint
 from kandisc.pipeline.finalize import finalize_run, summarize_fit
 from kandisc.pipeline.runner import Prepared, build_bundle, model_space_data, prepare
 from kandisc.pipeline.stages import run_pipeline
@@ -91,8 +95,8 @@ def fit_run(
     """
     sets = (
         list(overrides)
-        + ([f"seed={seed}"] if seed is not None else [])
-        + ([f"device={device}"] if device is not None else [])
+        + ([OptionOverride("seed", seed, "--seed")] if seed is not None else [])
+        + ([OptionOverride("device", device, "--device")] if device is not None else [])
     )
     prep = prepare(Path(data), config, sets)
     out = Path(out) if out else default_run_dir(data, config_to_yaml(prep.cfg), prep.table.sha256)
@@ -110,14 +114,21 @@ def fit_prepared(
     """Fit a prepared run (:func:`kandisc.pipeline.runner.prepare` or ``prepare_table``) into the
     run directory ``out``, or with ``out=None`` in memory: the same fit, and nothing written."""
     run = RunDir.create(Path(out), overwrite=overwrite) if out is not None else None
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(prep.cfg.threads or _default_threads(prep))
-    try:
+    with _threads(prep):
         if run is None:
             return _run_in_memory(prep, progress or NullSink())
         return _run(run, prep, overrides, progress or NullSink(), argv)
+
+
+@contextlib.contextmanager
+def _threads(prep: Prepared):
+    """torch's thread count for this fit (``threads:`` or the size rule below), restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(prep.cfg.threads or _default_threads(prep))
+    try:
+        yield
     finally:
-        torch.set_num_threads(previous_threads)
+        torch.set_num_threads(previous)
 
 
 def _default_threads(prep: Prepared) -> int:
@@ -137,20 +148,38 @@ def _initial_state(prep: Prepared, split_idx, sink) -> RunState:
     return state
 
 
-def _fit_state(prep: Prepared, split_idx, sink, best_so_far: list, run=None) -> tuple[RunState, Prepared]:
+def _fit_state(
+    prep: Prepared, split_idx, sink, best_so_far: list, run=None, checkpoint: tuple | None = None
+) -> tuple[RunState, Prepared]:
     """The config's pipeline once, or (pipeline: null) the discovery search; ``best_so_far`` gets
     the state worth saving on Ctrl-C (the pipeline's own, the search's best finished candidate).
+    ``checkpoint`` (index, stage, path): resume the pipeline after that stage.
     Returns the state and the prepared run it belongs to (the search's winner has its own inputs)."""
     if prep.cfg.pipeline is None:
         from kandisc.search.driver import search
 
         return search(prep, split_idx, sink, best_so_far)
-    state = _initial_state(prep, split_idx, sink)
+    if checkpoint is None:
+        state, first = _initial_state(prep, split_idx, sink), 1
+    else:
+        stages = [item.stage for item in prep.cfg.pipeline]
+        state, first = restore_state(prep, split_idx, sink, checkpoint[2], stages), checkpoint[0] + 1
     best_so_far.append(state)
     if run is not None and prep.cfg.output.checkpoints:  # the model after every stage
-        state.on_stage_end = lambda index, stage: save_model(state.bundle, run.checkpoint_path(index, stage))
-    run_pipeline(state, prep.cfg.pipeline)
+        state.on_stage_end = lambda index, stage: save_checkpoint(
+            state, index, stage, run.checkpoint_path(index, stage)
+        )
+    run_pipeline(state, prep.cfg.pipeline, first)
     return state, prep
+
+
+def _checkpoint_steps(checkpoint: tuple | None) -> int:
+    """Optimiser steps done before the checkpoint: metrics.csv keeps its rows up to there."""
+    if checkpoint is None:
+        return 0
+    from kandisc.io.model_file import load_model
+
+    return int(load_model(checkpoint[2]).extras.get("resume", {}).get("global_step", 0))
 
 
 def _run_in_memory(prep: Prepared, progress: ProgressSink) -> FitResult:
@@ -163,25 +192,51 @@ def _run_in_memory(prep: Prepared, progress: ProgressSink) -> FitResult:
     return FitResult(None, "completed", summary, state.reports, state, split_idx, sink.rows)
 
 
-def _run(run: RunDir, prep: Prepared, overrides, progress: ProgressSink, argv) -> FitResult:
+def resume_run(run_dir: Path | str, progress: ProgressSink | None = None, argv: list[str] | None = None) -> FitResult:
+    """Continue an interrupted run in place (``kandisc fit --resume RUN_DIR``) with its own config.yaml
+    and data: an explicit pipeline from the stage after its last checkpoint (the same formulas and
+    metrics as a run that never stopped), from its start without checkpoints; the discovery search
+    (pipeline: null) is run again from the start (its time budget makes it a new search anyway)."""
+    run = RunDir.resume(run_dir)
+    info = run.info
+    data = Path(str((info.get("data") or {}).get("path") or ""))
+    if not data.is_file():
+        raise RunDirError(f"{run_dir}: its data {data} is not a file any more; restore it to --resume")
+    prep = prepare(data, run.path / "config.yaml", [])
+    if prep.table.sha256 != (info.get("data") or {}).get("sha256"):
+        raise RunDirError(f"{data} changed since run {run_dir} started; resume needs the same data (or start anew)")
+    checkpoint = None
+    if prep.cfg.pipeline is not None and prep.cfg.output.checkpoints:
+        checkpoint = latest_checkpoint(run.path / "checkpoints")
+    with _threads(prep):
+        return _run(run, prep, info.get("overrides") or [], progress or NullSink(), argv, checkpoint)
+
+
+def _run(run: RunDir, prep: Prepared, overrides, progress: ProgressSink, argv, checkpoint=None) -> FitResult:
     cfg = prep.cfg
     data = prep.table.path  # a CSV, or the label of in-memory arrays
-    run.write_config(config_to_yaml(cfg))
+    resumed = run.info.get("status") is not None
+    if not resumed:
+        run.write_config(config_to_yaml(cfg))
+    extra = {"device": prep.device, "overrides": list(overrides)}
+    if resumed:
+        extra["resumed_after_stage"] = checkpoint[0] if checkpoint else 0
     run.start(
         list(argv) if argv is not None else ["kandisc.fit_run", str(data)],
         cfg.seed,
         data.resolve() if data.is_file() else data,
         prep.table.sha256,
         _versions(),
-        extra={"device": prep.device, "overrides": list(overrides)},
+        extra=extra,
     )
     state = None
     best_so_far: list[RunState] = []  # what to keep on Ctrl-C (see _fit_state)
     try:
         split_idx = split(prep.table, cfg.data.test_fraction, cfg.seed)
-        with run.metrics_writer() as writer:
+        keep_steps = _checkpoint_steps(checkpoint) if resumed else None
+        with run.metrics_writer(keep_steps) as writer:
             sink = MetricsSink(writer, progress)
-            state, prep = _fit_state(prep, split_idx, sink, best_so_far, run)
+            state, prep = _fit_state(prep, split_idx, sink, best_so_far, run, checkpoint)
         summary = finalize_run(run, prep, state, split_idx[1], split_idx[0])
         run.finish("completed")
         return FitResult(run.path, "completed", summary, state.reports, state, split_idx, sink.rows)

@@ -86,7 +86,7 @@ def test_corrupt_model_file_exits_2(tmp_path):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a model")
     result = runner.invoke(app, ["explain", str(bad)])
-    assert result.exit_code == 2 and "not a readable kandisc model file" in result.stderr
+    assert result.exit_code == 2 and "not a kandisc model file (not a torch archive" in result.stderr
 
 
 def test_attribution_json_lists_pruned_inputs_with_their_score(trained_run):

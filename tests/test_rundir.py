@@ -74,15 +74,66 @@ def test_existing_run_is_refused(tmp_path: Path) -> None:
         RunDir.create(tmp_path / "file")
 
 
-def test_overwrite_replaces_run_files_only_when_writing_starts(tmp_path: Path) -> None:
+def _old_run(tmp_path: Path) -> Path:
     old = tmp_path / "run"
     (old / "figures").mkdir(parents=True)
     for name in ("run.json", "model.pt", "summary.json", "figures/loss.png", "notes.txt"):
         (old / name).write_text("old")
+    return old
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_replaces_the_old_run_only_once_the_new_one_completed(tmp_path: Path) -> None:
+    old = _old_run(tmp_path)
     run = RunDir.create(old, overwrite=True)
-    assert (old / "model.pt").read_text() == "old"  # nothing removed before the run writes
     run.write_config("seed: 1\n")
-    assert sorted(p.name for p in old.iterdir()) == ["config.yaml", "notes.txt"]
+    run.start(["kandisc"], 1, "d.csv", "0" * 64, {})
+    run.write_json("summary.json", {"new": True})
+    assert _tree(old)["model.pt"] == "old" and "config.yaml" not in _tree(old)  # written beside it
+    run.finish("completed")
+    assert run.path == old
+    tree = _tree(old)
+    assert sorted(tree) == ["config.yaml", "notes.txt", "run.json", "summary.json"]  # others' notes stay
+    assert tree["notes.txt"] == "old" and json.loads(tree["summary.json"]) == {"new": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging folder left
+
+
+@pytest.mark.parametrize("status", ["failed", "interrupted"])
+def test_an_overwrite_that_does_not_complete_leaves_the_old_run_intact(tmp_path: Path, status: str) -> None:
+    old = _old_run(tmp_path)
+    before = _tree(old)
+    run = RunDir.create(old, overwrite=True)
+    run.write_config("seed: 1\n")
+    run.start(["kandisc"], 1, "d.csv", "0" * 64, {})
+    (run.path / "model.pt").write_text("new")
+    run.finish(status, "boom")
+    assert _tree(old) == before and run.path == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_stale_staging_folder_of_a_killed_attempt_is_cleared(tmp_path: Path) -> None:
+    old = _old_run(tmp_path)
+    stale = tmp_path / ".run.kandisc-new" / "run"
+    stale.mkdir(parents=True)
+    (stale / "summary.json").write_text("stale")
+    run = RunDir.create(old, overwrite=True)
+    run.write_config("seed: 1\n")
+    run.finish("completed")
+    assert "summary.json" not in _tree(old) and not (tmp_path / ".run.kandisc-new").exists()
+
+
+def test_a_failed_run_in_place_keeps_no_result_that_looks_complete(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run")
+    run.write_config("seed: 1\n")
+    run.start(["kandisc"], 1, "d.csv", "0" * 64, {})
+    for name in ("model.pt", "summary.json", "report.md", "formulas.csv"):
+        run.write_text(name, "x")
+    (run.figures_dir / "loss.png").write_text("x")
+    run.finish("failed", "disk full")
+    assert sorted(_tree(run.path)) == ["config.yaml", "model.pt", "run.json"]
 
 
 def test_overwrite_refuses_a_directory_that_is_not_a_run(tmp_path: Path) -> None:

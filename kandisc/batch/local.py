@@ -1,7 +1,9 @@
 """Running manifest rows: one row (:func:`run_one`, idempotent) and a local process pool (:func:`run_batch`).
 
 ``run_one`` calls the same :func:`kandisc.api.fit_run` as ``kandisc fit``. It skips a row whose
-``run.json`` says ``completed`` and redoes anything else; a fit that raises is recorded as ``failed``
+``run.json`` says ``completed``, resumes one that was ``interrupted`` (or left ``running`` by a
+killed process: a preempted Slurm task) with :func:`kandisc.api.resume_run`, from its last stage
+checkpoint when its config writes them, and redoes anything else; a fit that raises is recorded as ``failed``
 in ``run.json`` (written here when the fit could not write one) so that ``batch status`` sees it.
 A row refused by validation (bad data, config or override: the fit never started) whose run
 directory does not exist yet writes nothing: like ``kandisc fit``, bad input leaves no half-made run
@@ -95,26 +97,31 @@ def _default_fit() -> FitFn:
     return fit_run
 
 
+def _attempt(row: Row, fit: FitFn | None, status: str | None) -> Any:
+    """Resume an interrupted row in place and redo the others; a ``fit`` given by the caller (another
+    fit function) always starts over, since only kandisc's own runs can be resumed."""
+    if fit is None and status in ("interrupted", "running") and (row.run_dir / "config.yaml").is_file():
+        from kandisc.api import resume_run
+
+        return resume_run(row.run_dir)
+    return (fit or _default_fit())(
+        row.data, config=row.config, out=row.run_dir, overrides=list(row.overrides), seed=row.seed, overwrite=True
+    )
+
+
 def run_one(row: Row, fit: FitFn | None = None) -> Outcome:
     """Run one manifest row exactly as ``kandisc fit`` would; skip it if already completed.
 
     The row's overrides are applied on top of its config: a no-op for planned rows (their resolved
     configs include them), what makes hand-written rows work.
     """
-    if run_status(row.run_dir) == "completed":
+    status = run_status(row.run_dir)
+    if status == "completed":
         return Outcome(row.index, "skipped", row.run_dir)
-    fit = fit or _default_fit()
     t0, started, before = time.monotonic(), _now(), read_run_json(row.run_dir)
     existed = row.run_dir.is_dir()
     try:
-        result = fit(
-            row.data,
-            config=row.config,
-            out=row.run_dir,
-            overrides=list(row.overrides),
-            seed=row.seed,
-            overwrite=True,
-        )
+        result = _attempt(row, fit, status)
     except KeyboardInterrupt:
         _record(row, "interrupted", "interrupted by the user", t0, started, before)
         raise

@@ -55,6 +55,7 @@ __all__ = [
     "Stage",
     "StageItem",
     "SymbolicStage",
+    "OptionOverride",
     "config_to_yaml",
     "format_errors",
     "load_config",
@@ -65,6 +66,23 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- error messages
+
+
+class OptionOverride(str):
+    """A ``key=value`` override that came from a dedicated flag (``--seed -1``): it merges like a
+    ``--set`` but errors name the option the user typed. Still a ``str``, so it is recorded as one."""
+
+    option: str
+
+    def __new__(cls, key: str, value: Any, option: str) -> OptionOverride:
+        made = super().__new__(cls, f"{key}={value}")
+        made.option = f"{option} {value}"
+        return made
+
+
+def _origin(text: str) -> str:
+    """Where an override came from, as the user typed it: ``--seed -1`` or ``--set seed=-1``."""
+    return getattr(text, "option", None) or f"--set {text}"
 
 
 def _dotted(loc: Sequence[Any]) -> str:
@@ -123,7 +141,11 @@ def _describe(err: dict[str, Any], model: type[BaseModel] = KandiscConfig) -> st
         return f"unknown stage {ctx['name']!r} at {path}{hint}; stages: {', '.join(STAGE_MODELS)}"
     siblings = _fields_at(loc[:-1], model)
     if kind == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
+        # At the top level a misspelt section (modle:) means the section, not a near key (modules:).
+        sections = [name for name in siblings if name in SECTIONS] if len(loc) == 1 else []
+        close = difflib.get_close_matches(str(loc[-1]), sections, n=1) or difflib.get_close_matches(
+            str(loc[-1]), siblings, n=1
+        )
         hint = f"did you mean {close[0]!r}?" if close else "allowed: " + ", ".join(siblings)
         what = f"unknown key ({hint})"
     elif kind == "missing":
@@ -160,7 +182,7 @@ def format_errors(
         loc = tuple(err["loc"])
         for path, text in overrides:  # the last override touching this key wins, as it did in the merge
             if loc[: len(path)] == path or (loc and path[: len(loc)] == loc):
-                origin = f"--set {text}"
+                origin = _origin(text)
         groups.setdefault(origin, []).append(_describe(err, model))
     return "; ".join(f"{origin}: " + "; ".join(msgs) for origin, msgs in groups.items())
 
@@ -247,23 +269,23 @@ def _child(node: Any, part: str, path: list[Any], text: str, leaf: bool) -> tupl
     if isinstance(node, list):
         if not part.isdigit() or int(part) >= len(node):
             raise ConfigError(
-                f"--set {text}: {where} has {len(node)} items; {part!r} is not an index 0..{len(node) - 1}"
+                f"{_origin(text)}: {where} has {len(node)} items; {part!r} is not an index 0..{len(node) - 1}"
             )
         index = int(part)
         if isinstance(node[index], str) and path == ["pipeline"]:
             node[index] = {node[index]: {}}  # a bare stage name becomes its mapping so params can be set
         return index, node[index]
     if not isinstance(node, dict):
-        raise ConfigError(f"--set {text}: {where} holds {_show(node)}, which has no keys; set {where} itself")
+        raise ConfigError(f"{_origin(text)}: {where} holds {_show(node)}, which has no keys; set {where} itself")
     if len(path) == 2 and path[0] == "pipeline" and isinstance(path[1], int) and part not in node:
         stage = next(iter(node), "?")
         raise ConfigError(
-            f"--set {text}: {where} is a {stage!r} stage, not {part!r};"
+            f"{_origin(text)}: {where} is a {stage!r} stage, not {part!r};"
             f" replace the whole item instead, e.g. --set 'pipeline.{path[1]}={{{part}: {{}}}}'"
         )
     if not leaf and path == [] and part == "pipeline" and node.get(part) is None:
         raise ConfigError(
-            f"--set {text}: pipeline is null (the discovery search runs); give the whole list first, "
+            f"{_origin(text)}: pipeline is null (the discovery search runs); give the whole list first, "
             "e.g. --set 'pipeline=[{fit: {steps: 50}}, symbolic]', or set one in the config file"
         )
     if not leaf and node.get(part) is None:
@@ -281,9 +303,11 @@ def _apply_override(raw: dict[str, Any], text: str) -> tuple[tuple, str]:
         value = yaml.safe_load(value_text)
     except yaml.YAMLError as exc:
         problem = _one_line(getattr(exc, "problem", exc))
-        raise ConfigError(f"--set {text}: the value is not valid YAML ({problem}); quote it or fix brackets") from None
+        fix = "quote it or fix brackets"
+        raise ConfigError(f"{_origin(text)}: the value is not valid YAML ({problem}); {fix}") from None
     except (RecursionError, MemoryError, ValueError) as exc:
-        raise ConfigError(f"--set {_show(text)}: {_unreadable_yaml(exc)}") from None
+        origin = getattr(text, "option", None) or f"--set {_show(text)}"
+        raise ConfigError(f"{origin}: {_unreadable_yaml(exc)}") from None
     node: Any = raw
     path: list[Any] = []
     for i, part in enumerate(parts):

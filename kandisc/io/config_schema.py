@@ -198,7 +198,9 @@ class OutputConfig(_Model):
     formats: list[Annotated[Literal["png", "pdf", "svg"], BeforeValidator(_lower)]] = _f(["png"], "figure file formats")
     log_every: Int = _f(10, "plain progress line every N steps when stderr is not a terminal", ge=1)
     checkpoints: Bool = _f(
-        False, "keep a model file after every stage of an explicit pipeline (checkpoints/NN_stage.pt)"
+        False,
+        "keep a model file after every stage of an explicit pipeline (checkpoints/NN_stage.pt); "
+        "kandisc fit --resume continues from the last one",
     )
 
     @model_validator(mode="after")

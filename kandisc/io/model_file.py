@@ -98,6 +98,16 @@ def _read(path: Path) -> dict:
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory; pass the model.pt file inside it")
     try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as err:
+        raise CheckpointError(f"cannot read model file {path} ({err.strerror}); check the path") from None
+    if head[:2] != b"PK":  # torch.save writes a zip archive; a config, CSV or log given by mistake is not one
+        raise CheckpointError(
+            f"{path} is not a kandisc model file (not a torch archive: it starts with {head!r}); "
+            "pass the model.pt of a run or of kandisc compile"
+        )
+    try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many kinds (UnpicklingError, BadZipFile, IndexError, ...)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

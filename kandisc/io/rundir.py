@@ -3,8 +3,15 @@
 Owns the layout other tools read (``RUN_FILES``, ``RUN_DIRS``), the default directory name, the
 refusal to touch an existing run without ``--overwrite``, and the run.json status life cycle
 (running -> completed | failed | interrupted). Nothing is created on disk until the run writes
-its first file, so a run that fails validation leaves no trace and an overwritten run stays
-intact until the new one really starts.
+its first file, so a run that fails validation leaves no trace.
+
+``--overwrite`` never costs the previous run: the new one is written beside it (in
+``.<name>.kandisc-new/<name>/``, same parent, so renames stay on one file system) and its files
+replace the old run's only once it completed; a new run that fails or is interrupted is dropped
+and the previous one stays as it was (files of other tools in the folder are never touched). A
+run that fails or is interrupted in place keeps what helps to understand or resume it (config,
+run.json, metrics, the last model, checkpoints) and loses the results that would look complete
+(summary, formulas, report, figures). :meth:`RunDir.resume` reopens an interrupted run.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +48,8 @@ RUN_FILES = (
     "report.html",
 )
 RUN_DIRS = ("figures", "formulas", "checkpoints")
+# What a failed or interrupted run keeps: enough to see what happened and to resume; not results.
+KEPT_WHEN_UNFINISHED = ("config.yaml", "run.json", "metrics.csv", "model.pt", "checkpoints")
 
 
 def _utc_iso(now: datetime) -> str:
@@ -104,15 +114,27 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _rows_up_to(path: Path, last_step: int) -> list[list[str]]:
+    """The rows of an existing metrics.csv up to ``last_step``, as written (the text keeps every bit)."""
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    return [row for row in rows if row and row[0].isdigit() and int(row[0]) <= last_step]
+
+
 class MetricsWriter:
     """Appends ``step,stage,train_loss,test_loss,reg,n_edges`` rows to metrics.csv, flushed per row."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep_steps: int | None = None) -> None:
+        """A new metrics.csv; ``keep_steps``: a resumed run's, keeping the rows up to that step."""
         self.path = path
         try:
+            kept = _rows_up_to(path, keep_steps) if keep_steps is not None else []
             self._handle: TextIO | None = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
             self._csv = csv.writer(self._handle)
             self._csv.writerow(METRICS_COLUMNS)
+            self._csv.writerows(kept)
             self._handle.flush()
         except OSError as exc:
             raise write_error(path, exc) from None
@@ -158,8 +180,12 @@ class RunDir:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.path = Path(path)
+        self.target = Path(path)  # where the run ends up
         self._replace_old = replace_old
+        # Where it is written: beside an old run being replaced, under the same final name.
+        self.path = (
+            self.target.parent / f".{self.target.name}.kandisc-new" / self.target.name if replace_old else self.target
+        )
         self._clock, self._timer = clock, timer
         self._ready = False
         self._info: dict[str, Any] = {}
@@ -183,17 +209,27 @@ class RunDir:
             )
         return cls(path, replace_old=bool(entries), **clocks)
 
+    @classmethod
+    def resume(cls, path: Path | str, **clocks: Any) -> RunDir:
+        """Reopen an unfinished run in place to continue it (``kandisc fit --resume``)."""
+        path = Path(path)
+        info = read_run_json(path)
+        if not isinstance(info, dict) or info.get("status") not in STATUSES:
+            raise RunDirError(f"{path} is not a kandisc run directory (no readable run.json); give a run to --resume")
+        if info["status"] == "completed":
+            raise RunDirError(f"run {path} already completed; nothing to resume (start a new run with --out)")
+        run = cls(path, **clocks)
+        run._ready, run._info = True, info
+        return run
+
     def _prepare(self) -> None:
         """Create the directory and clear an overwritten run's files, once, before the first write."""
         if self._ready:
             return
         try:
+            if self._replace_old:  # a holder left by a killed earlier attempt is ours to clear
+                shutil.rmtree(self.path.parent, ignore_errors=True)
             self.path.mkdir(parents=True, exist_ok=True)
-            if self._replace_old:
-                for name in RUN_FILES:
-                    (self.path / name).unlink(missing_ok=True)
-                for name in RUN_DIRS:
-                    shutil.rmtree(self.path / name, ignore_errors=True)
         except OSError as exc:
             raise RunDirError(
                 f"cannot prepare run directory {self.path} ({exc.strerror}); choose another --out"
@@ -245,9 +281,10 @@ class RunDir:
     def write_config(self, yaml_text: str) -> Path:
         return self.write_text("config.yaml", yaml_text)
 
-    def metrics_writer(self) -> MetricsWriter:
+    def metrics_writer(self, keep_steps: int | None = None) -> MetricsWriter:
+        """metrics.csv from scratch or, for a resumed run, keeping its rows up to ``keep_steps``."""
         self._prepare()
-        return MetricsWriter(self.path / "metrics.csv")
+        return MetricsWriter(self.path / "metrics.csv", keep_steps)
 
     def start(
         self,
@@ -260,6 +297,10 @@ class RunDir:
     ) -> None:
         """Write run.json with status ``running``; ``extra`` adds keys (device, overrides, ...)."""
         self._t0 = self._timer()
+        resumed = {}
+        if self._info:  # a resumed run: run.json keeps when it first started and how often it resumed
+            first = self._info.get("first_start_time") or self._info.get("start_time")
+            resumed = {"first_start_time": first, "resumes": int(self._info.get("resumes") or 0) + 1}
         self._info = {
             "run_id": self.path.name,
             "status": "running",
@@ -271,6 +312,7 @@ class RunDir:
             "end_time": None,
             "wall_seconds": None,
             "error": None,
+            **resumed,
             **(extra or {}),
         }
         self.write_json("run.json", self._info)
@@ -284,6 +326,44 @@ class RunDir:
         self._info.setdefault("run_id", self.path.name)
         self._info.update(end)
         self.write_json("run.json", self._info)
+        if not self._replace_old:
+            if status != "completed":
+                self._drop_results()
+        elif status == "completed":
+            self._swap_in()
+        else:
+            shutil.rmtree(self.path.parent, ignore_errors=True)  # the previous run stays as it was
+            self.path, self._replace_old = self.target, False
+
+    def _drop_results(self) -> None:
+        """An unfinished run in place: remove what would look like results (see the module docstring)."""
+        for name in RUN_FILES + RUN_DIRS:
+            entry = self.path / name
+            if name in KEPT_WHEN_UNFINISHED or not (entry.exists() or entry.is_symlink()):
+                continue
+            with contextlib.suppress(OSError):  # best effort: run.json already says the run is unfinished
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+
+    def _swap_in(self) -> None:
+        """The completed new run replaces the old one's files, entry by entry (renames, no copies)."""
+        holder, aside = self.path.parent, self.path.parent / ".previous"
+        try:
+            aside.mkdir()
+            for name in RUN_FILES + RUN_DIRS:
+                if (self.target / name).exists() or (self.target / name).is_symlink():
+                    os.replace(self.target / name, aside / name)
+            for entry in sorted(self.path.iterdir()):
+                os.replace(entry, self.target / entry.name)
+        except OSError as exc:
+            raise RunDirError(
+                f"cannot move the new run from {self.path} into {self.target} ({exc.strerror}); "
+                f"the previous run's files are in {aside}"
+            ) from None
+        shutil.rmtree(holder, ignore_errors=True)
+        self.path, self._replace_old = self.target, False
 
     def elapsed(self) -> float:
         """Seconds since :meth:`start` (0 before it)."""

@@ -66,9 +66,12 @@ def prune_stage(state: RunState, params: dict) -> StageReport:
 STAGES = {"fit": fit_stage, "prune": prune_stage, "refine": refine_stage, "symbolic": symbolic_stage}
 
 
-def run_pipeline(state: RunState, pipeline) -> list[StageReport]:
-    """Run the configured stages in order (items have ``.stage`` and ``.params()``)."""
+def run_pipeline(state: RunState, pipeline, first: int = 1) -> list[StageReport]:
+    """Run the configured stages in order (items have ``.stage`` and ``.params()``), from the
+    ``first`` (1-based; a resumed run starts after its last checkpoint)."""
     for index, item in enumerate(pipeline, 1):
+        if index < first:
+            continue
         report = STAGES[item.stage](state, item.params())
         state.reports.append(report)
         state.sink.stage_finished(report.label, report)
