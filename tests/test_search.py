@@ -173,3 +173,15 @@ def test_user_auxiliary_features_reach_every_candidate(write_csv, tmp_path):
     assert summary["law_found"] is True and summary["formula_test_r2"]["m"] > 0.9999
     in_columns = sp.sympify(summary["formulas_in_columns"]["m"])
     assert {str(s) for s in in_columns.free_symbols} <= {"m0", "v", "c"}
+
+
+def test_each_target_gets_its_own_verdict(write_csv, tmp_path):
+    # Two targets, one a law and one noise: the run names the one without a law, not the other.
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(1, 2, 300), rng.uniform(1, 2, 300)
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {targets: [f, g]}\nsearch: {candidates: [log-additive]}\noutput: {figures: false}\n")
+    data = write_csv({"x": x, "y": y, "f": x * y, "g": rng.uniform(1, 2, 300)})
+    summary, stdout = _fit(data, tmp_path / "run", "--config", config)
+    assert summary["law_found_per_target"] == {"f": True, "g": False} and summary["law_found"] is False
+    assert "g: no formula reached test R² 0.999" in stdout and "f: no formula reached" not in stdout
