@@ -22,6 +22,7 @@ from kandisc.io.scaling import Scaling
 from kandisc.io.sizes import check_size
 from kandisc.knowledge.user_functions import register_definitions
 from kandisc.model import ModelSpec, MultKAN
+from kandisc.tasks import PhysicsTask, task_from_dict
 from kandisc.train import Dataset
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -39,6 +40,7 @@ class Prepared:
     module_masks: list | None
     aux_exprs: dict
     device: str
+    task: PhysicsTask | None = None  # a physics task (kandisc.tasks); None = regression on the targets
 
 
 def resolve_device(name: str) -> str:
@@ -53,7 +55,8 @@ def prepare(data: Path, config, overrides: list[str]) -> Prepared:
     """Validate a CSV run; ``config``: a YAML path, a mapping, a ``KandiscConfig`` or None."""
     cfg = load_config(config, overrides)
     register_definitions(cfg.functions)
-    return _prepare(cfg, load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna))
+    inputs, targets = cfg.task.columns() if cfg.task.physics else (cfg.data.inputs, cfg.data.targets)
+    return _prepare(cfg, load_table(data, inputs, targets, cfg.data.dropna))
 
 
 def prepare_table(table: Table, config=None, overrides: list[str] = ()) -> Prepared:
@@ -69,7 +72,8 @@ def prepare_table(table: Table, config=None, overrides: list[str] = ()) -> Prepa
 
 def _prepare(cfg: KandiscConfig, table: Table) -> Prepared:
     x_all, model_inputs, aux_exprs = with_auxiliary(table, dict(cfg.auxiliary))
-    width = resolve_width(cfg.model, model_inputs, table.target_names)
+    task = task_from_dict(cfg.task.as_dict())
+    width = resolve_width(cfg.model, model_inputs, [task.output] if task else table.target_names)
     if cfg.prior.active:
         if cfg.model.width is not None or cfg.modules:
             raise ConfigError(
@@ -88,7 +92,7 @@ def _prepare(cfg: KandiscConfig, table: Table) -> Prepared:
         from kandisc.knowledge.modules import masks_from_config
 
         masks = masks_from_config(cfg.modules, width, cfg.model.mult_arity)
-    return Prepared(cfg, table, model_inputs, x_all, width, masks, aux_exprs, resolve_device(cfg.device))
+    return Prepared(cfg, table, model_inputs, x_all, width, masks, aux_exprs, resolve_device(cfg.device), task)
 
 
 def with_auxiliary(table: Table, auxiliary: dict[str, str]) -> tuple[np.ndarray, list[str], dict]:
@@ -175,10 +179,11 @@ def build_bundle(prep: Prepared, train_idx: np.ndarray, y_log=None) -> ModelBund
     return ModelBundle(
         model=model,
         input_names=list(prep.model_inputs),
-        output_names=list(prep.table.target_names),
+        output_names=[prep.task.output] if prep.task else list(prep.table.target_names),
         data_columns=list(prep.table.input_names),
         auxiliary=dict(cfg.auxiliary),
         normalization=normalization,
+        extras={"task": prep.task.to_dict()} if prep.task else {},
     )
 
 
