@@ -15,6 +15,7 @@ from kandisc.io.data import read_columns
 from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.knowledge.user_functions import restore_functions
 from kandisc.metrics import r2_score
+from kandisc.tasks import task_from_dict
 
 
 @dataclass
@@ -66,6 +67,18 @@ def range_warnings(bundle: ModelBundle, x: np.ndarray) -> list[str]:
     return out
 
 
+def predicted_columns(bundle: ModelBundle, task, x: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(names, values) predicted on raw rows ``x``: the outputs; for a Lagrangian L (network plus
+    the kinetic term) and the accelerations its Euler–Lagrange equations give."""
+    if task is None or task.kind != "lagrangian":
+        return list(bundle.output_names), bundle.predict(torch.as_tensor(x)).cpu().numpy()
+    rows = torch.as_tensor(x, dtype=bundle.model.dtype)
+    scalar = task.scalar(bundle.model)
+    with torch.no_grad():
+        lagrangian = scalar(rows).cpu().numpy()[:, None]
+    return [task.output, *task.qddot], np.concatenate([lagrangian, task.predict(scalar, x)], axis=1)
+
+
 def predict(model_path: Path, data_path: Path, out_path: Path | None = None, overwrite: bool = False) -> PredictResult:
     out_path = Path(out_path) if out_path else Path(data_path).with_suffix(".predictions.csv")
     for what, source in (("data file", data_path), ("model file", model_path)):
@@ -76,13 +89,15 @@ def predict(model_path: Path, data_path: Path, out_path: Path | None = None, ove
     if out_path.exists() and not overwrite:
         raise RunDirError(f"{out_path} exists; pass --overwrite or choose another -o")
     required = needed_columns(bundle)
+    task = task_from_dict(bundle.extras.get("task"))
     allowed = list(bundle.output_names) + [c for c in bundle.data_columns if c not in required]
+    allowed += task.targets if task else []
     columns = read_columns(data_path, required, allowed)
     x = model_inputs(bundle, columns)
-    pred = bundle.predict(torch.as_tensor(x)).cpu().numpy()
+    names, pred = predicted_columns(bundle, task, x)
     frame = pd.DataFrame({c: columns[c] for c in required})
     r2 = {}
-    for t, target in enumerate(bundle.output_names):
+    for t, target in enumerate(names):
         frame[f"{target}_pred"] = pred[:, t]
         if target in columns:
             r2[target] = r2_score(columns[target], pred[:, t])

@@ -67,7 +67,7 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
     writes the results of the same computation into the run directory.
     """
     bundle, data = state.bundle, state.data
-    y_raw = prep.table.Y
+    y_raw = prep.y
     if state.task is None:
         pred_train = _predict_rows(bundle, data.x_train)
         pred_test = _predict_rows(bundle, data.x_test)
@@ -145,7 +145,7 @@ def task_summary(state, formulas: dict, x_test: np.ndarray, y_test: np.ndarray) 
 def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
     """Write model.pt, attribution.json, formulas, figures, summary.json and report.md of a fit."""
     summary, scores, tables, pred_test = summarize_fit(prep, state, test_idx, train_idx)
-    bundle, y_raw = state.bundle, prep.table.Y
+    bundle, y_raw = state.bundle, prep.y
     save_model(bundle, run.model_path)
     run.write_json("attribution.json", tables)
     write_formula_files(run, state)

@@ -40,6 +40,37 @@ def _results(summary: dict) -> list[str]:
     return lines
 
 
+def task_lines(summary: dict) -> list[str]:
+    """What a physics task's formula gives: the equations of motion of L, the conservation of H
+    (plain text lines, for the terminal and the report)."""
+    task = summary.get("task")
+    if not task:
+        return []
+    if task["kind"] == "lagrangian":
+        eom = task.get("equations_of_motion")
+        if eom is None and summary["formulas"].get("L"):
+            return ["equation of motion: none (the Hessian of L in the velocities is singular)"]
+        if not eom:
+            return []
+        err = task.get("eom_max_relative_error")
+        lines = [f"{name} = {expr}" for name, expr in eom.items()]
+        return lines + [f"equation of motion from L: max error on the test rows' {', '.join(eom)} {_num(err, '.2e')} (relative)"]
+    if task.get("constant"):
+        return ["H is constant: it conserves nothing (try another seed or more steps)"]
+    if task.get("max_abs_cosine") is None:
+        return []
+    return [f"conservation of H on the test rows: max |cos(grad H, xdot)| = {_num(task['max_abs_cosine'], '.2e')}"]
+
+
+def _task(summary: dict) -> list[str]:
+    lines = task_lines(summary)
+    if not lines:
+        return []
+    kind = summary["task"]["kind"]
+    title = "Equation of motion" if kind == "lagrangian" else "Conserved quantity"
+    return ["", f"## {title}", ""] + [f"- `{line}`" if " = " in line else f"- {line}" for line in lines]
+
+
 def _candidates(formulas: dict) -> list[str]:
     lines = []
     for target, entry in formulas.items():
@@ -132,7 +163,7 @@ def render_report(run_name: str, summary: dict, tables: dict, formulas: dict, re
         f"{_num(summary['wall_seconds'], '.1f')} s.",
         "",
     ]
-    lines += _results(summary) + _candidates(formulas) + [""] + _search(summary)
+    lines += _results(summary) + _task(summary) + _candidates(formulas) + [""] + _search(summary)
     lines += _importance(tables, summary.get("pruned_inputs", [])) + [""] + _stages(reports)
     if summary.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]

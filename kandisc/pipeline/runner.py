@@ -8,6 +8,7 @@ tensors it trains on; the single pipeline and every candidate of the search star
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,12 @@ class Prepared:
     aux_exprs: dict
     device: str
     task: PhysicsTask | None = None  # a physics task (kandisc.tasks); None = regression on the targets
+    task_y: np.ndarray | None = None  # (N, k) a task's derivative columns (some may be input columns too)
+
+    @property
+    def y(self) -> np.ndarray:
+        """What the loss compares with, raw: the targets, or a physics task's derivative columns."""
+        return self.table.Y if self.task_y is None else self.task_y
 
 
 def resolve_device(name: str) -> str:
@@ -55,8 +62,17 @@ def prepare(data: Path, config, overrides: list[str]) -> Prepared:
     """Validate a CSV run; ``config``: a YAML path, a mapping, a ``KandiscConfig`` or None."""
     cfg = load_config(config, overrides)
     register_definitions(cfg.functions)
-    inputs, targets = cfg.task.columns() if cfg.task.physics else (cfg.data.inputs, cfg.data.targets)
-    return _prepare(cfg, load_table(data, inputs, targets, cfg.data.dropna))
+    if not cfg.task.physics:
+        return _prepare(cfg, load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna))
+    inputs, derivatives = cfg.task.columns()
+    # A velocity can be a state column and a derivative at once (x: [x, vx], xdot: [vx, ax]): the
+    # table holds it once, as an input.
+    targets = [c for c in derivatives if c not in inputs]
+    if not targets:
+        raise ConfigError(f"task.{cfg.task.kind}: the derivative columns are all state columns; list the measured ones")
+    table = load_table(data, inputs, targets, cfg.data.dropna)
+    columns = dict(zip(table.input_names, table.X.T, strict=True)) | dict(zip(table.target_names, table.Y.T, strict=True))
+    return dataclasses.replace(_prepare(cfg, table), task_y=np.column_stack([columns[c] for c in derivatives]))
 
 
 def prepare_table(table: Table, config=None, overrides: list[str] = ()) -> Prepared:

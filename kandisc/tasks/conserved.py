@@ -15,7 +15,7 @@ import torch
 
 from kandisc.tasks.base import PhysicsTask, Scalar, TaskError, gradient
 
-GUARD = 1e-6  # share of the mean |∇H|²|ẋ|² added to every row's denominator
+GUARD = 0.1  # share of the mean |∇H|²|ẋ|² added to every row's denominator
 
 
 def grad_h(fn: Scalar, x: torch.Tensor) -> torch.Tensor:
@@ -30,6 +30,15 @@ def cosines(g: torch.Tensor, xdot: torch.Tensor) -> torch.Tensor:
     xdot = xdot.to(g.dtype)
     norms = (g * g).sum(1) * (xdot * xdot).sum(1)
     return (g * xdot).sum(1) / torch.sqrt(norms + GUARD * norms.mean())
+
+
+def pooled(g: torch.Tensor, xdot: torch.Tensor) -> torch.Tensor:
+    """(B,) residuals (∇H·ẋ)_b / sqrt(mean |∇H|²|ẋ|²): their mean square is the ratio of the means
+    of the issue's numerator and denominator. Scale-free like the cosine, but rows where ∇H is
+    small (near the minimum of an energy) weigh by their share of |∇H|, not as a full cosine."""
+    xdot = xdot.to(g.dtype)
+    norms = (g * g).sum(1) * (xdot * xdot).sum(1)
+    return (g * xdot).sum(1) / torch.sqrt(norms.mean())
 
 
 class ConservedTask(PhysicsTask):

@@ -51,8 +51,12 @@ def accelerations(fn: Scalar, x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _whole_numbers(expr: sp.Expr) -> sp.Expr:
-    """Floats that are whole numbers (the ratio of two equal constants of L) written as integers."""
-    whole = {f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f) == int(f) and abs(f) < 1e12}
+    """Floats within rounding of a whole number (the ratio of two equal constants of L) as integers."""
+    whole = {
+        f: sp.Integer(round(float(f)))
+        for f in expr.atoms(sp.Float)
+        if abs(float(f)) < 1e12 and abs(float(f) - round(float(f))) <= 1e-12 * max(1.0, abs(float(f)))
+    }
     return expr.xreplace(whole) if whole else expr
 
 
