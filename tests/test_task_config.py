@@ -21,7 +21,9 @@ def test_default_is_regression_and_dumps_as_such():
 def test_a_physics_task_without_pipeline_runs_the_task_pipeline():
     cfg = load_config({"task": {"lagrangian": LAGRANGIAN}, "pipeline": None}, [])
     assert [item.stage for item in cfg.pipeline] == [next(iter(s)) for s in TASK_PIPELINE]
-    assert load_config(yaml.safe_load(config_to_yaml(cfg)), []).task.as_dict() == {"lagrangian": {**LAGRANGIAN, "kinetic": None}}
+    assert load_config(yaml.safe_load(config_to_yaml(cfg)), []).task.as_dict() == {
+        "lagrangian": {**LAGRANGIAN, "kinetic": None}
+    }
 
 
 @pytest.mark.parametrize(
@@ -54,7 +56,14 @@ def test_unknown_task_column_names_the_file_and_column(tmp_path):
     data.write_text("q,qdot,acc\n0.1,0.2,-0.1\n0.2,0.1,-0.2\n")
     result = CliRunner().invoke(
         app,
-        ["fit", str(data), "--set", "task.lagrangian={q: [q], qdot: [qdot], qddot: [qddot]}", "--out", str(tmp_path / "r")],
+        [
+            "fit",
+            str(data),
+            "--set",
+            "task.lagrangian={q: [q], qdot: [qdot], qddot: [qddot]}",
+            "--out",
+            str(tmp_path / "r"),
+        ],
     )
     assert result.exit_code == 2
     assert "qddot" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

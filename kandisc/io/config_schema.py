@@ -41,7 +41,6 @@ from kandisc.io.schema_types import (  # noqa: F401 (re-exported for io.config a
     _Model,
     _show,
 )
-from kandisc.io.task_schema import TASK_PIPELINE, TaskConfig, _task_shorthand, check_with_config
 from kandisc.io.stage_schema import (  # noqa: F401 (re-exported)
     DEFAULT_PIPELINE,
     STAGE_MODELS,
@@ -52,6 +51,7 @@ from kandisc.io.stage_schema import (  # noqa: F401 (re-exported)
     StageItem,
     SymbolicStage,
 )
+from kandisc.io.task_schema import TASK_PIPELINE, TaskConfig, _task_shorthand, check_with_config
 
 
 class DataConfig(_Model):

@@ -54,7 +54,8 @@ def task_lines(summary: dict) -> list[str]:
             return []
         err = task.get("eom_max_relative_error")
         lines = [f"{name} = {expr}" for name, expr in eom.items()]
-        return lines + [f"equation of motion from L: max error on the test rows' {', '.join(eom)} {_num(err, '.2e')} (relative)"]
+        names = ", ".join(eom)
+        return lines + [f"equation of motion from L: max error on the test rows' {names} {_num(err, '.2e')} (relative)"]
     if task.get("constant"):
         return ["H is constant: it conserves nothing (try another seed or more steps)"]
     if task.get("max_abs_cosine") is None:

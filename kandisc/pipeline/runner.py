@@ -71,7 +71,8 @@ def prepare(data: Path, config, overrides: list[str]) -> Prepared:
     if not targets:
         raise ConfigError(f"task.{cfg.task.kind}: the derivative columns are all state columns; list the measured ones")
     table = load_table(data, inputs, targets, cfg.data.dropna)
-    columns = dict(zip(table.input_names, table.X.T, strict=True)) | dict(zip(table.target_names, table.Y.T, strict=True))
+    columns = dict(zip(table.input_names, table.X.T, strict=True))
+    columns |= dict(zip(table.target_names, table.Y.T, strict=True))
     return dataclasses.replace(_prepare(cfg, table), task_y=np.column_stack([columns[c] for c in derivatives]))
 
 

@@ -82,8 +82,9 @@ class PhysicsTask(ABC):
         """(B, k) residuals of the model on rows ``x`` with derivative columns ``y``: the trainer's loss."""
         return self.residuals(self.scalar(model), x, y)
 
+    @abstractmethod
     def check(self, model, x: torch.Tensor) -> None:
-        """Raise :class:`TaskError` when the model cannot train on these rows (subclasses)."""
+        """Raise :class:`TaskError` when the model cannot train on these rows."""
 
     @abstractmethod
     def metrics(self, fn: Scalar, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
