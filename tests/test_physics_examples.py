@@ -92,3 +92,15 @@ def test_oscillator_energy_is_conserved_and_a_function_of_the_energy(seed, tmp_p
     exact = sp.nsimplify(h, tolerance=1e-9, rational=True)
     on_level = exact.subs({q: sp.sqrt(energy) * sp.cos(angle), p: sp.sqrt(2 * energy) * sp.sin(angle)})
     assert sp.simplify(sp.diff(on_level, angle)) == 0, h  # constant on every level set of E = p²/2 + q²
+
+
+def test_central_orbit_quantity_is_conserved(tmp_path):
+    summary, _ = run_example("central_orbit", tmp_path, 300)
+    radius, angle = FRESH.uniform(0.5, 1.5, 200), FRESH.uniform(-np.pi, np.pi, 200)
+    points = np.column_stack([radius * np.cos(angle), radius * np.sin(angle), FRESH.uniform(-1, 1, (200, 2))])
+
+    def flow(x, y, vx, vy):
+        r3 = np.hypot(x, y) ** 3
+        return np.column_stack([vx, vy, -x / r3, -y / r3])
+
+    _conservation(summary, ["x", "y", "vx", "vy"], flow, points)
