@@ -67,3 +67,14 @@ def test_unknown_task_column_names_the_file_and_column(tmp_path):
     )
     assert result.exit_code == 2
     assert "qddot" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_estimator_refuses_a_physics_task():
+    import numpy as np
+
+    from kandisc import KANRegressor
+    from kandisc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="task.lagrangian runs from a CSV"):
+        rows = np.random.default_rng(0).uniform(-1, 1, (10, 2))
+        KANRegressor(config={"task": {"lagrangian": LAGRANGIAN}}).fit(rows, rows[:, 0])

@@ -83,6 +83,10 @@ def prepare_table(table: Table, config=None, overrides: list[str] = ()) -> Prepa
     config are not used.
     """
     cfg = load_config(config, list(overrides))
+    if cfg.task.physics:  # the task picks and orders its columns from a CSV's header
+        raise ConfigError(
+            f"task.{cfg.task.kind} runs from a CSV (kandisc fit, api.fit_run); the estimator fits regression"
+        )
     register_definitions(cfg.functions)
     return _prepare(cfg, table)
 
