@@ -71,8 +71,19 @@ class PhysicsTask(ABC):
         return lambda x: model(x)[:, 0] + extra(x)
 
     def total_expr(self, network_expr: sp.Expr) -> sp.Expr:
-        """The formula of the scalar from the formula of the network's output."""
-        return network_expr + self.known_expr()
+        """The formula of the scalar from the formula of the network's output, in its plain form.
+
+        The data fix the scalar only up to a constant (L, H) and a factor (H, and L without a known
+        term): the constant is dropped, and without a known term to set the scale the largest
+        coefficient becomes 1, so the formula reads -vx*y + vy*x rather than 0.42*vx*y - 0.42*vy*x.
+        """
+        known = self.known_expr()
+        terms = [t for t in sp.Add.make_args(sp.expand(network_expr + known, deep=False)) if t.free_symbols]
+        if not terms:
+            return network_expr + known
+        lead = max((t.as_coeff_Mul()[0] for t in terms), key=lambda c: abs(float(c)))
+        scale = lead if known == 0 and lead != 0 else 1
+        return sp.Add(*(t / scale for t in terms))
 
     @abstractmethod
     def residuals(self, fn: Scalar, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
