@@ -169,6 +169,11 @@ def print_summary(summary: dict, run_dir: Path) -> None:
                 f"{target}: no formula reached test R² {summary['accept_r2']:g}; the formula shown is an "
                 f"approximation (the network's own test R² is {model_text})"
             )
+    if summary.get("task"):
+        from kandisc.pipeline.report import task_lines
+
+        for line in task_lines(summary):
+            stdout.print(line, markup=False, highlight=False, soft_wrap=True)
     if summary.get("pruned_inputs"):
         stdout.print(f"pruned inputs: {', '.join(summary['pruned_inputs'])}")
     search = summary.get("search")

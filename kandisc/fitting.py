@@ -142,8 +142,9 @@ def _default_threads(prep: Prepared) -> int:
 def _initial_state(prep: Prepared, split_idx, sink) -> RunState:
     train_idx, test_idx = split_idx
     bundle = build_bundle(prep, train_idx)
-    dataset = model_space_data(bundle, prep.x_all, prep.table.Y, train_idx, test_idx)
-    state = RunState(bundle, dataset, torch.Generator().manual_seed(prep.cfg.seed), sink, aux_exprs=prep.aux_exprs)
+    dataset = model_space_data(bundle, prep.x_all, prep.y, train_idx, test_idx)
+    generator = torch.Generator().manual_seed(prep.cfg.seed)
+    state = RunState(bundle, dataset, generator, sink, aux_exprs=prep.aux_exprs, task=prep.task)
     state.shape_history.append(bundle.model.spec.display_width())
     return state
 

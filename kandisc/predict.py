@@ -21,6 +21,7 @@ from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.io.names import column_of
 from kandisc.knowledge.user_functions import restore_functions
 from kandisc.metrics import r2_score
+from kandisc.tasks import task_from_dict
 
 
 @dataclass
@@ -49,8 +50,11 @@ def _labels(bundle: ModelBundle) -> dict[str, str]:
     return dict(bundle.extras.get("column_labels") or {})
 
 
-def read_model_rows(bundle: ModelBundle, data_path: Path) -> tuple[Rows, dict[str, np.ndarray], list[str]]:
-    """The CSV's rows, the model's columns by symbol, and the CSV names of those columns.
+def read_model_rows(
+    bundle: ModelBundle, data_path: Path, measured: tuple | list = ()
+) -> tuple[Rows, dict[str, np.ndarray], list[str]]:
+    """The CSV's rows, the model's columns by symbol, and the CSV names of those columns
+    (the targets, and ``measured``: a task's measured columns such as q̈, when present).
 
     A renamed column is found under its original name (``speed (m/s)``) or under its symbol.
     """
@@ -61,7 +65,7 @@ def read_model_rows(bundle: ModelBundle, data_path: Path) -> tuple[Rows, dict[st
         return symbol if name not in header and symbol in header else name
 
     wanted = {s: column(s) for s in needed_columns(bundle)}
-    targets = {s: column(s) for s in bundle.output_names}
+    targets = {s: column(s) for s in [*bundle.output_names, *measured]}
     rows = read_columns(data_path, list(wanted.values()), list(targets.values()))
     by_symbol = {s: rows.values[c] for s, c in {**wanted, **targets}.items() if c in rows.values}
     return rows, by_symbol, list(wanted.values())
@@ -98,6 +102,18 @@ def range_warnings(bundle: ModelBundle, x: np.ndarray) -> list[str]:
     return out
 
 
+def predicted_columns(bundle: ModelBundle, task, x: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(names, values) predicted on raw rows ``x``: the outputs; for a Lagrangian L (network plus
+    the kinetic term) and the accelerations its Euler–Lagrange equations give."""
+    if task is None or task.kind != "lagrangian":
+        return list(bundle.output_names), bundle.predict(torch.as_tensor(x)).cpu().numpy()
+    rows = torch.as_tensor(x, dtype=bundle.model.dtype)
+    scalar = task.scalar(bundle.model)
+    with torch.no_grad():
+        lagrangian = scalar(rows).cpu().numpy()[:, None]
+    return [task.output, *task.qddot], np.concatenate([lagrangian, task.predict(scalar, x)], axis=1)
+
+
 def predict(model_path: Path, data_path: Path, out_path: Path | None = None, overwrite: bool = False) -> PredictResult:
     """Predictions for every row of ``data_path``; the CSV's columns are copied through unchanged.
 
@@ -112,12 +128,13 @@ def predict(model_path: Path, data_path: Path, out_path: Path | None = None, ove
     restore_functions(bundle)
     if out_path is not None and out_path.exists() and not overwrite:
         raise RunDirError(f"{out_path} exists; pass --overwrite or choose another -o")
-    rows, columns, used = read_model_rows(bundle, data_path)
+    task = task_from_dict(bundle.extras.get("task"))
+    rows, columns, used = read_model_rows(bundle, data_path, task.targets if task else ())
     x = model_inputs(bundle, columns)
-    pred = bundle.predict(torch.as_tensor(x)).cpu().numpy()
+    names, pred = predicted_columns(bundle, task, x)
     frame = rows.text.copy()
     r2 = {}
-    for t, target in enumerate(bundle.output_names):
+    for t, target in enumerate(names):
         name = f"{column_of(target, _labels(bundle))}_pred"
         if name in frame.columns:
             raise DataError(f"{data_path}: already has a column {name!r}; rename it so the predictions can be added")

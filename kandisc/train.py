@@ -6,6 +6,10 @@ It never seeds global RNGs (mini-batches come from the caller's ``torch.Generato
 every step through a callback (progress bars, metrics files), and keeps the last parameters
 whose loss was finite: a non-finite loss rolls the model back and
 restarts the optimiser; repeated failures end the stage with status ``"nonfinite"``.
+
+The loss is the mean squared residual, ``model(x) - y`` unless the caller passes ``residual``
+(a physics task's: residuals of derivatives of the model, :mod:`kandisc.tasks`); train.py stays
+generic and knows no task.
 """
 
 from __future__ import annotations
@@ -66,20 +70,27 @@ class TrainResult:
 
 
 StepCallback = Callable[[StepRecord], None]
+Residual = Callable[[MultKAN, torch.Tensor, torch.Tensor], torch.Tensor]  # (model, x, y) -> (B, k)
 
 
-def _objective(model: MultKAN, x, y, s: TrainSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def regression_residual(model: MultKAN, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return model(x) - y
+
+
+def _objective(
+    model: MultKAN, x, y, s: TrainSettings, residual: Residual | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(objective, mse, reg): reg statistics are only computed when the penalty is on."""
     needs_stats = s.lamb > 0 and (s.lamb_l1 > 0 or s.lamb_entropy > 0)
     if needs_stats:
         pred, traces = model.forward_traced(x)
         reg = model_stats.sparsity_penalty(traces, s.lamb_l1, s.lamb_entropy)
     else:
-        pred = model(x)
-        reg = pred.new_zeros(())
+        pred = model(x) if residual is None else None
+        reg = x.new_zeros((), dtype=model.dtype)
     if s.lamb > 0 and (s.lamb_coef or s.lamb_coefdiff):
         reg = reg + model_stats.coefficient_penalty(model.layers, s.lamb_coef, s.lamb_coefdiff)
-    mse = torch.mean((pred - y) ** 2)
+    mse = torch.mean((pred - y) ** 2) if residual is None else torch.mean(residual(model, x, y) ** 2)
     return mse + s.lamb * reg, mse, reg
 
 
@@ -99,12 +110,12 @@ def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | Levenbe
     )
 
 
-def _make_closure(model, optimizer, params, xb, yb, s: TrainSettings):
+def _make_closure(model, optimizer, params, xb, yb, s: TrainSettings, residual: Residual | None):
     """The loss closure an optimiser step calls (possibly several times, for line searches)."""
 
     def closure():
         optimizer.zero_grad()
-        objective = _objective(model, xb, yb, s)[0]
+        objective = _objective(model, xb, yb, s, residual)[0]
         if not torch.isfinite(objective):
             # A huge finite value with zero gradient makes the line search back off; NaN would break it.
             for p in params:
@@ -123,11 +134,14 @@ def _all_finite(params) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in params)
 
 
-@torch.no_grad()
-def rmse(model: MultKAN, x: torch.Tensor, y: torch.Tensor) -> float:
+def rmse(model: MultKAN, x: torch.Tensor, y: torch.Tensor, residual: Residual | None = None) -> float:
+    """Root mean squared residual; a task's residual needs autograd (derivatives of the model)."""
     if x.shape[0] == 0:
         return float("nan")
-    return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
+    if residual is not None:
+        return float(torch.sqrt(torch.mean(residual(model, x, y).detach() ** 2)))
+    with torch.no_grad():
+        return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
 
 
 def train(
@@ -136,8 +150,12 @@ def train(
     s: TrainSettings,
     generator: torch.Generator | None = None,
     callback: StepCallback | None = None,
+    residual: Residual | None = None,
 ) -> TrainResult:
-    """Run ``s.steps`` optimiser steps on ``data``; the model is updated in place."""
+    """Run ``s.steps`` optimiser steps on ``data``; the model is updated in place.
+
+    ``residual(model, x, y)``: the per-row residuals whose mean square is the loss (None: model(x) - y).
+    """
     generator = generator or torch.Generator().manual_seed(0)
     result = TrainResult()
     n_train = data.x_train.shape[0]
@@ -162,11 +180,11 @@ def train(
             xb, yb = data.x_train, data.y_train
         snapshot = [p.detach().clone() for p in params]
         if isinstance(optimizer, LevenbergMarquardt):
-            optimizer.step(lambda xb=xb, yb=yb: model(xb) - yb)
+            optimizer.step(lambda xb=xb, yb=yb: (residual or regression_residual)(model, xb, yb).reshape(-1))
         else:
-            optimizer.step(_make_closure(model, optimizer, params, xb, yb, s))
+            optimizer.step(_make_closure(model, optimizer, params, xb, yb, s, residual))
         with torch.no_grad():  # judge the parameters the step ended at, not its last trial point
-            objective, mse, reg = (float(v) for v in _objective(model, xb, yb, s))
+            objective, mse, reg = (float(v) for v in _objective(model, xb, yb, s, residual))
         finite = _all_finite(params) and math.isfinite(objective)
         if not finite:
             with torch.no_grad():
@@ -185,8 +203,8 @@ def train(
             continue
         consecutive = 0
         # Full batch: the check above already evaluated the training loss at these parameters.
-        train_loss = rmse(model, data.x_train, data.y_train) if use_batches else math.sqrt(mse)
-        record = StepRecord(step, train_loss, rmse(model, data.x_test, data.y_test), reg)
+        train_loss = rmse(model, data.x_train, data.y_train, residual) if use_batches else math.sqrt(mse)
+        record = StepRecord(step, train_loss, rmse(model, data.x_test, data.y_test, residual), reg)
         result.history.append(record)
         result.steps_done = step + 1
         if callback is not None:

@@ -77,6 +77,54 @@ def neo_hookean(rng):
     return c
 
 
+def neo_hookean_p12(rng):
+    # The same deformation gradients as neo_hookean; P12 = mu*(F F^T)_12 (the law).
+    mu = 5 / 12
+    f = np.eye(3) + rng.uniform(-0.2, 0.2, (1000, 3, 3))
+    f = f[np.linalg.det(f) > 0]
+    c = {f"F{i + 1}{j + 1}": f[:, i, j] for i in range(3) for j in range(3)}
+    c["P12"] = mu * (c["F11"] * c["F21"] + c["F12"] * c["F22"] + c["F13"] * c["F23"])
+    return c
+
+
+def harmonic_oscillator(rng):
+    # L = qdot^2/2 - q^2/2: states drawn independently, the acceleration from the equation of motion.
+    c = uniform(rng, 500, {"q": (-1, 1), "qdot": (-1, 1)})
+    c["qddot"] = -c["q"]
+    return c
+
+
+def pendulum(rng):
+    # L = qdot^2/2 + cos(q): qddot = -sin(q), angles up to ±2.5 rad (far from the small-angle law).
+    c = uniform(rng, 500, {"q": (-2.5, 2.5), "qdot": (-1, 1)})
+    c["qddot"] = -np.sin(c["q"])
+    return c
+
+
+def relativistic_particle(rng):
+    # L = -sqrt(1 - qdot^2) + q (c = m = force = 1): qddot = (1 - qdot^2)^(3/2).
+    c = uniform(rng, 500, {"q": (-1, 1), "qdot": (-0.9, 0.9)})
+    c["qddot"] = (1 - c["qdot"] ** 2) ** 1.5
+    return c
+
+
+def oscillator_energy(rng):
+    # x = (q, p), xdot = (p, -2q): the flow of H = p^2/2 + q^2 (m = 1, k = 2); qdot is p again.
+    c = uniform(rng, 500, {"q": (-1, 1), "p": (-1, 1)})
+    c["qdot"], c["pdot"] = c["p"].copy(), -2 * c["q"]
+    return c
+
+
+def central_orbit(rng):
+    # Kepler force a = -r/|r|^3 on positions 0.5 <= |r| <= 1.5: conserved x*vy - y*vx (and the energy).
+    n = 500
+    radius, angle = rng.uniform(0.5, 1.5, n), rng.uniform(-np.pi, np.pi, n)
+    c = {"x": radius * np.cos(angle), "y": radius * np.sin(angle)}
+    c.update(uniform(rng, n, {"vx": (-1, 1), "vy": (-1, 1)}))
+    c["ax"], c["ay"] = -c["x"] / radius**3, -c["y"] / radius**3
+    return c
+
+
 DATASETS = {  # name: (generator, seed)
     "quickstart": (quickstart, 0),
     "feature_importance": (feature_importance, 1),
@@ -87,6 +135,13 @@ DATASETS = {  # name: (generator, seed)
     "velocity_addition": (velocity_addition, 6),
     "relativistic_mass": (relativistic_mass, 7),
     "neo_hookean": (neo_hookean, 8),
+    "neo_hookean_p12": (neo_hookean_p12, 9),
+    "neo_hookean_p12_no_prior": (neo_hookean_p12, 10),
+    "harmonic_oscillator": (harmonic_oscillator, 11),
+    "pendulum": (pendulum, 12),
+    "relativistic_particle": (relativistic_particle, 13),
+    "oscillator_energy": (oscillator_energy, 14),
+    "central_orbit": (central_orbit, 15),
 }
 
 

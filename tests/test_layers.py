@@ -15,6 +15,7 @@ LAYERS = [
     {"kandisc", "kandisc.model", "kandisc.errors", "kandisc.defaults", "kandisc.metrics", "kandisc.signals"},
     {"kandisc.train", "kandisc.lm", "kandisc.attribution", "kandisc.structure"},
     {"kandisc.symbolic", "kandisc.knowledge"},
+    {"kandisc.tasks"},
     {"kandisc.io"},
     {"kandisc.plots"},
     {"kandisc.pipeline", "kandisc.progress"},

@@ -51,6 +51,7 @@ from kandisc.io.stage_schema import (  # noqa: F401 (re-exported)
     StageItem,
     SymbolicStage,
 )
+from kandisc.io.task_schema import TASK_PIPELINE, TaskConfig, _task_shorthand, check_with_config
 
 
 class DataConfig(_Model):
@@ -301,6 +302,11 @@ class KandiscConfig(_Model):
     modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
     prior: Annotated[PriorConfig, BeforeValidator(_prior_shorthand)] = _f(default_factory=PriorConfig, doc="")
     model: ModelConfig = _f(default_factory=ModelConfig, doc="")
+    task: Annotated[TaskConfig, BeforeValidator(_task_shorthand)] = _f(
+        default_factory=TaskConfig,
+        doc="regression (fit the targets), {lagrangian: {q, qdot, qddot, kinetic}} or {conserved: {x, xdot}}",
+        json_schema_extra={"type": "regression, or a one-key mapping"},
+    )
     pipeline: list[StageItem] | None = _f(
         None,
         "ordered stages, each {name: {params}} or a bare name; null = the discovery search (section search)",
@@ -308,6 +314,20 @@ class KandiscConfig(_Model):
     )
     search: SearchConfig = _f(default_factory=SearchConfig, doc="")
     output: OutputConfig = _f(default_factory=OutputConfig, doc="")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_pipeline(cls, value: Any) -> Any:
+        # The search is for regression; a physics task without a pipeline runs TASK_PIPELINE.
+        task = value.get("task") if isinstance(value, dict) else None
+        if isinstance(task, dict) and task and value.get("pipeline") is None:
+            value = {**value, "pipeline": TASK_PIPELINE}
+        return value
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> KandiscConfig:
+        check_with_config(self)
+        return self
 
     @field_validator("auxiliary")
     @classmethod
@@ -352,4 +372,5 @@ SECTIONS: dict[str, type[_Model]] = {
     "output": OutputConfig,
     "prior": PriorConfig,
     "search": SearchConfig,
+    "task": TaskConfig,
 }

@@ -79,13 +79,17 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
     writes the results of the same computation into the run directory.
     """
     bundle, data = state.bundle, state.data
-    y_raw = prep.table.Y
+    y_raw = prep.y
     labels = dict(prep.table.labels)
     relabel_latex(state.formulas, prep.model_inputs, labels)
-    pred_train = _predict_rows(bundle, data.x_train)
-    pred_test = _predict_rows(bundle, data.x_test)
-    train_m = regression_metrics(y_raw[train_idx], pred_train, bundle.output_names)
-    test_m = regression_metrics(y_raw[test_idx], pred_test, bundle.output_names)
+    if state.task is None:
+        pred_train = _predict_rows(bundle, data.x_train)
+        pred_test = _predict_rows(bundle, data.x_test)
+        train_m = regression_metrics(y_raw[train_idx], pred_train, bundle.output_names)
+        test_m = regression_metrics(y_raw[test_idx], pred_test, bundle.output_names)
+    else:
+        train_m, test_m = (task_metrics(state, prep.x_all[rows], y_raw[rows]) for rows in (train_idx, test_idx))
+        pred_test = _predict_rows(bundle, data.x_test)  # the scalar itself: figures compare no values
     scores = attribute(bundle.model, data.x_train)
     tables = attribution_tables(bundle, scores, pruned_scores(state.reports))
     x_raw_train = prep.x_all[train_idx][:, [prep.model_inputs.index(n) for n in bundle.input_names]]
@@ -128,21 +132,48 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
         "warnings": [r.message for r in state.reports if r.message],
         "wall_seconds": None,
     }
+    if state.task is not None:
+        summary["task"] = task_summary(state, formulas, prep.x_all[test_idx], y_raw[test_idx])
     return Finished(summary, scores, tables, pred_test)
+
+
+def task_metrics(state, x_raw: np.ndarray, y_raw: np.ndarray) -> dict:
+    """The physics task's RMSE and R² of the network (see ``PhysicsTask.metrics``), as per target."""
+    task, name = state.task, state.bundle.output_names[0]
+    rmse, r2 = task.metrics(task.scalar(state.bundle.model), x_raw, y_raw)
+    return {"rmse": {name: rmse}, "r2": {name: r2}}
+
+
+def task_summary(state, formulas: dict, x_test: np.ndarray, y_test: np.ndarray) -> dict:
+    """summary["task"]: the task as configured and what its best formula gives on the test rows
+    (the equations of motion of L, the conservation of H)."""
+    task = state.task
+    ((kind, params),) = task.to_dict().items()
+    record = {"kind": kind, **params, "scalar": task.output}
+    text = formulas.get(task.output)
+    if text is not None:
+        from kandisc.knowledge.formula import parse_formula
+
+        record.update(task.formula_record(parse_formula(text, task.inputs), x_test, y_test))
+    return record
 
 
 def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
     """Write model.pt, attribution.json, formulas, figures, summary.json and report.md of a fit."""
     summary, scores, tables, pred_test = summarize_fit(prep, state, test_idx, train_idx)
-    bundle, y_raw = state.bundle, prep.table.Y
+    bundle, y_raw = state.bundle, prep.y
     save_model(bundle, run.model_path)
     run.write_json("attribution.json", tables)
     write_formula_files(run, state)
     if prep.cfg.output.figures:
         from kandisc.pipeline.figures import write_figures
 
-        shown, sources = formula_predictions(prep, state.formulas, bundle.output_names, test_idx, pred_test)
-        summary["figures"] = write_figures(run, prep, state, scores, y_raw[test_idx], shown, sources)
+        if state.task is None:
+            shown, sources = formula_predictions(prep, state.formulas, bundle.output_names, test_idx, pred_test)
+            y_shown = y_raw[test_idx]
+        else:  # the scalar L or H has no measured values to plot against
+            shown, sources, y_shown = pred_test, None, None
+        summary["figures"] = write_figures(run, prep, state, scores, y_shown, shown, sources)
     summary["wall_seconds"] = round(run.elapsed(), 3)
     run.write_json("summary.json", summary)
     from kandisc.io.config import config_to_yaml

@@ -64,6 +64,38 @@ def _display_formulas(formulas: dict, labels: dict) -> list[str]:
     return lines
 
 
+def task_lines(summary: dict) -> list[str]:
+    """What a physics task's formula gives: the equations of motion of L, the conservation of H
+    (plain text lines, for the terminal and the report)."""
+    task = summary.get("task")
+    if not task:
+        return []
+    if task["kind"] == "lagrangian":
+        eom = task.get("equations_of_motion")
+        if eom is None and summary["formulas"].get("L"):
+            return ["equation of motion: none (the Hessian of L in the velocities is singular)"]
+        if not eom:
+            return []
+        err = task.get("eom_max_relative_error")
+        lines = [f"{name} = {expr}" for name, expr in eom.items()]
+        names = ", ".join(eom)
+        return lines + [f"equation of motion from L: max error on the test rows' {names} {_num(err, '.2e')} (relative)"]
+    if task.get("constant"):
+        return ["H is constant: it conserves nothing (try another seed or more steps)"]
+    if task.get("max_abs_cosine") is None:
+        return []
+    return [f"conservation of H on the test rows: max |cos(grad H, xdot)| = {_num(task['max_abs_cosine'], '.2e')}"]
+
+
+def _task(summary: dict) -> list[str]:
+    lines = task_lines(summary)
+    if not lines:
+        return []
+    kind = summary["task"]["kind"]
+    title = "Equation of motion" if kind == "lagrangian" else "Conserved quantity"
+    return ["", f"## {title}", ""] + [f"- `{line}`" if " = " in line else f"- {line}" for line in lines]
+
+
 def _candidates(formulas: dict) -> list[str]:
     lines = []
     for target, entry in formulas.items():
@@ -240,7 +272,7 @@ def render_report(
         f"{_num(summary['wall_seconds'], '.1f')} s.",
         "",
     ]
-    lines += _symbols(labels) + _results(summary) + _display_formulas(formulas, labels)
+    lines += _symbols(labels) + _results(summary) + _task(summary) + _display_formulas(formulas, labels)
     lines += _candidates(formulas) + [""] + _data(summary, labels) + _search(summary)
     lines += _importance(tables, summary.get("pruned_inputs", [])) + [""]
     lines += _edge_fits(reports, summary.get("kept_inputs") or summary["inputs"]) + _stages(reports)

@@ -8,6 +8,7 @@ tensors it trains on; the single pipeline and every candidate of the search star
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from kandisc.io.scaling import Scaling
 from kandisc.io.sizes import check_size
 from kandisc.knowledge.user_functions import register_definitions
 from kandisc.model import ModelSpec, MultKAN
+from kandisc.tasks import PhysicsTask, task_from_dict
 from kandisc.train import Dataset
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -39,6 +41,13 @@ class Prepared:
     module_masks: list | None
     aux_exprs: dict
     device: str
+    task: PhysicsTask | None = None  # a physics task (kandisc.tasks); None = regression on the targets
+    task_y: np.ndarray | None = None  # (N, k) a task's derivative columns (some may be input columns too)
+
+    @property
+    def y(self) -> np.ndarray:
+        """What the loss compares with, raw: the targets, or a physics task's derivative columns."""
+        return self.table.Y if self.task_y is None else self.task_y
 
 
 def resolve_device(name: str) -> str:
@@ -53,7 +62,18 @@ def prepare(data: Path, config, overrides: list[str]) -> Prepared:
     """Validate a CSV run; ``config``: a YAML path, a mapping, a ``KandiscConfig`` or None."""
     cfg = load_config(config, overrides)
     register_definitions(cfg.functions)
-    return _prepare(cfg, load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna))
+    if not cfg.task.physics:
+        return _prepare(cfg, load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna))
+    inputs, derivatives = cfg.task.columns()
+    # A velocity can be a state column and a derivative at once (x: [x, vx], xdot: [vx, ax]): the
+    # table holds it once, as an input.
+    targets = [c for c in derivatives if c not in inputs]
+    if not targets:
+        raise ConfigError(f"task.{cfg.task.kind}: the derivative columns are all state columns; list the measured ones")
+    table = load_table(data, inputs, targets, cfg.data.dropna)
+    columns = dict(zip(table.input_names, table.X.T, strict=True))
+    columns |= dict(zip(table.target_names, table.Y.T, strict=True))
+    return dataclasses.replace(_prepare(cfg, table), task_y=np.column_stack([columns[c] for c in derivatives]))
 
 
 def prepare_table(table: Table, config=None, overrides: list[str] = ()) -> Prepared:
@@ -63,13 +83,18 @@ def prepare_table(table: Table, config=None, overrides: list[str] = ()) -> Prepa
     config are not used.
     """
     cfg = load_config(config, list(overrides))
+    if cfg.task.physics:  # the task picks and orders its columns from a CSV's header
+        raise ConfigError(
+            f"task.{cfg.task.kind} runs from a CSV (kandisc fit, api.fit_run); the estimator fits regression"
+        )
     register_definitions(cfg.functions)
     return _prepare(cfg, table)
 
 
 def _prepare(cfg: KandiscConfig, table: Table) -> Prepared:
     x_all, model_inputs, aux_exprs = with_auxiliary(table, dict(cfg.auxiliary))
-    width = resolve_width(cfg.model, model_inputs, table.target_names)
+    task = task_from_dict(cfg.task.as_dict())
+    width = resolve_width(cfg.model, model_inputs, [task.output] if task else table.target_names)
     if cfg.prior.active:
         if cfg.model.width is not None or cfg.modules:
             raise ConfigError(
@@ -88,7 +113,7 @@ def _prepare(cfg: KandiscConfig, table: Table) -> Prepared:
         from kandisc.knowledge.modules import masks_from_config
 
         masks = masks_from_config(cfg.modules, width, cfg.model.mult_arity)
-    return Prepared(cfg, table, model_inputs, x_all, width, masks, aux_exprs, resolve_device(cfg.device))
+    return Prepared(cfg, table, model_inputs, x_all, width, masks, aux_exprs, resolve_device(cfg.device), task)
 
 
 def with_auxiliary(table: Table, auxiliary: dict[str, str]) -> tuple[np.ndarray, list[str], dict]:
@@ -175,12 +200,15 @@ def build_bundle(prep: Prepared, train_idx: np.ndarray, y_log=None) -> ModelBund
     return ModelBundle(
         model=model,
         input_names=list(prep.model_inputs),
-        output_names=list(prep.table.target_names),
+        output_names=[prep.task.output] if prep.task else list(prep.table.target_names),
         data_columns=list(prep.table.input_names),
         auxiliary=dict(cfg.auxiliary),
         normalization=normalization,
-        # predict and explain read the original columns; the report shows their names
-        extras={"column_labels": dict(prep.table.labels)} if prep.table.labels else {},
+        # predict and explain read the original columns; the report shows their names; a task is kept
+        extras={
+            **({"column_labels": dict(prep.table.labels)} if prep.table.labels else {}),
+            **({"task": prep.task.to_dict()} if prep.task else {}),
+        },
     )
 
 

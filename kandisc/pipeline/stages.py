@@ -39,7 +39,8 @@ def prune_stage(state: RunState, params: dict) -> StageReport:
         node_threshold=params["node_threshold"],
         edge_threshold=params["edge_threshold"],
         input_threshold=params["input_threshold"],
-        prune_inputs=params["prune_inputs"],
+        # A physics task differentiates with respect to every one of its columns: they all stay.
+        prune_inputs=params["prune_inputs"] and state.task is None,
     )
     bundle, keep = state.bundle, result.kept_inputs
     names_before = list(bundle.input_names)

@@ -13,6 +13,7 @@ from typing import Protocol
 import torch
 
 from kandisc.io.model_file import ModelBundle
+from kandisc.tasks import PhysicsTask
 from kandisc.train import Dataset, StepRecord
 
 
@@ -60,6 +61,7 @@ class RunState:
     aux_exprs: dict = field(default_factory=dict)  # auxiliary name -> sympy expression of data columns
     search: dict | None = None  # the discovery search's record (candidates, winner), when one ran
     on_stage_end: Callable[[int, str], None] | None = None  # (1-based stage index, stage name): checkpoints
+    task: PhysicsTask | None = None  # a physics task: its residual is the loss, its scorer rates formulas
 
     @property
     def model(self):

@@ -185,6 +185,21 @@ def _raw(state: RunState, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray,
     return (norm.x_from_model(x), norm.y_from_model(y)) if norm else (x, y)
 
 
+def _scorer(state: RunState, assembly, t: int, train_rows, test_rows):
+    """(expression, scorer) of output ``t``: its formula against its target column, or for a
+    physics task the formula of the task's scalar (network + known term) on the task's residuals."""
+    (x_train, y_train), (x_test, y_test) = train_rows, test_rows
+    held_out = len(x_test) > 0
+    if state.task is not None:
+        from kandisc.tasks.scoring import TaskScorer
+
+        eval_x, eval_y = (x_test, y_test) if held_out else (x_train, y_train)
+        scorer = TaskScorer(state.task, assembly.symbols, x_train, y_train, eval_x, eval_y)
+        return state.task.total_expr(assembly.exprs[t]), scorer
+    eval_x, eval_y = (x_test, y_test[:, t]) if held_out else (x_train, y_train[:, t])
+    return assembly.exprs[t], Scorer(assembly.symbols, x_train, y_train[:, t], eval_x, eval_y)
+
+
 def extract_formulas(state: RunState, params: dict) -> list[str]:
     """Assemble, verify and simplify formulas into ``state.formulas``; return mismatch messages."""
     bundle, data = state.bundle, state.data
@@ -205,9 +220,8 @@ def extract_formulas(state: RunState, params: dict) -> list[str]:
             continue
         if status != "ok":
             continue
-        eval_x, eval_y = (x_test, y_test[:, t]) if len(x_test) else (x_train, y_train[:, t])
-        scorer = Scorer(assembly.symbols, x_train, y_train[:, t], eval_x, eval_y)
-        front = build_candidates(assembly.exprs[t], scorer, params["snap_constants"], params["max_candidates"])
+        expr, scorer = _scorer(state, assembly, t, (x_train, y_train), (x_test, y_test))
+        front = build_candidates(expr, scorer, params["snap_constants"], params["max_candidates"])
         entry["candidates"] = [c.to_row(target) for c in front]
         entry["best"] = next((row for row in entry["candidates"] if row["is_best"]), None)
     return mismatches

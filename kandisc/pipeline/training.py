@@ -17,7 +17,11 @@ def run_training(state: RunState, label: str, settings: TrainSettings) -> StageR
         state.global_step += 1
         state.sink.step(label, record, state.global_step, state.model.n_edges())
 
-    result = train(state.model, state.data, settings, state.generator, on_step)
+    task = state.task
+    if task is not None:
+        task.check(state.model, state.data.x_train)  # a singular start is an error, not a run of NaNs
+    residual = task.residual if task is not None else None
+    result = train(state.model, state.data, settings, state.generator, on_step, residual)
     last = result.history[-1] if result.history else None
     details = {
         "steps": result.steps_done,

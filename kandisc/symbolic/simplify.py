@@ -79,6 +79,11 @@ class Scorer:
         r2 = metrics.r2_score(self.y_test, pred)
         return Candidate(expr, complexity(expr), metrics.rmse(self.y_test, pred), r2, origin)
 
+    def refit_loss(self, evaluate, columns: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """What ``refit`` minimises: the mean squared error of ``evaluate(columns)`` (scorers of
+        other tasks override it; ``x`` holds the same rows as ``columns``, as one tensor)."""
+        return torch.mean((evaluate(columns) - y) ** 2)
+
     def refit(self, expr: sp.Expr, steps: int = 30) -> sp.Expr:
         """Jointly refit every Float constant of ``expr`` on the training rows (LBFGS, autograd)."""
         from kandisc.knowledge.formula import to_torch_function
@@ -96,8 +101,8 @@ class Scorer:
         columns = {str(s): x[:, k] for k, s in enumerate(self.symbols)}
 
         def loss() -> torch.Tensor:
-            pred = fn({**columns, **{str(p): values[k] for k, p in enumerate(params)}})
-            return torch.mean((pred - y) ** 2)
+            constants = {str(p): values[k] for k, p in enumerate(params)}
+            return self.refit_loss(lambda cols: fn({**cols, **constants}), columns, x, y)
 
         with torch.no_grad():
             start_loss = float(loss())
