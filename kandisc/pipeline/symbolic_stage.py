@@ -56,6 +56,8 @@ def _backfit_output_edges(state: RunState, x: torch.Tensor, y: torch.Tensor, ord
     last = model.depth - 1
     rows = slice(0, CURVE_POINTS)
     on_data = torch.zeros(len(order), dtype=torch.bool)
+    if state.task is not None:  # the network's output is not measured (L, H): no residual to fit
+        return x, y, on_data
     if data.x_train.shape[0] < CURVE_POINTS or not any(layer == last for layer, _, _ in order):
         return x, y, on_data
     h = model.layer_inputs(data.x_train[rows])[last]

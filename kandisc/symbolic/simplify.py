@@ -57,8 +57,18 @@ class Candidate:
 
 
 def complexity(expr: sp.Expr) -> int:
-    """Nodes of the sympy tree, a fitted (Float) constant counting twice: exact constants are simpler."""
-    return sum(2 if isinstance(node, sp.Float) else 1 for node in sp.preorder_traversal(expr))
+    """Nodes of the sympy tree, a fitted (Float) constant counting twice and an exact constant
+    (3/(20π), π²/2) once however it is written: exact constants are simpler than fitted ones."""
+    if isinstance(expr, sp.Float):
+        return 2
+    if expr.is_number:
+        return 2 if expr.has(sp.Float) else 1
+    if isinstance(expr, sp.Mul):  # the numeric factors (1/2, π**-1) are one coefficient
+        numbers = [a for a in expr.args if a.is_number]
+        rest = [a for a in expr.args if not a.is_number]
+        coefficient = (2 if any(a.has(sp.Float) for a in numbers) else 1) if numbers else 0
+        return 1 + coefficient + sum(complexity(arg) for arg in rest)
+    return 1 + sum(complexity(arg) for arg in expr.args)
 
 
 class Scorer:
