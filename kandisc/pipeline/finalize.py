@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -117,17 +118,27 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
 
 def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
     """Write model.pt, attribution.json, formulas, figures, summary.json and report.md of a fit."""
+    clock = [time.perf_counter()]
+
+    def lap() -> float:  # seconds since the previous lap
+        clock.append(time.perf_counter())
+        return round(clock[-1] - clock[-2], 3)
+
     summary, scores, tables, pred_test = summarize_fit(prep, state, test_idx, train_idx)
+    timings = {"stages": [{"label": r.label, "seconds": r.seconds} for r in state.reports], "summarize": lap()}
     bundle, y_raw = state.bundle, prep.table.Y
     save_model(bundle, run.model_path)
     run.write_json("attribution.json", tables)
     write_formula_files(run, state)
+    timings["write"] = lap()
     if prep.cfg.output.figures:
         from kandisc.pipeline.figures import write_figures
 
         shown, sources = formula_predictions(prep, state.formulas, bundle.output_names, test_idx, pred_test)
         summary["figures"] = write_figures(run, prep, state, scores, y_raw[test_idx], shown, sources)
+        timings["figures"] = lap()
     summary["wall_seconds"] = round(run.elapsed(), 3)
+    summary["timings"] = timings  # where the wall time went (benchmarks/end_to_end.py reads it)
     run.write_json("summary.json", summary)
     from kandisc.pipeline.report import render_report
 

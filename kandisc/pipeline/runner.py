@@ -20,7 +20,6 @@ from kandisc.io.data import Table, load_table
 from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.io.scaling import Scaling
 from kandisc.io.sizes import check_size
-from kandisc.knowledge.user_functions import register_definitions
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.train import Dataset
 
@@ -52,7 +51,7 @@ def resolve_device(name: str) -> str:
 def prepare(data: Path, config, overrides: list[str]) -> Prepared:
     """Validate a CSV run; ``config``: a YAML path, a mapping, a ``KandiscConfig`` or None."""
     cfg = load_config(config, overrides)
-    register_definitions(cfg.functions)
+    _register_functions(cfg)
     return _prepare(cfg, load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna))
 
 
@@ -63,8 +62,17 @@ def prepare_table(table: Table, config=None, overrides: list[str] = ()) -> Prepa
     config are not used.
     """
     cfg = load_config(config, list(overrides))
-    register_definitions(cfg.functions)
+    _register_functions(cfg)
     return _prepare(cfg, table)
+
+
+def _register_functions(cfg: KandiscConfig) -> None:
+    """The config's ``functions:``; imported only when there are some (it pulls in sympy, which a
+    fit otherwise first needs after training, in the symbolic stage)."""
+    if cfg.functions:
+        from kandisc.knowledge.user_functions import register_definitions
+
+        register_definitions(cfg.functions)
 
 
 def _prepare(cfg: KandiscConfig, table: Table) -> Prepared:
