@@ -35,7 +35,18 @@ _HOMES = {
     "predict": "kandisc.predict",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "CompileResult",
+    "ExplainResult",
+    "FitResult",
+    "PredictResult",
+    "UnitsResult",
+    "compile_formula",
+    "explain",
+    "fit_run",
+    "predict",
+    "units_report",
+]
 
 
 def __getattr__(name: str):

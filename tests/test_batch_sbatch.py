@@ -93,7 +93,7 @@ def _fake_python(tmp_path: Path) -> Path:
     py.write_text(
         "#!/bin/sh\n"
         'echo "$@" >> "$(dirname "$0")/calls.log"\n'
-        'first=$7; last=$((first + ${9:-1} - 1))\n'
+        "first=$7; last=$((first + ${9:-1} - 1))\n"
         '[ "$first" -le 7 ] && [ "$last" -ge 7 ] && exit 139\n'
         '[ "$first" -le 4 ] && [ "$last" -ge 4 ] && exit 1\n'
         "exit 0\n"

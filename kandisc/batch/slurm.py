@@ -1,12 +1,13 @@
 """The Slurm executor: ``BATCH_DIR/submit.sbatch``, one array job over the manifest, and its submission.
 
-Array task ``t`` runs manifest rows ``t*chunk .. t*chunk+chunk-1`` one after the other in one process,
-``<python> -m kandisc batch run-one MANIFEST --index FIRST --count N``, so torch and kandisc are
-imported once per chunk; if that process crashes (a signal other than an interrupt), the rest of the
-chunk runs one process per row, so one crash does not take the rest of the chunk with it. The script names the absolute interpreter of the current
-environment, so compute nodes use the same install; a source checkout that is not installed is put
-on ``PYTHONPATH``. ``sbatch`` is only called on request (``--submit``): the script is always written
-first and can be read, edited and submitted by hand.
+Array task ``t`` runs manifest rows ``t*chunk .. t*chunk+chunk-1`` one after the other in one
+process, ``<python> -m kandisc batch run-one MANIFEST --index FIRST --count N``, so torch and
+kandisc are imported once per chunk; if that process crashes (a signal other than an interrupt), the
+rest of the chunk runs one process per row, so one crash does not take the rest of the chunk with
+it. The script names the absolute interpreter of the current environment, so compute nodes use the
+same install; a source checkout that is not installed is put on ``PYTHONPATH``. ``sbatch`` is only
+called on request (``--submit``): the script is always written first and can be read, edited and
+submitted by hand.
 """
 
 from __future__ import annotations
