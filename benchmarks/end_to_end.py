@@ -38,6 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = "quickstart"
+END_PARTS = ("summarize", "write", "figures")  # summary.json timings after the stages, in that order
 
 
 def example_cases() -> dict[str, tuple[Path, Path]]:
@@ -73,7 +74,7 @@ def fit_once(python: str, data: Path, config: Path, env: dict, timeout: float) -
     for stage in timings.get("stages", []):
         name = stage["label"].split(" ")[0]  # "fit 2 (after prune)" -> fit: one column per stage kind
         parts[name] = parts.get(name, 0.0) + stage["seconds"]
-    for key in ("summarize", "write", "figures"):
+    for key in END_PARTS:
         parts[key] = timings.get(key, 0.0)
     target = summary["targets"][0]
     return {
@@ -113,7 +114,7 @@ def median(runs: list[dict], key: str) -> float | None:
 
 def summarize_case(name: str, runs: list[dict]) -> dict:
     ok = [r for r in runs if "error" not in r]
-    parts = sorted({p for r in ok for p in r["parts"]}, key=lambda p: (p in ("summarize", "write", "figures"), p))
+    parts = list(dict.fromkeys(p for r in ok for p in r["parts"]))  # stage kinds as they ran, then END_PARTS
     row = {"case": name, "runs": len(runs), "failed": len(runs) - len(ok)}
     row.update({k: median(ok, k) for k in ("wall", "cpu", "startup")})
     row["parts"] = {p: statistics.median([r["parts"].get(p, 0.0) for r in ok]) for p in parts}
@@ -138,7 +139,8 @@ def table(rows: list[dict]) -> str:
         failed = f" ({r['failed']} failed)" if r.get("failed") else ""
         lines.append(
             f"| {r['case']} | {r['runs']}{failed} | {_s(r['wall'])} | {_s(r['cpu'])} | {_s(r.get('startup'))} "
-            f"| {parts} | `{r.get('formula')}` | {'-' if r2 is None else f'{r2:.6f}'} |"
+            f"| {parts} | {'-' if r.get('formula') is None else '`' + r['formula'] + '`'} "
+            f"| {'-' if r2 is None else f'{r2:.6f}'} |"
         )
     return "\n".join(lines)
 
