@@ -47,11 +47,14 @@ def example_cases() -> dict[str, tuple[Path, Path]]:
     return {c.stem: (REPO / "sample_data" / f"{c.stem}.csv", c) for c in configs}
 
 
-def timed(cmd: Sequence[str], env: dict, timeout: float) -> tuple[float, float, int, str]:
-    """(wall s, CPU s of the child and its children, exit code, stderr tail) of one process."""
+def timed(cmd: Sequence[str], env: dict, timeout: float, cwd: Path) -> tuple[float, float, int, str]:
+    """(wall s, CPU s of the child and its children, exit code, stderr tail) of one process.
+
+    ``cwd`` is never this checkout: ``python -m`` puts the working directory before ``PYTHONPATH``.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -63,7 +66,7 @@ def fit_once(python: str, data: Path, config: Path, env: dict, timeout: float) -
     out = Path(tempfile.mkdtemp(prefix="kandisc-e2e-"))
     try:
         cmd = [python, "-m", "kandisc", "fit", str(data), "--config", str(config), "--out", str(out / "run"), "--quiet"]
-        wall, cpu, rc, err = timed(cmd, env, timeout)
+        wall, cpu, rc, err = timed(cmd, env, timeout, out)
         if rc != 0:
             return {"wall": wall, "cpu": cpu, "error": f"exit {rc}: {err.strip().splitlines()[-1:]}"}
         summary = json.loads((out / "run" / "summary.json").read_text())
@@ -92,7 +95,7 @@ def discovery_once(python: str, jobs: int, env: dict, timeout: float) -> dict:
     out = Path(tempfile.mkdtemp(prefix="kandisc-e2e-disc-"))
     try:
         cmd = [python, str(REPO / "benchmarks" / "discovery.py"), "--quick", "--jobs", str(jobs), "--out", str(out)]
-        wall, cpu, rc, err = timed(cmd, env, timeout)
+        wall, cpu, rc, err = timed(cmd, env, timeout, out)
         if rc != 0:
             return {"wall": wall, "cpu": cpu, "error": f"exit {rc}: {err.strip().splitlines()[-1:]}"}
         rows = json.loads((out / "results.json").read_text())["results"]
@@ -166,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = [c for c in wanted if c not in cases]
     if unknown:
         sys.exit(f"error: unknown case(s) {' '.join(unknown)}; choose from {' '.join(cases)}")
-    startup = [timed([args.python, "-m", "kandisc", "--version"], env, args.timeout) for _ in range(args.repeat)]
+    home = Path(tempfile.gettempdir())
+    startup = [timed([args.python, "-m", "kandisc", "--version"], env, args.timeout, home) for _ in range(args.repeat)]
     rows = [{"case": "kandisc --version", "runs": len(startup), "wall": statistics.median(s[0] for s in startup),
              "cpu": statistics.median(s[1] for s in startup), "formula": None}]  # fmt: skip
     raw: dict[str, list[dict]] = {}
