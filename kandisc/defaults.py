@@ -36,8 +36,8 @@ class TrainSettings:
     update_grid: bool = True
     grid_update_every: int = 5
     stop_grid_update_step: int = 50
-    plateau_rtol: float = 0.0  # 0 = run every step (see kandisc.train.plateaued)
-    plateau_window: int = 5
+    plateau_rtol: float = 1e-3  # 0 = run every step (see kandisc.train.plateaued)
+    plateau_window: int = 3
     lbfgs_iterations: int = 20
 
 

@@ -15,6 +15,7 @@ generic and knows no task.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -94,9 +95,28 @@ def _objective(
     return mse + s.lamb * reg, mse, reg
 
 
+def _skip_dynamo_import() -> None:
+    """Keep the first ``torch.optim`` optimiser from importing ``torch._dynamo``.
+
+    ``Optimizer.add_param_group`` and ``zero_grad`` are wrapped by ``torch._disable_dynamo``, which
+    imports ``torch._dynamo`` on its first call only to mark them as not to be compiled: about as
+    long as importing torch itself, before the first training step. kandisc never compiles, so
+    the wrapper is handed its own function as the already-"disabled" version (the attribute the
+    wrapper caches it under). Done only while dynamo is not loaded, and a no-op where torch lays
+    these wrappers out otherwise; Adam's step imports dynamo regardless.
+    """
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
+        raw = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
+        if raw is not None and not hasattr(raw, "__dynamo_disable"):
+            setattr(raw, "__dynamo_disable", raw)
+
+
 def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | LevenbergMarquardt:
     if s.opt == "lm":
         return LevenbergMarquardt(params)
+    _skip_dynamo_import()
     if s.opt == "adam":
         return torch.optim.Adam(params, lr=s.lr)
     return torch.optim.LBFGS(

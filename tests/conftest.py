@@ -35,6 +35,33 @@ def write_csv(tmp_path):
     return _write
 
 
+@pytest.fixture(scope="session")
+def example_run(tmp_path_factory):
+    """``run(name)``: ``kandisc fit`` of the bundled example ``name`` (its full config, figures off),
+    run once per session and shared by the tests that only read it; returns (run dir, summary, stdout)."""
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from kandisc.cli import app
+
+    root = Path(__file__).resolve().parent.parent
+    runs: dict[str, tuple] = {}
+
+    def run(name: str):
+        if name not in runs:
+            out = tmp_path_factory.mktemp("examples") / name
+            data, config = root / "sample_data" / f"{name}.csv", root / "configs" / f"{name}.yaml"
+            args = ["fit", str(data), "--config", str(config), "--out", str(out), "--set", "output.figures=false"]
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 0, result.stderr
+            runs[name] = (out, json.loads((out / "summary.json").read_text()), result.stdout)
+        return runs[name]
+
+    return run
+
+
 def fit_with_config(data, config_text: str, out):
     """Run ``kandisc fit data`` with ``config_text`` (written next to ``out``); assert it succeeded."""
     from typer.testing import CliRunner

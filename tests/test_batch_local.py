@@ -35,7 +35,7 @@ def fake_fit(data, config=None, out=None, overrides=(), seed=None, overwrite=Fal
         fh.write(f"{seed} {overwrite} {list(overrides)}\n")
     if stem.startswith("bug"):
         raise RuntimeError("boom")
-    info = {"status": "completed", "seed": seed, "omp": os.environ.get("OMP_NUM_THREADS")}
+    info = {"status": "completed", "seed": seed, "omp": os.environ.get("OMP_NUM_THREADS"), "pid": os.getpid()}
     (out / "run.json").write_text(json.dumps(info))
     (out / "summary.json").write_text(json.dumps({"status": "completed", "targets": ["y"], "test_r2": {"y": 1}}))
     return SimpleNamespace(run_dir=out, status="completed", summary={})
@@ -131,6 +131,26 @@ def test_run_one_cli_index_from_slurm_env(tmp_path: Path, monkeypatch) -> None:
     assert res.exit_code == 2 and "give --index" in res.stderr
 
 
+def test_run_one_cli_count_runs_a_chunk_in_one_process(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(local, "_default_fit", lambda: fake_fit)
+    rows = _rows(tmp_path, ["a", "bug", "b", "bad"])
+    write_manifest(tmp_path / "manifest.csv", rows)
+    runner = CliRunner()
+    res = runner.invoke(batch_app, ["run-one", str(tmp_path), "--index", "0", "--count", "3"])
+    assert res.exit_code == 1  # row 1's fit failed; the chunk went on to row 2
+    assert res.stdout.splitlines() == [
+        f"0000 completed {rows[0].run_dir}",
+        f"0001 failed {rows[1].run_dir}",
+        f"0002 completed {rows[2].run_dir}",
+    ]
+    assert [_calls(r) for r in rows] == [1, 1, 1, 0]
+    res = runner.invoke(batch_app, ["run-one", str(tmp_path), "-i", "2", "-n", "2"])
+    assert res.exit_code == 2 and res.stdout == f"0002 skipped (completed) {rows[2].run_dir}\n"
+    assert res.stderr.count("\n") == 1 and "row 3: " in res.stderr and "no numeric columns" in res.stderr
+    res = runner.invoke(batch_app, ["run-one", str(tmp_path), "-i", "2", "-n", "3"])
+    assert res.exit_code == 2 and "--count 3" in res.stderr and "1 to 2" in res.stderr
+
+
 def sigterm_fit(data, out=None, **kw):
     """Slurm's scancel / time limit: SIGTERM while the fit runs."""
     out = Path(out)
@@ -174,6 +194,13 @@ def test_pool_isolates_failures_and_sets_threads(tmp_path: Path) -> None:
         (4, "skipped"),
     ]
     assert [_calls(r) for r in rows] == [1, 0, 2, 1, 1]
+
+
+def test_pool_reuses_its_workers_across_rows(tmp_path: Path) -> None:
+    rows = _rows(tmp_path, [f"r{i}" for i in range(6)])
+    run_batch(rows, jobs=2, threads=1, fit=fake_fit)
+    pids = [json.loads((r.run_dir / "run.json").read_text())["pid"] for r in rows]
+    assert len(set(pids)) <= 2  # 6 rows, 2 worker processes: each imported kandisc (and torch) once
 
 
 def test_pool_ctrl_c_interrupts_running_cancels_pending(tmp_path: Path) -> None:

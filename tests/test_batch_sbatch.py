@@ -47,10 +47,19 @@ task=${{SLURM_ARRAY_TASK_ID:?"submit this script with sbatch (it needs SLURM_ARR
 first=$((task * CHUNK))
 last=$((first + CHUNK - 1))
 if [ "$last" -ge "$N_ROWS" ]; then last=$((N_ROWS - 1)); fi
-rc=0
-for ((i = first; i <= last; i++)); do
-    "$PYTHON" -m kandisc batch run-one "$MANIFEST" --index "$i" || rc=1
-done
+"$PYTHON" -m kandisc batch run-one "$MANIFEST" --index "$first" --count "$((last - first + 1))"
+rc=$?
+# 0 done, 1 a fit failed, 2 a row was refused, 129/130/143 interrupted: the chunk is over. Anything
+# else is a crash (segfault, out of memory): finish the chunk one process per row (done rows skip).
+case "$rc" in
+    0 | 1 | 2 | 129 | 130 | 143) ;;
+    *)
+        rc=0
+        for ((i = first; i <= last; i++)); do
+            "$PYTHON" -m kandisc batch run-one "$MANIFEST" --index "$i" || rc=1
+        done
+        ;;
+esac
 exit "$rc"
 """
 
@@ -78,22 +87,39 @@ def test_defaults_no_cap_no_partition_no_pythonpath() -> None:
 
 
 def _fake_python(tmp_path: Path) -> Path:
+    """Stands in for `python -m kandisc batch run-one MANIFEST --index I [--count N]`: logs its
+    arguments; the rows it covers decide its exit: row 7 crashes it (139, a segfault), row 4 fails (1)."""
     py = tmp_path / "fakepython"
-    py.write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/calls.log"\n[ "$7" != 4 ]\n')
+    py.write_text(
+        "#!/bin/sh\n"
+        'echo "$@" >> "$(dirname "$0")/calls.log"\n'
+        "first=$7; last=$((first + ${9:-1} - 1))\n"
+        '[ "$first" -le 7 ] && [ "$last" -ge 7 ] && exit 139\n'
+        '[ "$first" -le 4 ] && [ "$last" -ge 4 ] && exit 1\n'
+        "exit 0\n"
+    )
     py.chmod(py.stat().st_mode | stat.S_IEXEC)
     return py
 
 
-@pytest.mark.parametrize(("task", "indices"), [(0, [0, 1, 2]), (1, [3, 4, 5]), (3, [9])])
-def test_script_runs_the_rows_of_its_chunk(tmp_path: Path, task: int, indices: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("task", "calls", "rc"),
+    [
+        (0, ["--index 0 --count 3"], 0),
+        (1, ["--index 3 --count 3"], 1),  # a failed fit fails the array task, after the rest of its chunk
+        (2, ["--index 6 --count 3", "--index 6", "--index 7", "--index 8"], 1),  # a crash: one process per row
+        (3, ["--index 9 --count 1"], 0),
+    ],
+)
+def test_script_runs_its_chunk_in_one_process(tmp_path: Path, task: int, calls: list[str], rc: int) -> None:
     py = _fake_python(tmp_path)
     script = tmp_path / "submit.sbatch"
     script.write_text(render_script(tmp_path / "manifest.csv", 10, OPTS, str(py)))
     env = {**os.environ, "SLURM_ARRAY_TASK_ID": str(task)}
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
-    calls = (tmp_path / "calls.log").read_text().splitlines()
-    assert calls == [f"-m kandisc batch run-one {tmp_path}/manifest.csv --index {i}" for i in indices]
-    assert proc.returncode == (1 if 4 in indices else 0)  # a failed fit fails the array task, not its chunk
+    logged = (tmp_path / "calls.log").read_text().splitlines()
+    assert logged == [f"-m kandisc batch run-one {tmp_path}/manifest.csv {c}" for c in calls]
+    assert proc.returncode == rc
 
 
 def test_script_outside_slurm_says_so(tmp_path: Path) -> None:

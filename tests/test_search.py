@@ -125,7 +125,11 @@ def test_an_explicit_pipeline_runs_once_without_a_search(write_csv, tmp_path):
     rng = np.random.default_rng(4)
     x = rng.uniform(-1, 1, 200)
     config = tmp_path / "c.yaml"
-    config.write_text("pipeline: [{fit: {steps: 2}}, symbolic]\noutput: {figures: false}\n")
+    # One edge and short retraining: the test is about skipping the search, not about the fit.
+    config.write_text(
+        "model: {width: [1, 1]}\npipeline: [{fit: {steps: 2}}, {symbolic: {retrain_steps: 2}}]\n"
+        "output: {figures: false}\n"
+    )
     summary, _ = _fit(write_csv({"x": x, "f": 2 * x}), tmp_path / "run", "--config", config)
     assert summary["search"] is None and "law_found" in summary
 

@@ -165,8 +165,8 @@ def rounded(expr: sp.Expr, digits: int = 3) -> sp.Expr:
         ("velocity_addition", "(x + y)/(1 + x*y)"),
     ],
 )
-def test_recovers_the_law_from_sample_data(name, expected, tmp_path):
-    summary, stdout = run_example(name, tmp_path)
+def test_recovers_the_law_from_sample_data(name, expected, example_run):
+    _, summary, stdout = example_run(name)
     formula = rounded(sp.sympify(summary["formulas"]["f"]))  # our own output, not user input
     truth = sp.sympify(expected)
     names = sorted(str(v) for v in truth.free_symbols | formula.free_symbols)
@@ -189,11 +189,11 @@ def test_float32_model_gets_its_formula(tmp_path):
     assert sp.simplify(formula - sp.exp(y**2 + sp.sin(sp.pi * x))) == 0, formula
 
 
-def test_formula_files(tmp_path):
-    run_example("product", tmp_path)
-    rows = (tmp_path / "product" / "formulas.csv").read_text().splitlines()
+def test_formula_files(example_run):
+    out, _, _ = example_run("product")
+    rows = (out / "formulas.csv").read_text().splitlines()
     assert rows[0].startswith("target,complexity,test_rmse,test_r2,sympy,latex")
-    assert (tmp_path / "product" / "formulas" / "f.tex").read_text().startswith("f = ")
+    assert (out / "formulas" / "f.tex").read_text().startswith("f = ")
 
 
 def test_relativistic_mass_with_auxiliary_features(tmp_path):

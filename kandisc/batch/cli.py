@@ -68,8 +68,16 @@ def run_one_cmd(
     index: Annotated[
         int | None, typer.Option("--index", "-i", help="row index [default: $SLURM_ARRAY_TASK_ID]")
     ] = None,
+    count: Annotated[
+        int, typer.Option("--count", "-n", help="run rows INDEX .. INDEX+COUNT-1 in this one process")
+    ] = 1,
 ) -> None:
-    """Run one manifest row as `kandisc fit` would; a completed run is skipped, others are redone."""
+    """Run manifest rows as `kandisc fit` would; a completed run is skipped, others are redone.
+
+    With --count the rows run one after the other in this process, so kandisc and torch are
+    imported once (a Slurm array task's chunk). Exit 2 if a row's input was refused, else 1 if a fit
+    failed.
+    """
     from kandisc.batch.local import run_one
     from kandisc.batch.manifest import read_manifest
 
@@ -81,20 +89,31 @@ def run_one_cmd(
         index = int(task)
     if not 0 <= index < len(rows):
         raise ConfigError(f"--index {index} is out of range: the manifest has rows 0..{len(rows) - 1}")
-    # Slurm stops a job (scancel, time limit) with SIGTERM; user_errors makes it an interrupt, so the
-    # fit marks its run `interrupted` (status and a resubmission see it) instead of `running` forever.
-    try:
-        outcome = run_one(rows[index])
-    except KeyboardInterrupt as err:
-        mark_reported()
-        print(f"{index:04d} {describe(err)} {rows[index].run_dir}", file=sys.stderr)
-        raise typer.Exit(exit_code(err)) from None
-    if outcome.invalid:
-        raise ConfigError(f"row {index}: {outcome.error}")
-    label = "skipped (completed)" if outcome.status == "skipped" else outcome.status
-    print(f"{index:04d} {label} {outcome.run_dir}")
-    if outcome.status not in ("completed", "skipped"):
-        print(f"error: row {index}: {outcome.error}", file=sys.stderr)
+    if not 1 <= count <= len(rows) - index:
+        raise ConfigError(f"--count {count}: rows {index}.. of 0..{len(rows) - 1} allow 1 to {len(rows) - index}")
+    invalid, failed = [], False
+    for i in range(index, index + count):
+        # Slurm stops a job (scancel, time limit) with SIGTERM; user_errors makes it an interrupt, so the
+        # fit marks its run `interrupted` (status and a resubmission see it) instead of `running` forever.
+        try:
+            outcome = run_one(rows[i])
+        except KeyboardInterrupt as err:
+            mark_reported()
+            print(f"{i:04d} {describe(err)} {rows[i].run_dir}", file=sys.stderr)
+            raise typer.Exit(exit_code(err)) from None
+        if outcome.invalid:
+            invalid.append(f"row {i}: {outcome.error}")
+            continue
+        label = "skipped (completed)" if outcome.status == "skipped" else outcome.status
+        print(f"{i:04d} {label} {outcome.run_dir}")
+        if outcome.status not in ("completed", "skipped"):
+            print(f"error: row {i}: {outcome.error}", file=sys.stderr)
+            failed = True
+    if invalid:
+        for line in invalid[:-1]:
+            print(f"error: {line}", file=sys.stderr)
+        raise ConfigError(invalid[-1])
+    if failed:
         raise typer.Exit(1)
 
 

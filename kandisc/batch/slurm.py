@@ -1,11 +1,13 @@
 """The Slurm executor: ``BATCH_DIR/submit.sbatch``, one array job over the manifest, and its submission.
 
-Array task ``t`` runs manifest rows ``t*chunk .. t*chunk+chunk-1`` one after the other, each through
-``<python> -m kandisc batch run-one MANIFEST --index I`` (a fresh process per fit, so one crash does
-not take the rest of the chunk with it). The script names the absolute interpreter of the current
-environment, so compute nodes use the same install; a source checkout that is not installed is put
-on ``PYTHONPATH``. ``sbatch`` is only called on request (``--submit``): the script is always written
-first and can be read, edited and submitted by hand.
+Array task ``t`` runs manifest rows ``t*chunk .. t*chunk+chunk-1`` one after the other in one
+process, ``<python> -m kandisc batch run-one MANIFEST --index FIRST --count N``, so torch and
+kandisc are imported once per chunk; if that process crashes (a signal other than an interrupt), the
+rest of the chunk runs one process per row, so one crash does not take the rest of the chunk with
+it. The script names the absolute interpreter of the current environment, so compute nodes use the
+same install; a source checkout that is not installed is put on ``PYTHONPATH``. ``sbatch`` is only
+called on request (``--submit``): the script is always written first and can be read, edited and
+submitted by hand.
 """
 
 from __future__ import annotations
@@ -168,10 +170,19 @@ def render_script(manifest: Path, n_rows: int, opts: SlurmOptions, python: str, 
         "first=$((task * CHUNK))",
         "last=$((first + CHUNK - 1))",
         'if [ "$last" -ge "$N_ROWS" ]; then last=$((N_ROWS - 1)); fi',
-        "rc=0",
-        "for ((i = first; i <= last; i++)); do",
-        '    "$PYTHON" -m kandisc batch run-one "$MANIFEST" --index "$i" || rc=1',
-        "done",
+        '"$PYTHON" -m kandisc batch run-one "$MANIFEST" --index "$first" --count "$((last - first + 1))"',
+        "rc=$?",
+        "# 0 done, 1 a fit failed, 2 a row was refused, 129/130/143 interrupted: the chunk is over. Anything",
+        "# else is a crash (segfault, out of memory): finish the chunk one process per row (done rows skip).",
+        'case "$rc" in',
+        "    0 | 1 | 2 | 129 | 130 | 143) ;;",
+        "    *)",
+        "        rc=0",
+        "        for ((i = first; i <= last; i++)); do",
+        '            "$PYTHON" -m kandisc batch run-one "$MANIFEST" --index "$i" || rc=1',
+        "        done",
+        "        ;;",
+        "esac",
         'exit "$rc"',
         "",
     ]

@@ -21,7 +21,6 @@ from kandisc.io.data import Table, load_table
 from kandisc.io.model_file import ModelBundle, load_model
 from kandisc.io.scaling import Scaling
 from kandisc.io.sizes import check_size
-from kandisc.knowledge.user_functions import register_definitions
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.tasks import PhysicsTask, task_from_dict
 from kandisc.train import Dataset
@@ -61,7 +60,7 @@ def resolve_device(name: str) -> str:
 def prepare(data: Path, config, overrides: list[str]) -> Prepared:
     """Validate a CSV run; ``config``: a YAML path, a mapping, a ``KandiscConfig`` or None."""
     cfg = load_config(config, overrides)
-    register_definitions(cfg.functions)
+    _register_functions(cfg)
     if not cfg.task.physics:
         return _prepare(cfg, load_table(data, cfg.data.inputs, cfg.data.targets, cfg.data.dropna))
     inputs, derivatives = cfg.task.columns()
@@ -87,8 +86,17 @@ def prepare_table(table: Table, config=None, overrides: list[str] = ()) -> Prepa
         raise ConfigError(
             f"task.{cfg.task.kind} runs from a CSV (kandisc fit, api.fit_run); the estimator fits regression"
         )
-    register_definitions(cfg.functions)
+    _register_functions(cfg)
     return _prepare(cfg, table)
+
+
+def _register_functions(cfg: KandiscConfig) -> None:
+    """The config's ``functions:``; imported only when there are some (it pulls in sympy, which a
+    fit otherwise first needs after training, in the symbolic stage)."""
+    if cfg.functions:
+        from kandisc.knowledge.user_functions import register_definitions
+
+        register_definitions(cfg.functions)
 
 
 def _prepare(cfg: KandiscConfig, table: Table) -> Prepared:

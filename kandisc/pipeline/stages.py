@@ -5,9 +5,10 @@ here, ``symbolic`` in :mod:`kandisc.pipeline.symbolic_stage`. Each is one functi
 
 from __future__ import annotations
 
+import time
+
 from kandisc.attribution import prune
 from kandisc.pipeline.state import RunState, StageReport
-from kandisc.pipeline.symbolic_stage import symbolic_stage
 from kandisc.pipeline.training import run_training
 from kandisc.train import Dataset, TrainSettings
 
@@ -64,6 +65,14 @@ def prune_stage(state: RunState, params: dict) -> StageReport:
     return StageReport("prune", "prune", details=details)
 
 
+def symbolic_stage(state: RunState, params: dict) -> StageReport:
+    """:func:`kandisc.pipeline.symbolic_stage.symbolic_stage`, imported when the stage runs: it
+    pulls in sympy, which training does not need (a fit starts training sooner)."""
+    from kandisc.pipeline.symbolic_stage import symbolic_stage as run_symbolic
+
+    return run_symbolic(state, params)
+
+
 STAGES = {"fit": fit_stage, "prune": prune_stage, "refine": refine_stage, "symbolic": symbolic_stage}
 
 
@@ -73,7 +82,9 @@ def run_pipeline(state: RunState, pipeline, first: int = 1) -> list[StageReport]
     for index, item in enumerate(pipeline, 1):
         if index < first:
             continue
+        start = time.perf_counter()
         report = STAGES[item.stage](state, item.params())
+        report.seconds = round(time.perf_counter() - start, 3)
         state.reports.append(report)
         state.sink.stage_finished(report.label, report)
         if state.on_stage_end is not None:

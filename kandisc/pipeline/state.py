@@ -45,6 +45,7 @@ class StageReport:
     status: str = "ok"
     details: dict = field(default_factory=dict)
     message: str = ""
+    seconds: float = 0.0  # wall time of the stage (summary.json "timings"; not stored in model.pt)
 
 
 @dataclass
