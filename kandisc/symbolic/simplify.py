@@ -298,6 +298,19 @@ _ALL_AT_ONCE_TIERS = (1e-4, 1e-2, math.inf)
 _NEGLIGIBLE_OFFSET = 1e-3  # an offset this small beside the rest of its sum may go to 0
 
 
+def _term_constants(expr: sp.Expr) -> set[sp.Float]:
+    """The Floats that are a term of a sum or a term's numeric coefficient."""
+    found: set[sp.Float] = set()
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, sp.Add):
+            for term in node.args:
+                if isinstance(term, sp.Float):
+                    found.add(term)
+                elif isinstance(term, sp.Mul):
+                    found.update(a for a in term.args if isinstance(a, sp.Float))
+    return found
+
+
 def _relative_offsets(expr: sp.Expr, scorer: Scorer) -> dict[sp.Float, float]:
     """Each constant term of a sum with its size relative to the rest of the sum (max over the
     training rows)."""
@@ -330,6 +343,7 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     # without the far ones, whose failure would otherwise sink them all.
     # An offset is measured against the rest of its sum: 0.026 beside q of size 1000 is nothing.
     offsets = _relative_offsets(current, scorer)
+    in_terms = _term_constants(current)
     for closeness in _ALL_AT_ONCE_TIERS:
         nearest = {}
         for f in current.atoms(sp.Float):
@@ -337,8 +351,9 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
             if offsets.get(f, math.inf) <= min(closeness, _NEGLIGIBLE_OFFSET):
                 nearest[f] = sp.Integer(0)
                 continue
-            # A factor or exponent near 0 is a small number, not nothing (7.96e-5·q/r² is the law).
-            targets = [t for t in _snap_targets(value) if t != 0 or f in offsets]
+            # A prefactor or exponent near 0 is a small number, not nothing (7.96e-5·q/r² is the
+            # law); a term's constant or coefficient in a sum may be 0 (the term goes).
+            targets = [t for t in _snap_targets(value) if t != 0 or f in in_terms]
             if targets and abs(float(targets[0]) - value) <= closeness * max(1.0, abs(value)):
                 nearest[f] = targets[0]
         if nearest:
