@@ -12,7 +12,7 @@ dimensionless groups. The search then also solves the smaller problem ``y/P`` of
 Their formulas are written back in the columns (``back_substitute``) and rescored on the held-out
 rows in the target's units, so they merge into the same Pareto front as every other candidate.
 Their networks see the groups, not the columns, so none of them becomes the run's model
-(:func:`has_model`). :func:`keep_consistent` holds every candidate's formulas to the units: a
+(:func:`kandisc.search.subproblem.has_model`). :func:`keep_consistent` holds every candidate's formulas to the units: a
 formula that is not dimensionally consistent is dropped and counted.
 """
 
@@ -31,9 +31,9 @@ from kandisc.knowledge.auxiliary import substitute_auxiliary
 from kandisc.knowledge.buckingham import Analysis, back_substitute, buckingham, dimensionless_problem
 from kandisc.knowledge.formula import parse_formula
 from kandisc.knowledge.units import check_formula
-from kandisc.pipeline.runner import Prepared, prepare_table
-from kandisc.pipeline.state import RunState
+from kandisc.pipeline.runner import Prepared
 from kandisc.search.plan import Candidate, plan
+from kandisc.search.subproblem import column_scorers, derived_prepared, formula_entry, formulas_only
 from kandisc.search.worker import Outcome, run_candidate
 from kandisc.symbolic.simplify import (
     BEST_FACTOR,
@@ -41,8 +41,6 @@ from kandisc.symbolic.simplify import (
     bounded_simplify,
     build_candidates,
     complexity,
-    pareto_front,
-    pick_best,
     round_significant,
 )
 
@@ -68,13 +66,13 @@ class UnitsCandidate(Candidate):
             return Outcome(self, "failed", time.monotonic() - start, message)
 
     def _run(self, prep, train_idx, test_idx, deadline, should_stop, start) -> Outcome:
-        scorers = _scorers(prep, self.analyses, train_idx, test_idx)
+        scorers = column_scorers(prep, train_idx, test_idx)
         if self.family == CONSTANT:
             formulas = {}
             for a in self.analyses:
                 law = _constant_law(a, prep.table, scorers[a.target], train_idx)
-                formulas[a.target] = _entry(law, a.target, scorers[a.target].y_scale)
-            state = RunState(None, None, None, formulas=formulas)  # formulas only: never the run's model
+                formulas[a.target] = formula_entry(law, a.target, scorers[a.target].y_scale)
+            state = formulas_only(formulas)
             return Outcome(self, "completed", time.monotonic() - start, state=state)
         inner = Candidate(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Candidate)})
         outcome = run_candidate(_sub_prepared(prep, self.analyses), inner, train_idx, test_idx, deadline, should_stop)
@@ -83,7 +81,7 @@ class UnitsCandidate(Candidate):
                 entry = outcome.state.formulas.get(a.target) or {}
                 rows = [_back_in_columns(row, a, scorers[a.target]) for row in entry.get("candidates", [])]
                 kept = [r for r in rows if r is not None]
-                outcome.state.formulas[a.target] = {**entry, **_entry(kept, a.target, scorers[a.target].y_scale)}
+                outcome.state.formulas[a.target] = {**entry, **formula_entry(kept, a.target, scorers[a.target].y_scale)}
         return dataclasses.replace(outcome, candidate=self)
 
 
@@ -120,12 +118,12 @@ def units_candidates(prep: Prepared, train_idx) -> tuple[list[UnitsCandidate], d
     except KandiscError as err:  # a group is not finite on some row, or y/P is constant
         return out, {**record, "networks_skipped": str(err)}
     inner = plan(sub.cfg, sub.table.Y[train_idx], sub.x_all[train_idx], sub.model_inputs, sub.width)
+    inner = [c for c in inner if c.seed == prep.cfg.seed]  # the groups are few: one seed per family
     for c in inner:
-        if c.seed == prep.cfg.seed:  # the groups are few: one seed per family is enough
-            fields = {f.name: getattr(c, f.name) for f in dataclasses.fields(Candidate)}
-            out.append(
-                UnitsCandidate(**{**fields, "name": PREFIX + c.name, "family": PREFIX + c.family}, analyses=analyses)
-            )
+        fields = {f.name: getattr(c, f.name) for f in dataclasses.fields(Candidate)}
+        out.append(
+            UnitsCandidate(**{**fields, "name": PREFIX + c.name, "family": PREFIX + c.family}, analyses=analyses)
+        )
     return out, record
 
 
@@ -134,11 +132,6 @@ def with_units(prep: Prepared, candidates: list[Candidate], train_idx) -> tuple[
     early), and the ``units`` record."""
     extra, record = units_candidates(prep, train_idx)
     return candidates[:1] + extra + candidates[1:], record
-
-
-def has_model(candidate: Candidate) -> bool:
-    """Whether the candidate's network is over the run's own inputs (it may be the run's model)."""
-    return not isinstance(candidate, UnitsCandidate)
 
 
 # ---------------------------------------------------------------- the dimensionless problem
@@ -170,22 +163,7 @@ def _oriented(analysis: Analysis, table: Table, train_idx) -> Analysis:
 
 
 def _sub_prepared(prep: Prepared, analyses: tuple[Analysis, ...]) -> Prepared:
-    raw = prep.cfg.model_dump()
-    # The groups are new columns: the knowledge written for the old ones does not apply to them.
-    raw.update(units={}, auxiliary={}, modules=[], pipeline=None)
-    raw["model"]["width"] = None
-    raw["data"]["inputs"] = raw["data"]["targets"] = None
-    return prepare_table(dimensionless_table(prep.table, analyses), raw)
-
-
-def _scorers(prep: Prepared, analyses, train_idx, test_idx) -> dict[str, Scorer]:
-    table = prep.table
-    symbols = [sp.Symbol(n) for n in table.input_names]
-    x_train, x_test = table.X[train_idx], table.X[test_idx]
-    out = {}
-    for t, a in enumerate(analyses):
-        out[a.target] = Scorer(symbols, x_train, table.Y[train_idx, t], x_test, table.Y[test_idx, t])
-    return out
+    return derived_prepared(prep, dimensionless_table(prep.table, analyses))
 
 
 def _constant_law(analysis: Analysis, table: Table, scorer: Scorer, train_idx) -> list:
@@ -213,16 +191,6 @@ def _back_in_columns(row: dict, analysis: Analysis, scorer: Scorer):
     if complexity(simpler) < complexity(expr) and scorer.rmse(simpler) <= scorer.rmse(expr) * 1.01 + 1e-12:
         expr = simpler
     return scorer.candidate(expr, row.get("origin", "groups"))
-
-
-def _entry(candidates: list, target: str, y_scale: float) -> dict:
-    """A target's formulas entry (``best`` and the Pareto ``candidates`` rows) from Candidates."""
-    front = pareto_front(candidates)
-    for cand in front:
-        cand.is_best = False
-    pick_best(front, y_scale)
-    rows = [cand.to_row(target) for cand in front]
-    return {"best": next((r for r in rows if r["is_best"]), None), "candidates": rows}
 
 
 # ---------------------------------------------------------------- every formula against the units

@@ -14,9 +14,11 @@ from kandisc import metrics
 from kandisc.errors import SearchError
 from kandisc.pipeline.state import RunState, StageReport
 from kandisc.search.choose import Merged, is_exact, merge, target_scales
-from kandisc.search.dimensionless import has_model, keep_consistent, with_units
+from kandisc.search.dimensionless import keep_consistent, with_units
+from kandisc.search.divide import with_divide
 from kandisc.search.plan import plan
 from kandisc.search.pool import default_jobs, run_candidates
+from kandisc.search.subproblem import has_model
 from kandisc.search.worker import Outcome, candidate_prepared
 
 
@@ -47,7 +49,7 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
     cfg, targets = prep.cfg, list(prep.table.target_names)
     train_idx, test_idx = split_idx
     candidates = plan(cfg, prep.table.Y[train_idx], prep.x_all[train_idx], prep.model_inputs, prep.width)
-    candidates, units = with_units(prep, candidates, train_idx)
+    candidates, units = with_units(prep, with_divide(prep, candidates), train_idx)
     dropped: dict[str, int] = {}  # candidate -> formulas dropped as dimensionally inconsistent
     jobs = min(cfg.search.jobs or default_jobs(), len(candidates))
     y_scale = target_scales(prep.table.Y[test_idx], targets)

@@ -71,6 +71,7 @@ def candidate_prepared(prep: Prepared, candidate: Candidate) -> Prepared:
     raw = prep.cfg.model_dump()
     raw["seed"] = candidate.seed
     raw["pipeline"] = candidate.pipeline
+    raw["structure"] = "off"  # a candidate is one pipeline; splitting the law is the search's
     raw["data"]["standardize"] = True  # scale-free: the penalty and grids see unit-sized data
     raw["model"].update(candidate.model)
     raw["auxiliary"] = {**raw["auxiliary"], **candidate.auxiliary}
