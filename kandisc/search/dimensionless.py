@@ -4,9 +4,11 @@ With units for every input and target, any consistent law is ``y = P(x)·g(π1, 
 (:mod:`kandisc.knowledge.buckingham`): ``P`` a monomial with the target's units, the ``πj`` the
 dimensionless groups. The search then also solves the smaller problem ``y/P`` of the groups:
 
-- ``units-<family>``: the plan's families (first seed only) on the dimensionless table, groups as
-  the inputs and ``y/P`` as the target;
-- ``units-constant``: ``y = c·P``, ``c`` by least squares and snapped like any constant; with no
+- ``units-<family>``: on the dimensionless table (the groups as inputs, ``y/P`` as the target),
+  ``units-additive`` (a sum of one-group functions, ``[k, 1]``) and then the plan's families
+  (first seed only);
+- ``units-constant``: ``y = c·P``, ``c`` by least squares, snapped like any constant and matched
+  to a simple multiple of a power of π; with no
   group at all (Coulomb's force) this is the only law there is, and no network is needed.
 
 Their formulas are written back in the columns (``back_substitute``) and rescored on the held-out
@@ -19,13 +21,16 @@ formula that is not dimensionally consistent is dropped and counted.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import sympy as sp
 
 from kandisc.errors import KandiscError
+from kandisc.io.config_schema import DEFAULT_PIPELINE
 from kandisc.io.data import Table, table_from_arrays
 from kandisc.knowledge.auxiliary import substitute_auxiliary
 from kandisc.knowledge.buckingham import Analysis, back_substitute, buckingham, dimensionless_problem
@@ -119,6 +124,9 @@ def units_candidates(prep: Prepared, train_idx) -> tuple[list[UnitsCandidate], d
         return out, {**record, "networks_skipped": str(err)}
     inner = plan(sub.cfg, sub.table.Y[train_idx], sub.x_all[train_idx], sub.model_inputs, sub.width)
     inner = [c for c in inner if c.seed == prep.cfg.seed]  # the groups are few: one seed per family
+    # First a sum of one-group functions on y/P itself: 2·(1 - cos(k·d)) and -cos(θ) are one edge each.
+    k, n_out = len(analyses[0].groups), len(analyses)
+    inner.insert(0, Candidate("additive", "additive", [k, n_out], list(DEFAULT_PIPELINE), prep.cfg.seed, (0,) * n_out))
     for c in inner:
         fields = {f.name: getattr(c, f.name) for f in dataclasses.fields(Candidate)}
         out.append(
@@ -175,9 +183,22 @@ def _constant_law(analysis: Analysis, table: Table, scorer: Scorer, train_idx) -
     front = build_candidates(sp.Float(c, 15) * analysis.prefactor, scorer)
     # A least-squares c is exact to rounding, and 0.0795775 (a Float counts two) reads simpler
     # than 1/(4*pi): where the snapped constant is as good, it is the law.
+    front += [scorer.candidate(q * analysis.prefactor, "exact constant") for q in _exact_constants(c)]
     limit = BEST_FACTOR * min(f.test_rmse for f in front) + 1e-9 * scorer.y_scale
     exact = [f for f in front if not f.expr.atoms(sp.Float) and f.test_rmse <= limit]
     return exact or front
+
+
+def _exact_constants(c: float) -> list[sp.Expr]:
+    """``p/q·π^k`` (q <= 100, k in -2..2) equal to ``c`` to 1e-9: the 3/(20π) of a Coulomb energy,
+    beyond what snapping tries (its denominators stop at 12, to stay safe on noisy constants); a
+    least-squares constant of exact data is exact to rounding, so a near-miss is no match."""
+    out = []
+    for k in (0, 1, -1, 2, -2):
+        q = Fraction(c / math.pi**k).limit_denominator(100)
+        if q and abs(float(q) * math.pi**k - c) <= 1e-9 * abs(c):
+            out.append(sp.Rational(q.numerator, q.denominator) * sp.pi**k)
+    return out
 
 
 def _back_in_columns(row: dict, analysis: Analysis, scorer: Scorer):
