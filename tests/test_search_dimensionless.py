@@ -3,13 +3,14 @@
 import json
 
 import numpy as np
+import pytest
 import sympy as sp
 
 from kandisc.io.data import split, table_from_arrays
 from kandisc.knowledge.units import check_formula
 from kandisc.pipeline.runner import prepare_table
 from kandisc.pipeline.state import RunState
-from kandisc.search.dimensionless import CONSTANT, keep_consistent, units_candidates
+from kandisc.search.dimensionless import CONSTANT, _exact_constants, keep_consistent, units_candidates
 from kandisc.search.plan import Candidate
 from kandisc.search.worker import Outcome
 
@@ -46,8 +47,9 @@ def test_the_groups_become_the_candidates_inputs_turned_below_one():
     candidates, record = units_candidates(prep, train)
     # Oriented below 1 on the data: v/c, whatever the columns' order (c comes first here).
     assert record["groups"] == ["v/c"] and record["forms"] == {"omega": "omega = omega_0 * g(pi_1)"}
-    assert [c.name for c in candidates] == [CONSTANT, "units-log-additive", "units-sum"]
-    assert [c.width for c in candidates[1:]] == [[1, 1], [1, 5, 1]]  # one input: the group
+    assert [c.name for c in candidates] == [CONSTANT, "units-additive", "units-log-additive", "units-sum"]
+    assert [c.width for c in candidates[1:]] == [[1, 1], [1, 1], [1, 5, 1]]  # one input: the group
+    assert [c.y_log for c in candidates[1:]] == [(0,), (1,), (0,)]
 
 
 def test_a_law_without_groups_is_its_prefactor_times_a_snapped_constant():
@@ -60,6 +62,14 @@ def test_a_law_without_groups_is_its_prefactor_times_a_snapped_constant():
     assert record["groups"] == [] and [c.name for c in candidates] == [CONSTANT]  # no group: no network
     best = candidates[0].run_on(prep, train, test, float("inf"), lambda: False).state.formulas["F"]["best"]
     assert sp.simplify(sp.sympify(best["sympy"]) - sp.sympify("q**2/(4*pi*epsilon*d**2)")) == 0, best["sympy"]
+
+
+@pytest.mark.parametrize(
+    ("value", "exact"), [(3 / (20 * np.pi), "3/(20*pi)"), (0.5 * np.pi**2, "pi**2/2"), (0.6, "3/5")]
+)
+def test_a_least_squares_constant_is_matched_to_a_multiple_of_a_power_of_pi(value, exact):
+    assert sp.sympify(exact) in _exact_constants(value)
+    assert _exact_constants(value * (1 + 1e-6)) == []  # exact data gives c to rounding: a near miss is no match
 
 
 def test_no_dimensionless_candidate_without_a_prefactor():

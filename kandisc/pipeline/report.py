@@ -119,7 +119,7 @@ def _search(summary: dict) -> list[str]:
         )
         lines.append(
             f"| {c['name']} | {c['width']} | {c['seed']} | {c['status']} | {c['seconds']:.1f} | "
-            f"{best or c['message'] or '–'} |"
+            f"{'; '.join(t for t in (best, c['message']) if t) or '–'} |"  # divide's message names its split
         )
     return lines + [""]
 

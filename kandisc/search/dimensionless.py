@@ -8,14 +8,14 @@ dimensionless groups. The search then also solves the smaller problem ``y/P`` of
   ``units-additive`` (a sum of one-group functions, ``[k, 1]``) and then the plan's families
   (first seed only);
 - ``units-constant``: ``y = c·P``, ``c`` by least squares, snapped like any constant and matched
-  to a simple multiple of a power of π; with no
-  group at all (Coulomb's force) this is the only law there is, and no network is needed.
+  to a simple multiple of a power of π; with no group at all (Coulomb's force) this is the only
+  law there is, and no network is needed.
 
 Their formulas are written back in the columns (``back_substitute``) and rescored on the held-out
 rows in the target's units, so they merge into the same Pareto front as every other candidate.
 Their networks see the groups, not the columns, so none of them becomes the run's model
-(:func:`kandisc.search.subproblem.has_model`). :func:`keep_consistent` holds every candidate's formulas to the units: a
-formula that is not dimensionally consistent is dropped and counted.
+(:func:`kandisc.search.subproblem.has_model`). :func:`keep_consistent` holds every candidate's
+formulas to the units: a formula that is not dimensionally consistent is dropped and counted.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from kandisc.knowledge.formula import parse_formula
 from kandisc.knowledge.units import check_formula
 from kandisc.pipeline.runner import Prepared
 from kandisc.search.plan import Candidate, plan
-from kandisc.search.subproblem import column_scorers, derived_prepared, formula_entry, formulas_only
+from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry, formulas_only
 from kandisc.search.worker import Outcome, run_candidate
 from kandisc.symbolic.simplify import (
     BEST_FACTOR,
@@ -55,20 +55,10 @@ _SIMPLIFY_SECONDS = 2.0  # per formula written back; sympy's simplify has no bud
 
 
 @dataclass(frozen=True)
-class UnitsCandidate(Candidate):
+class UnitsCandidate(DerivedCandidate):
     """A candidate of the dimensionless problem: ``width``/``pipeline`` are the inner network's."""
 
     analyses: tuple[Analysis, ...] = ()  # one per target, in the table's target order
-
-    def run_on(self, prep: Prepared, train_idx, test_idx, deadline: float, should_stop) -> Outcome:
-        """The worker's entry (see :func:`kandisc.search.worker.run_candidate`): fit the inner
-        candidate on the dimensionless table, then bring its formulas back to the columns."""
-        start = time.monotonic()
-        try:
-            return self._run(prep, train_idx, test_idx, deadline, should_stop, start)
-        except (KandiscError, ValueError, RuntimeError, ArithmeticError) as err:
-            message = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-            return Outcome(self, "failed", time.monotonic() - start, message)
 
     def _run(self, prep, train_idx, test_idx, deadline, should_stop, start) -> Outcome:
         scorers = column_scorers(prep, train_idx, test_idx)

@@ -29,14 +29,13 @@ import numpy as np
 import sympy as sp
 import torch
 
-from kandisc.errors import KandiscError
 from kandisc.io.config_schema import DEFAULT_PIPELINE
 from kandisc.io.data import table_from_arrays
 from kandisc.knowledge.formula import parse_formula
 from kandisc.pipeline.runner import Prepared
 from kandisc.search.choose import merge, target_scales
 from kandisc.search.plan import Candidate, plan
-from kandisc.search.subproblem import column_scorers, derived_prepared, formula_entry, formulas_only
+from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry, formulas_only
 from kandisc.search.worker import Outcome, run_candidate
 from kandisc.symbolic.simplify import build_candidates
 
@@ -50,17 +49,8 @@ _SURROGATE_WIDTH = 5
 
 
 @dataclass(frozen=True)
-class DivideCandidate(Candidate):
+class DivideCandidate(DerivedCandidate):
     """The divide-and-conquer candidate (``width``/``pipeline`` are its surrogate's)."""
-
-    def run_on(self, prep: Prepared, train_idx, test_idx, deadline: float, should_stop) -> Outcome:
-        """The worker's entry (see :func:`kandisc.search.worker.run_candidate`)."""
-        start = time.monotonic()
-        try:
-            return self._run(prep, train_idx, test_idx, deadline, should_stop, start)
-        except (KandiscError, ValueError, RuntimeError, ArithmeticError) as err:
-            message = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-            return Outcome(self, "failed", time.monotonic() - start, message)
 
     def _run(self, prep, train_idx, test_idx, deadline, should_stop, start) -> Outcome:
         rows = train_idx[:: max(1, len(train_idx) // _SURROGATE_ROWS)]  # a smooth law needs few rows

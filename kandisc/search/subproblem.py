@@ -12,12 +12,39 @@ candidate's. A derived candidate carries only formulas: ``RunState(None, None, N
 
 from __future__ import annotations
 
+import abc
+import time
+from dataclasses import dataclass
+
 import sympy as sp
 
+from kandisc.errors import KandiscError
 from kandisc.io.data import Table
 from kandisc.pipeline.runner import Prepared, prepare_table
 from kandisc.pipeline.state import RunState
+from kandisc.search.plan import Candidate
+from kandisc.search.worker import Outcome
 from kandisc.symbolic.simplify import Scorer, pareto_front, pick_best
+
+
+@dataclass(frozen=True)
+class DerivedCandidate(Candidate, abc.ABC):
+    """A candidate that solves a problem of its own; subclasses give ``_run`` (same arguments
+    as ``run_on``, plus the start time)."""
+
+    def run_on(self, prep: Prepared, train_idx, test_idx, deadline: float, should_stop) -> Outcome:
+        """The worker's entry (see :func:`kandisc.search.worker.run_candidate`): errors become the
+        outcome's status, as for any candidate."""
+        start = time.monotonic()
+        try:
+            return self._run(prep, train_idx, test_idx, deadline, should_stop, start)
+        except (KandiscError, ValueError, RuntimeError, ArithmeticError) as err:
+            message = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+            return Outcome(self, "failed", time.monotonic() - start, message)
+
+    @abc.abstractmethod
+    def _run(self, prep, train_idx, test_idx, deadline, should_stop, start) -> Outcome:
+        """Solve the derived problem; exceptions of the kinds ``run_on`` names may escape."""
 
 
 def derived_prepared(prep: Prepared, table: Table) -> Prepared:
@@ -55,7 +82,6 @@ def formulas_only(formulas: dict) -> RunState:
     return RunState(None, None, None, formulas=formulas)
 
 
-def has_model(candidate) -> bool:
-    """Whether the candidate's network is over the run's own inputs (it may be the run's model):
-    a derived candidate is one with a ``run_on`` of its own."""
-    return not hasattr(candidate, "run_on")
+def has_model(candidate: Candidate) -> bool:
+    """Whether the candidate's network is over the run's own inputs (it may be the run's model)."""
+    return not isinstance(candidate, DerivedCandidate)
