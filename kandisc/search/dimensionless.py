@@ -126,10 +126,13 @@ def units_candidates(prep: Prepared, train_idx) -> tuple[list[UnitsCandidate], d
 
 
 def with_units(prep: Prepared, candidates: list[Candidate], train_idx) -> tuple[list[Candidate], dict]:
-    """``candidates`` with the dimensionless ones after the first (which gives the run a model
-    early), and the ``units`` record."""
+    """``candidates`` with the dimensionless ones, and the ``units`` record. The one-layer ones
+    (a constant, ``[k, 1]`` fits: seconds) go first, so that a slow first network cannot spend
+    the budget before them; the deeper ones after the first network (which gives the run a model)."""
     extra, record = units_candidates(prep, train_idx)
-    return candidates[:1] + extra + candidates[1:], record
+    quick = [c for c in extra if len(c.width) <= 2]
+    deep = [c for c in extra if len(c.width) > 2]
+    return quick + candidates[:1] + deep + candidates[1:], record
 
 
 # ---------------------------------------------------------------- the dimensionless problem
