@@ -110,7 +110,7 @@ def run_candidate(
     should_stop=lambda: False,
 ) -> Outcome:
     """Fit one candidate; errors and timeouts become the outcome's status, never an exception."""
-    if hasattr(candidate, "run_on"):  # a candidate with a problem of its own (search.dimensionless)
+    if hasattr(candidate, "run_on"):  # a problem of its own (search.subproblem.DerivedCandidate)
         return candidate.run_on(prep, train_idx, test_idx, deadline, should_stop)
     start = time.monotonic()
     recorder = _StepRecorder(candidate.name, deadline, should_stop)
