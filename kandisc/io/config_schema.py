@@ -274,6 +274,11 @@ def _check_unit(value: str) -> str:
     return value
 
 
+def _structure_mode(value: Any) -> Any:
+    # YAML reads a bare `off` as False.
+    return "off" if value is False else _lower(value)
+
+
 UnitText = Annotated[str, BeforeValidator(_unit_text), AfterValidator(_check_unit)]
 
 
@@ -300,6 +305,9 @@ class KandiscConfig(_Model):
         json_schema_extra={"type": "mapping of column -> units"},
     )
     modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
+    structure: Annotated[Literal["off", "auto"], BeforeValidator(_structure_mode)] = _f(
+        "off", "auto: the search also splits a separable law into parts fitted apart (divide and conquer)"
+    )
     prior: Annotated[PriorConfig, BeforeValidator(_prior_shorthand)] = _f(default_factory=PriorConfig, doc="")
     model: ModelConfig = _f(default_factory=ModelConfig, doc="")
     task: Annotated[TaskConfig, BeforeValidator(_task_shorthand)] = _f(
@@ -351,6 +359,14 @@ class KandiscConfig(_Model):
         for name in self.auxiliary:
             if name in columns:
                 raise ValueError(f"auxiliary.{name} has the name of a data column; rename the feature")
+        return self
+
+    @model_validator(mode="after")
+    def _structure_needs_search(self) -> KandiscConfig:
+        if self.structure == "auto" and self.pipeline is not None:
+            raise ValueError(
+                "structure: auto splits the law inside the discovery search; remove pipeline: or set it off"
+            )
         return self
 
     @model_validator(mode="after")

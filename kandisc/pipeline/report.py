@@ -239,6 +239,7 @@ def _search(summary: dict) -> list[str]:
         "",
         f"{len(search['candidates'])} candidates, {search['jobs']} parallel job(s), budget "
         f"{search['time_budget']:g} s, {search['seconds']:.1f} s spent; the model is candidate {search['winner']}'s.",
+        *_units(search.get("units")),
         "",
         "| candidate | network | seed | status | seconds | best formula (test R²) |",
         "|---|---|---|---|---|---|",
@@ -249,9 +250,23 @@ def _search(summary: dict) -> list[str]:
         )
         lines.append(
             f"| {c['name']} | {c['width']} | {c['seed']} | {c['status']} | {c['seconds']:.1f} | "
-            f"{best or c['message'] or '–'} |"
+            f"{'; '.join(t for t in (best, c['message']) if t) or '–'} |"  # divide's message names its split
         )
     return lines + [""]
+
+
+def _units(units: dict | None) -> list[str]:
+    if not units:
+        return []
+    if "skipped" in units:
+        return ["", f"Units: no dimensionless candidates ({units['skipped']})."]
+    groups = ", ".join(f"{n} = `{g}`" for n, g in zip(units["group_names"], units["groups"], strict=True)) or "none"
+    forms = "; ".join(f"`{f}`" for f in units["forms"].values())
+    return [
+        "",
+        f"Units: dimensionless groups {groups}; law form {forms}; "
+        f"{units['dropped_inconsistent']} formula(s) dropped as dimensionally inconsistent.",
+    ]
 
 
 def render_report(

@@ -14,8 +14,11 @@ from kandisc import metrics
 from kandisc.errors import SearchError
 from kandisc.pipeline.state import RunState, StageReport
 from kandisc.search.choose import Merged, is_exact, merge, target_scales
+from kandisc.search.dimensionless import keep_consistent, with_units
+from kandisc.search.divide import with_divide
 from kandisc.search.plan import plan
 from kandisc.search.pool import default_jobs, run_candidates
+from kandisc.search.subproblem import has_model
 from kandisc.search.worker import Outcome, candidate_prepared
 
 
@@ -46,6 +49,8 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
     cfg, targets = prep.cfg, list(prep.table.target_names)
     train_idx, test_idx = split_idx
     candidates = plan(cfg, prep.table.Y[train_idx], prep.x_all[train_idx], prep.model_inputs, prep.width)
+    candidates, units = with_units(prep, with_divide(prep, candidates), train_idx)
+    dropped: dict[str, int] = {}  # candidate -> formulas dropped as dimensionally inconsistent
     jobs = min(cfg.search.jobs or default_jobs(), len(candidates))
     y_scale = target_scales(prep.table.Y[test_idx], targets)
     outcomes: list[Outcome] = []
@@ -55,6 +60,7 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
 
     def on_outcome(outcome: Outcome) -> bool:
         outcomes.append(outcome)
+        dropped[outcome.candidate.name] = keep_consistent(outcome, prep)
         for label, record, n_edges in outcome.steps:
             sink.step(label, record, sink.global_step + 1, n_edges)
         records.append(_record(outcome, cfg.search.accept_r2))
@@ -62,9 +68,10 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         report = StageReport("candidate", outcome.candidate.name, outcome.status, details, "")
         sink.stage_finished(outcome.candidate.name, report)
         merged = merge(outcomes, targets, y_scale)
-        if best_so_far is not None and any(o.state is not None for o in outcomes):
+        modelled = any(o.state is not None and has_model(o.candidate) for o in outcomes)
+        if best_so_far is not None and modelled:
             best_so_far[:] = [_winner_state(outcomes, merged, cfg.search.time_budget)]  # only the latest counts
-        return cfg.search.stop_when_exact and is_exact(merged, y_scale)
+        return cfg.search.stop_when_exact and modelled and is_exact(merged, y_scale)
 
     run_candidates(prep, candidates, split_idx, cfg.search.time_budget, jobs, on_outcome)
     merged = merge(outcomes, targets, y_scale)
@@ -77,25 +84,37 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         "time_budget": cfg.search.time_budget,
         "seconds": round(time.monotonic() - start, 2),
     }
+    if units:
+        state.search["units"] = {
+            **units,
+            "dropped_inconsistent": sum(dropped.values()),
+            "dropped_by_candidate": dropped,
+        }
     state.reports.append(StageReport("search", "search", "ok", {"winner": state.search["winner"]}))
     winner = next(o.candidate for o in outcomes if o.candidate.name == state.search["winner"])
     return state, candidate_prepared(prep, winner)
 
 
 def _winner_state(outcomes: list[Outcome], merged: Merged, budget: float) -> RunState:
-    completed = [o for o in outcomes if o.state is not None]
+    completed = [o for o in outcomes if o.state is not None and has_model(o.candidate)]
     if not completed:
         reasons = "; ".join(f"{o.candidate.name}: {o.status} {o.message}".strip() for o in outcomes)
         raise SearchError(
             f"the search finished no candidate within search.time_budget {budget:g} s ({reasons}); "
             "raise it with --time-budget SECONDS or set pipeline: in the config"
         )
-    name = merged.winner() or completed[0].candidate.name
-    winner = next(o for o in completed if o.candidate.name == name)
+    name = merged.winner()
+    # A dimensionless candidate's network is over the groups: then the model is the most accurate other one.
+    winner = next((o for o in completed if o.candidate.name == name), None) or min(completed, key=_own_error)
     formulas = {}
     for target, front in merged.fronts.items():
         own = winner.state.formulas.get(target) or {}
         formulas[target] = {"check": own.get("check"), "best": merged.best[target], "candidates": front}
     # A copy: the candidate's own formulas stay as they were, for later merges.
-    state = dataclasses.replace(winner.state, formulas=formulas, search=name)
+    state = dataclasses.replace(winner.state, formulas=formulas, search=winner.candidate.name)
     return state
+
+
+def _own_error(outcome: Outcome) -> float:
+    rows = [entry.get("best") or {} for entry in outcome.state.formulas.values()]
+    return sum(row.get("test_rmse", float("inf")) for row in rows) if rows else float("inf")

@@ -72,6 +72,7 @@ def candidate_prepared(prep: Prepared, candidate: Candidate) -> Prepared:
     raw = prep.cfg.model_dump()
     raw["seed"] = candidate.seed
     raw["pipeline"] = candidate.pipeline
+    raw["structure"] = "off"  # a candidate is one pipeline; splitting the law is the search's
     raw["data"]["standardize"] = True  # scale-free: the penalty and grids see unit-sized data
     raw["model"].update(candidate.model)
     raw["auxiliary"] = {**raw["auxiliary"], **candidate.auxiliary}
@@ -117,6 +118,8 @@ def run_candidate(
     should_stop=lambda: False,
 ) -> Outcome:
     """Fit one candidate; errors and timeouts become the outcome's status, never an exception."""
+    if hasattr(candidate, "run_on"):  # a problem of its own (search.subproblem.DerivedCandidate)
+        return candidate.run_on(prep, train_idx, test_idx, deadline, should_stop)
     start = time.monotonic()
     recorder = _StepRecorder(candidate.name, deadline, should_stop)
     try:

@@ -1,0 +1,118 @@
+"""The search's dimensionless candidates (kandisc.search.dimensionless): groups in, laws back in columns."""
+
+import json
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from kandisc.io.data import split, table_from_arrays
+from kandisc.knowledge.units import check_formula
+from kandisc.pipeline.runner import prepare_table
+from kandisc.pipeline.state import RunState
+from kandisc.search.dimensionless import CONSTANT, _exact_constants, keep_consistent, units_candidates
+from kandisc.search.plan import Candidate
+from kandisc.search.worker import Outcome
+
+DOPPLER_UNITS = {"c": "m/s", "v": "m/s", "omega_0": "1/s", "omega": "1/s"}
+
+
+def _doppler(n=160, seed=0):
+    """I.34.1, omega = omega_0 / (1 - v/c), with c listed first (its group comes out as c/v)."""
+    rng = np.random.default_rng(seed)
+    c, v, w0 = rng.uniform(3, 10, n), rng.uniform(1, 2, n), rng.uniform(1, 5, n)
+    return np.column_stack([c, v, w0]), w0 / (1 - v / c)
+
+
+def _prepared(x, y, names, target, units, **search):
+    table = table_from_arrays(x, y, names, [target])
+    config = {"units": units, "search": {"jobs": 1, "seeds": 1, **search}, "output": {"figures": False}}
+    return prepare_table(table, config)
+
+
+def _equal(formula: str, truth: str, names, x) -> bool:
+    """Numerically equal on the rows (the discovery benchmark's strict rule, without rounding)."""
+    symbols = [sp.Symbol(n) for n in names]
+    f, t = (
+        sp.lambdify(symbols, sp.sympify(e, locals=dict(zip(names, symbols, strict=True)))) for e in (formula, truth)
+    )
+    got, want = f(*x.T), t(*x.T)
+    return bool(np.max(np.abs(got - want)) <= 1e-9 * np.max(np.abs(want)))
+
+
+def test_the_groups_become_the_candidates_inputs_turned_below_one():
+    x, y = _doppler()
+    prep = _prepared(x, y, ["c", "v", "omega_0"], "omega", DOPPLER_UNITS, candidates=["log-additive", "sum"])
+    train, _ = split(prep.table, prep.cfg.data.test_fraction, prep.cfg.seed)
+    candidates, record = units_candidates(prep, train)
+    # Oriented below 1 on the data: v/c, whatever the columns' order (c comes first here).
+    assert record["groups"] == ["v/c"] and record["forms"] == {"omega": "omega = omega_0 * g(pi_1)"}
+    assert [c.name for c in candidates] == [CONSTANT, "units-additive", "units-log-additive", "units-sum"]
+    assert [c.width for c in candidates[1:]] == [[1, 1], [1, 1], [1, 5, 1]]  # one input: the group
+    assert [c.y_log for c in candidates[1:]] == [(0,), (1,), (0,)]
+
+
+def test_a_law_without_groups_is_its_prefactor_times_a_snapped_constant():
+    rng = np.random.default_rng(1)
+    q, eps, d = (rng.uniform(1, 5, 120) for _ in range(3))
+    units = {"q": "C", "epsilon": "F/m", "d": "m", "F": "N"}
+    prep = _prepared(np.column_stack([q, eps, d]), q**2 / (4 * np.pi * eps * d**2), ["q", "epsilon", "d"], "F", units)
+    train, test = split(prep.table, prep.cfg.data.test_fraction, prep.cfg.seed)
+    candidates, record = units_candidates(prep, train)
+    assert record["groups"] == [] and [c.name for c in candidates] == [CONSTANT]  # no group: no network
+    best = candidates[0].run_on(prep, train, test, float("inf"), lambda: False).state.formulas["F"]["best"]
+    assert sp.simplify(sp.sympify(best["sympy"]) - sp.sympify("q**2/(4*pi*epsilon*d**2)")) == 0, best["sympy"]
+
+
+@pytest.mark.parametrize(
+    ("value", "exact"), [(3 / (20 * np.pi), "3/(20*pi)"), (0.5 * np.pi**2, "pi**2/2"), (0.6, "3/5")]
+)
+def test_a_least_squares_constant_is_matched_to_a_multiple_of_a_power_of_pi(value, exact):
+    assert sp.sympify(exact) in _exact_constants(value)
+    assert _exact_constants(value * (1 + 1e-6)) == []  # exact data gives c to rounding: a near miss is no match
+
+
+def test_no_dimensionless_candidate_without_a_prefactor():
+    x, y = _doppler(60)
+    units = {**DOPPLER_UNITS, "omega": "kg"}  # nothing of m/s and 1/s makes kg
+    prep = _prepared(x, y, ["c", "v", "omega_0"], "omega", units)
+    candidates, record = units_candidates(prep, np.arange(40))
+    assert candidates == [] and "omega" in record["skipped"]
+
+
+def _outcome_with(rows: list[str], best: int) -> Outcome:
+    table = [{"sympy": s, "test_rmse": float(k), "complexity": k, "is_best": k == best} for k, s in enumerate(rows)]
+    state = RunState(None, None, None, formulas={"F": {"best": table[best], "candidates": table}})
+    return Outcome(Candidate("sum", "sum", [3, 5, 1], [], 0, (0,)), "completed", 0.0, state=state)
+
+
+def test_a_dimensionally_wrong_formula_is_dropped_and_counted():
+    x = np.random.default_rng(2).uniform(1, 2, (30, 3))
+    units = {"q": "C", "epsilon": "F/m", "d": "m", "F": "N"}
+    prep = _prepared(x, x[:, 0] ** 2 / (x[:, 1] * x[:, 2] ** 2), ["q", "epsilon", "d"], "F", units)
+    wrong = ["q + d", "0.08*q**2/(epsilon*d**2) + 0.001*d", "exp(d)*q**2/(epsilon*d**2)", "q**2/d**2"]
+    right = ["0.0796*q**2/(epsilon*d**2)", "q**2*sin(d/d)/(epsilon*d**2)"]
+    outcome = _outcome_with([wrong[0], right[0], *wrong[1:], right[1]], best=2)  # the best is wrong
+    assert keep_consistent(outcome, prep) == len(wrong)
+    entry = outcome.state.formulas["F"]
+    assert [row["sympy"] for row in entry["candidates"]] == right
+    assert entry["best"]["sympy"] == right[0]  # the most accurate consistent one takes its place
+
+
+def test_the_search_returns_only_consistent_formulas_and_reports_the_groups(tmp_path, write_csv):
+    from kandisc.api import fit_run
+
+    x, y = _doppler(140)
+    data = write_csv({"c": x[:, 0], "v": x[:, 1], "omega_0": x[:, 2], "omega": y})
+    config = {"units": DOPPLER_UNITS, "search": {"jobs": 1, "seeds": 1, "candidates": ["log-additive"]}}
+    config["output"] = {"figures": False}
+    result = fit_run(data, config, out=tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert _equal(summary["formulas"]["omega"], "omega_0/(1 - v/c)", ["c", "v", "omega_0"], x)
+    units = summary["search"]["units"]
+    assert units["groups"] == ["v/c"] and units["dropped_inconsistent"] == sum(units["dropped_by_candidate"].values())
+    rows = result.state.formulas["omega"]["candidates"]
+    assert rows and all(check_formula(r["sympy"], DOPPLER_UNITS, "omega")[0] for r in rows)
+    assert summary["search"]["winner"] == "log-additive"  # a network over the columns is the model
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "dimensionless groups pi_1 = `v/c`" in report and "dropped as dimensionally inconsistent" in report

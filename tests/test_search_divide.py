@@ -1,0 +1,63 @@
+"""``structure: auto`` (kandisc.search.divide): split a separable law, fit the parts apart, recombine."""
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from kandisc.errors import ConfigError
+from kandisc.io.config import load_config
+from kandisc.io.data import split, table_from_arrays
+from kandisc.pipeline.runner import prepare_table
+from kandisc.search.divide import NAME, conquer, divide_candidates, split_of, with_divide
+
+
+def _prepared(fn, n=150, structure="auto", high=2.0, names=("a", "b", "c"), **search):
+    x = np.random.default_rng(0).uniform(1, high, (n, len(names)))
+    y = fn(torch.as_tensor(x)).numpy()
+    config = {"structure": structure, "search": {"jobs": 1, "seeds": 1, **search}}
+    return prepare_table(table_from_arrays(x, y, list(names), ["f"]), config)
+
+
+@pytest.mark.parametrize(
+    ("fn", "kind", "groups"),
+    [
+        (lambda x: x[:, 0] * x[:, 1] + torch.sin(x[:, 2]), "additive", [[0, 1], [2]]),
+        (lambda x: x[:, 0] * torch.exp(x[:, 1]) * x[:, 2] ** 2, "multiplicative", [[0], [1], [2]]),
+        (lambda x: (x[:, 0] + x[:, 1]) * x[:, 2], "multiplicative", [[0, 1], [2]]),
+    ],
+)
+def test_the_finer_separable_partition_is_the_split(fn, kind, groups):
+    prep = _prepared(fn, n=60)
+    assert split_of(fn, prep, np.arange(40))[:2] == (kind, groups)
+
+
+def test_an_inseparable_law_is_not_split():
+    fn = lambda x: torch.sin(x[:, 0] * x[:, 1] + x[:, 2])  # noqa: E731
+    kind, groups, message = split_of(fn, _prepared(fn, n=60), np.arange(40))
+    assert kind is None and groups == [] and message.startswith("not separable")
+
+
+def test_the_parts_fitted_apart_recombine_into_the_law():
+    fn = lambda x: x[:, 0] ** 2 * torch.exp(x[:, 1])  # noqa: E731
+    prep = _prepared(fn, n=80, high=4.0, names=("a", "b"), candidates=["log-additive"])
+    train, test = split(prep.table, prep.cfg.data.test_fraction, prep.cfg.seed)
+    # fn stands in for the surrogate: each part is a one-input search on f(x_G, medians)
+    entry = conquer(prep, fn, "multiplicative", [[0], [1]], (train, test), float("inf"), lambda: False)
+    got = sp.sympify(entry["best"]["sympy"])
+    assert sp.simplify(got - sp.sympify("a**2*exp(b)")) == 0, got
+
+
+def test_the_divide_candidate_comes_second_only_with_structure_auto():
+    fn = lambda x: x[:, 0] * x[:, 1] + x[:, 2]  # noqa: E731
+    assert divide_candidates(_prepared(fn, n=30, structure="off")) == []
+    prep = _prepared(fn, n=30)
+    first, divide, second = with_divide(prep, ["first", "second"])
+    assert (first, divide.name, second) == ("first", NAME, "second")
+    assert divide.width == [3, 5, 1]  # the surrogate's network
+
+
+def test_structure_auto_needs_the_search():
+    assert load_config({"structure": False}).structure == "off"  # YAML's bare `off`
+    with pytest.raises(ConfigError, match="structure: auto splits the law inside the discovery search"):
+        load_config({"structure": "auto", "pipeline": ["fit"]})
