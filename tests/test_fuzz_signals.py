@@ -25,7 +25,7 @@ import pytest
 LONG_FIT = """
 model: {width: [2, 3, 1], grid: 3}
 pipeline:
-  - fit: {steps: 1000000, update_grid: false}
+  - fit: {steps: 1000000, update_grid: false, plateau_rtol: 0}  # no plateau stop: it runs until signalled
 output: {figures: false}
 """
 LONG_SYMBOLIC = """

@@ -10,7 +10,6 @@ checked against the model on held-out rows, and turned into a Pareto list of can
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -100,23 +99,26 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[list[d
     library = [n for n in (params["library"] or DEFAULT_LIBRARY) if n != "0"]
     complexities = {n: FUNCTIONS[n].complexity for n in library} | dict(params["complexities"])
     x, y, order = sample_edge_curves(state.model, state.data.x_train, edges)
-    x, y, on_data = _backfit_output_edges(state, x, y, order)
-    # Fit on each edge's input mapped to [-1, 1], so the (a, b) search range means the same for a
-    # hidden edge whose input spans 0.1 as for one spanning 100; then map a, b back.
-    mid = (x.max(1).values + x.min(1).values) / 2
-    half = ((x.max(1).values - x.min(1).values) / 2).clamp(min=1e-12)
-    fits = fit_edges((x - mid[:, None]) / half[:, None], y, library)
-    choices = [
-        _unscale(c, float(mid[c.edge]), float(half[c.edge]))
-        for c in choose(
-            fits,
-            complexities,
-            params["weight_simple"],
-            params["r2_threshold"],
-            params["power_first"],
-            torch.where(on_data, DATA_MISFIT_FLOOR, CURVE_MISFIT_FLOOR),
-        )
-    ]
+    fits = _fit_raw(x, y, library)
+    x_rows, y_rows, on_data = _backfit_output_edges(state, x, y, order)
+    if bool(on_data.any()):
+        # Each function is judged on the partial residual (which tells log from 1/x), with the
+        # better of its two fits there: to the curve (which a local optimum on the rows may miss)
+        # and to the rows themselves.
+        xr, yr = x_rows[on_data], y_rows[on_data]
+        rows = _fit_raw(xr, yr, library)
+        curve_r2 = _r2_on(fits.names, fits.params[on_data], xr, yr)
+        better = rows.r2 > curve_r2
+        fits.r2[on_data] = torch.where(better, rows.r2, curve_r2)
+        fits.params[on_data] = torch.where(better[..., None], rows.params, fits.params[on_data])
+    choices = choose(
+        fits,
+        complexities,
+        params["weight_simple"],
+        params["r2_threshold"],
+        params["power_first"],
+        torch.where(on_data, DATA_MISFIT_FLOOR, CURVE_MISFIT_FLOOR),
+    )
     ready = sorted((c for c in choices if c.name is not None), key=lambda c: -c.r2)
     share = ready[: max(1, math.ceil(len(ready) / rounds_left))] if ready else []
     for choice in share:
@@ -130,12 +132,29 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[list[d
     return fitted, left
 
 
-def _unscale(choice, mid: float, half: float):
-    """f(a'·u + b') with u = (x - mid)/half is f(a·x + b) with a = a'/half, b = b' - a'·mid/half."""
-    if choice.name is None:
-        return choice
-    a, b, c, d = choice.params
-    return dataclasses.replace(choice, params=(a / half, b - a * mid / half, c, d))
+def _r2_on(names: list[str], params: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """r² (E, F) of c·f(a·x + b) + d with ``params`` (E, F, 4) on the rows ``x``, ``y`` (E, M)."""
+    a, b, c, d = (params[..., k : k + 1] for k in range(4))  # (E, F, 1)
+    with torch.no_grad(), np.errstate(all="ignore"):
+        values = torch.stack([FUNCTIONS[n].torch_fn(a[:, f] * x + b[:, f]) for f, n in enumerate(names)], dim=1)
+        pred = c * values + d  # (E, F, M)
+        sse = ((pred - y[:, None, :]) ** 2).sum(-1)
+        sst = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1, keepdim=True).clamp(min=1e-300)
+        r2 = 1 - sse / sst
+    return torch.where(torch.isfinite(r2), r2, torch.full_like(r2, -math.inf))
+
+
+def _fit_raw(x: torch.Tensor, y: torch.Tensor, library: list[str]):
+    """``fit_edges`` with each edge's input mapped to [-1, 1], so the (a, b) search range means
+    the same for a hidden edge whose input spans 0.1 as for one spanning 100; the params are
+    mapped back (f(a'·u + b') with u = (x - mid)/half is f(a·x + b), a = a'/half, b = b' - a'·mid/half)."""
+    mid = (x.max(1).values + x.min(1).values) / 2
+    half = ((x.max(1).values - x.min(1).values) / 2).clamp(min=1e-12)
+    fits = fit_edges((x - mid[:, None]) / half[:, None], y, library)
+    a, b = fits.params[..., 0], fits.params[..., 1]
+    mid, half = mid.to(a.dtype)[:, None], half.to(a.dtype)[:, None]
+    fits.params = torch.stack([a / half, b - a * mid / half, fits.params[..., 2], fits.params[..., 3]], dim=-1)
+    return fits
 
 
 def symbolic_stage(state: RunState, params: dict) -> StageReport:
