@@ -17,7 +17,8 @@ from kandisc.io.model_file import ModelBundle
 from kandisc.io.scaling import Scaling
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.symbolic.assemble import assemble, verify
-from kandisc.symbolic.simplify import Scorer, build_candidates, snap_constants, time_limited
+from kandisc.symbolic.simplify import Scorer, build_candidates, snap_constants
+from kandisc.symbolic.time_limit import time_limited
 
 ROOT = Path(__file__).resolve().parent.parent
 FNS = ["sin", "x^2", "exp", "tanh", "x", "cos", "x^3", "arctan"]

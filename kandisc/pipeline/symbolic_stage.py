@@ -42,36 +42,39 @@ def sample_edge_curves(model, x: torch.Tensor, edges: list[tuple[int, int, int]]
 
 
 @torch.no_grad()
-def _backfit_output_edges(state: RunState, x: torch.Tensor, y: torch.Tensor, order: list) -> tuple:
+def _backfit_output_edges(state: RunState, order: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The output layer's edges judged on data rows, not on their own curves: the edge's values
     plus the model's residual there (its partial residual, as in backfitting an additive model).
 
     A spline knows its function only to ~1e-6, where log and 1/x fit a factor alike; the data
     know it exactly, so the edge's fit to its partial residual tells them apart (and what the
     other edges still miss counts against every candidate alike). Rows: the first ``CURVE_POINTS``
-    training rows, so the edges' samples stack with the curves of the others.
+    training rows. Returns the mask of such edges in ``order`` and their (inputs, targets) rows.
     """
     model, data = state.model, state.data
     last = model.depth - 1
     rows = slice(0, CURVE_POINTS)
     on_data = torch.zeros(len(order), dtype=torch.bool)
-    if state.task is not None:  # the network's output is not measured (L, H): no residual to fit
-        return x, y, on_data
-    if data.x_train.shape[0] < CURVE_POINTS or not any(layer == last for layer, _, _ in order):
-        return x, y, on_data
+    empty = torch.empty(0, CURVE_POINTS, dtype=data.x_train.dtype)
+    if state.task is not None or data.x_train.shape[0] < CURVE_POINTS:  # a task's output is not measured
+        return on_data, empty, empty
+    n_sum = model.spec.width[-1][0]
+    gain = model.subnode_scale[last][:n_sum] * model.node_scale[last][:n_sum]  # output j = gain_j·Σ_i φ_ij + offset
+    # Only into a sum node (subnode j is node j): a product node's factors have no partial residual.
+    picked = [
+        (k, i, j)
+        for k, (layer, i, j) in enumerate(order)
+        if layer == last and j < n_sum and abs(float(gain[j])) > 1e-12
+    ]
+    if not picked:
+        return on_data, empty, empty
     h = model.layer_inputs(data.x_train[rows])[last]
     phi = model.layers[last].edge_curves(h)  # (M, in, out)
     residual = data.y_train[rows] - model(data.x_train[rows])  # (M, out)
-    n_sum = model.spec.width[-1][0]
-    gain = model.subnode_scale[last][:n_sum] * model.node_scale[last][:n_sum]  # output j = gain_j·Σ_i φ_ij + offset
-    x, y = x.clone(), y.clone()
-    for k, (layer, i, j) in enumerate(order):
-        # Only into a sum node (subnode j is node j): a product node's factors have no partial residual.
-        if layer == last and j < n_sum and abs(float(gain[j])) > 1e-12:
-            x[k] = h[:, i].to(x.dtype)
-            y[k] = (phi[:, i, j] + residual[:, j] / gain[j]).to(y.dtype)
-            on_data[k] = True
-    return x, y, on_data
+    on_data[[k for k, _, _ in picked]] = True
+    xs = torch.stack([h[:, i] for _, i, _ in picked])
+    ys = torch.stack([phi[:, i, j] + residual[:, j] / gain[j] for _, i, j in picked])
+    return on_data, xs, ys
 
 
 def _numeric_edges(model) -> list[tuple[int, int, int]]:
@@ -100,12 +103,12 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[list[d
     complexities = {n: FUNCTIONS[n].complexity for n in library} | dict(params["complexities"])
     x, y, order = sample_edge_curves(state.model, state.data.x_train, edges)
     fits = _fit_raw(x, y, library)
-    x_rows, y_rows, on_data = _backfit_output_edges(state, x, y, order)
+    on_data, xr, yr = _backfit_output_edges(state, order)
     if bool(on_data.any()):
         # Each function is judged on the partial residual (which tells log from 1/x), with the
         # better of its two fits there: to the curve (which a local optimum on the rows may miss)
         # and to the rows themselves.
-        xr, yr = x_rows[on_data], y_rows[on_data]
+        xr, yr = xr.to(x.dtype), yr.to(y.dtype)
         rows = _fit_raw(xr, yr, library)
         curve_r2 = _r2_on(fits.names, fits.params[on_data], xr, yr)
         better = rows.r2 > curve_r2
@@ -135,7 +138,7 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[list[d
 def _r2_on(names: list[str], params: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """r² (E, F) of c·f(a·x + b) + d with ``params`` (E, F, 4) on the rows ``x``, ``y`` (E, M)."""
     a, b, c, d = (params[..., k : k + 1] for k in range(4))  # (E, F, 1)
-    with torch.no_grad(), np.errstate(all="ignore"):
+    with torch.no_grad():  # a function outside its domain gives inf/nan: -inf below
         values = torch.stack([FUNCTIONS[n].torch_fn(a[:, f] * x + b[:, f]) for f, n in enumerate(names)], dim=1)
         pred = c * values + d  # (E, F, M)
         sse = ((pred - y[:, None, :]) ** 2).sum(-1)
