@@ -19,6 +19,7 @@ from kandisc.attribution import attribute
 from kandisc.knowledge.user_functions import used_definitions
 from kandisc.lm import MAX_PARAMETERS as LM_MAX_PARAMETERS
 from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
+from kandisc.pipeline.in_context import choose_in_context
 from kandisc.pipeline.state import RunState, StageReport
 from kandisc.pipeline.training import run_training
 from kandisc.symbolic.assemble import assemble, verify
@@ -28,6 +29,8 @@ from kandisc.symbolic.simplify import Scorer, build_candidates
 from kandisc.train import TrainSettings
 
 CURVE_POINTS = 100
+BACKFIT_ROWS = 400  # training rows an output edge is judged on: 4·noise/400 tells log from 1/x at 1 % noise
+_CHANCE = 4.0  # constants of c·f(a·x + b) + d: fitting them to M noisy rows gains ~4/M of the noise by chance
 # Misfits (1 - r²) below these are equal: a spline curve is known to ~1e-6, data rows much better.
 CURVE_MISFIT_FLOOR, DATA_MISFIT_FLOOR = 1e-6, 1e-10
 
@@ -42,22 +45,24 @@ def sample_edge_curves(model, x: torch.Tensor, edges: list[tuple[int, int, int]]
 
 
 @torch.no_grad()
-def _backfit_output_edges(state: RunState, order: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _backfit_output_edges(state: RunState, order: list) -> tuple[torch.Tensor, ...]:
     """The output layer's edges judged on data rows, not on their own curves: the edge's values
     plus the model's residual there (its partial residual, as in backfitting an additive model).
 
     A spline knows its function only to ~1e-6, where log and 1/x fit a factor alike; the data
     know it exactly, so the edge's fit to its partial residual tells them apart (and what the
-    other edges still miss counts against every candidate alike). Rows: the first ``CURVE_POINTS``
-    training rows. Returns the mask of such edges in ``order`` and their (inputs, targets) rows.
+    other edges still miss counts against every candidate alike). Rows: the first ``BACKFIT_ROWS``
+    training rows (at least ``CURVE_POINTS``). Returns the mask of such edges in ``order``, their
+    (inputs, targets) rows and the model's own misfit on each (1 − r² of the edge's spline there:
+    noise plus spline error).
     """
     model, data = state.model, state.data
     last = model.depth - 1
-    rows = slice(0, CURVE_POINTS)
+    rows = slice(0, BACKFIT_ROWS)
     on_data = torch.zeros(len(order), dtype=torch.bool)
     empty = torch.empty(0, CURVE_POINTS, dtype=data.x_train.dtype)
     if state.task is not None or data.x_train.shape[0] < CURVE_POINTS:  # a task's output is not measured
-        return on_data, empty, empty
+        return on_data, empty, empty, empty[:, 0]
     n_sum = model.spec.width[-1][0]
     gain = model.subnode_scale[last][:n_sum] * model.node_scale[last][:n_sum]  # output j = gain_j·Σ_i φ_ij + offset
     # Only into a sum node (subnode j is node j): a product node's factors have no partial residual.
@@ -67,14 +72,28 @@ def _backfit_output_edges(state: RunState, order: list) -> tuple[torch.Tensor, t
         if layer == last and j < n_sum and abs(float(gain[j])) > 1e-12
     ]
     if not picked:
-        return on_data, empty, empty
+        return on_data, empty, empty, empty[:, 0]
     h = model.layer_inputs(data.x_train[rows])[last]
     phi = model.layers[last].edge_curves(h)  # (M, in, out)
     residual = data.y_train[rows] - model(data.x_train[rows])  # (M, out)
     on_data[[k for k, _, _ in picked]] = True
     xs = torch.stack([h[:, i] for _, i, _ in picked])
     ys = torch.stack([phi[:, i, j] + residual[:, j] / gain[j] for _, i, j in picked])
-    return on_data, xs, ys
+    missed = torch.stack([(residual[:, j] / gain[j]).pow(2).sum() for _, i, j in picked])
+    spread = (ys - ys.mean(dim=1, keepdim=True)).pow(2).sum(dim=1).clamp(min=1e-300)
+    return on_data, xs, ys, missed / spread
+
+
+def _noise_misfit(fits, on_data: torch.Tensor, model_misfit: torch.Tensor) -> torch.Tensor:
+    """Per edge, the misfit that is the data's noise (selection rule 6): on data rows, the smaller
+    of the model's own misfit there and the best function's (so a model that fits the noise, or
+    a spline that misses the function, does not set it); 0 for an edge judged on its curve."""
+    noise = torch.zeros(len(on_data), dtype=torch.float64)
+    if bool(on_data.any()):
+        usable = torch.tensor([n != "0" for n in fits.names])
+        misfit = torch.where(torch.isfinite(fits.r2[on_data]) & usable, 1.0 - fits.r2[on_data].double(), math.inf)
+        noise[on_data] = torch.minimum(misfit.min(dim=1).values, model_misfit.double()).clamp(min=0.0)
+    return noise
 
 
 def _numeric_edges(model) -> list[tuple[int, int, int]]:
@@ -91,10 +110,11 @@ def _zero_negligible(state: RunState, threshold: float) -> list[tuple[int, int, 
     return zeroed
 
 
-def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[list[dict], list[dict]]:
+def _snap_round(state: RunState, params: dict, rounds_left: int, alternatives: dict) -> tuple[list[dict], list[dict]]:
     """Fit the library to every numeric edge; snap the most certain share; report the rest.
 
-    Returns the snapped edges ({edge, function, r2 of the fit}) and the edges left as splines.
+    Returns the snapped edges ({edge, function, r2 of the fit}) and the edges left as splines;
+    each snapped edge's runners-up go to ``alternatives`` (edge -> ((name, params), ...)).
     """
     edges = _numeric_edges(state.model)
     if not edges:
@@ -103,7 +123,7 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[list[d
     complexities = {n: FUNCTIONS[n].complexity for n in library} | dict(params["complexities"])
     x, y, order = sample_edge_curves(state.model, state.data.x_train, edges)
     fits = _fit_raw(x, y, library)
-    on_data, xr, yr = _backfit_output_edges(state, order)
+    on_data, xr, yr, model_misfit = _backfit_output_edges(state, order)
     if bool(on_data.any()):
         # Each function is judged on the partial residual (which tells log from 1/x), with the
         # better of its two fits there: to the curve (which a local optimum on the rows may miss)
@@ -114,19 +134,25 @@ def _snap_round(state: RunState, params: dict, rounds_left: int) -> tuple[list[d
         better = rows.r2 > curve_r2
         fits.r2[on_data] = torch.where(better, rows.r2, curve_r2)
         fits.params[on_data] = torch.where(better[..., None], rows.params, fits.params[on_data])
+    noise = _noise_misfit(fits, on_data, model_misfit)
     choices = choose(
         fits,
         complexities,
         params["weight_simple"],
         params["r2_threshold"],
         params["power_first"],
-        torch.where(on_data, DATA_MISFIT_FLOOR, CURVE_MISFIT_FLOOR),
+        torch.maximum(
+            torch.where(on_data, DATA_MISFIT_FLOOR, CURVE_MISFIT_FLOOR), _CHANCE * noise / max(xr.shape[1], 1)
+        ),
+        noise,
     )
     ready = sorted((c for c in choices if c.name is not None), key=lambda c: -c.r2)
     share = ready[: max(1, math.ceil(len(ready) / rounds_left))] if ready else []
     for choice in share:
         layer, i, j = order[choice.edge]
         state.model.set_symbolic(layer, i, j, choice.name, choice.params)
+        if choice.alternatives:
+            alternatives[(layer, i, j)] = choice.alternatives
     snapped = {c.edge for c in share}
     left = [
         {"edge": list(order[c.edge]), "reason": c.reason} for c in choices if c.name is None and c.edge not in snapped
@@ -168,13 +194,17 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
     if opt == "lm" and sum(p.numel() for p in state.model.parameters() if p.requires_grad) > LM_MAX_PARAMETERS:
         opt = "lbfgs"  # LM's Jacobian would be too large: the stage still runs, as LBFGS
     tune = TrainSettings(steps=params["retrain_steps"], update_grid=False, opt=opt)
+    alternatives: dict = {}
     for round_index in range(params["rounds"]):
-        share, unsnapped = _snap_round(state, params, params["rounds"] - round_index)
+        share, unsnapped = _snap_round(state, params, params["rounds"] - round_index, alternatives)
         fits += share
         if not share:
             break
         if params["retrain_steps"]:
             run_training(state, f"symbolic {round_index + 1}", tune)
+    replaced = []
+    if alternatives and state.task is None and not unsnapped and len(state.data.x_test):
+        replaced = choose_in_context(state.model, alternatives, lambda: _formula_error(state))
     if params["retrain_steps"]:
         run_training(state, "symbolic tune", tune)
     added = used_definitions(state.model)
@@ -186,6 +216,7 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
         "zeroed_edges": [list(e) for e in zeroed],
         "numeric_edges": unsnapped,
         "edges": state.model.symbolic_edges(),
+        "replaced_in_context": replaced,  # runners-up whose whole formula fitted better
     }
     norm = state.bundle.normalization
     if norm is not None:  # input edges act on standardised inputs: the report shows them in raw units
@@ -222,6 +253,23 @@ def _scorer(state: RunState, assembly, t: int, train_rows, test_rows):
         return state.task.total_expr(assembly.exprs[t]), scorer
     eval_x, eval_y = (x_test, y_test[:, t]) if held_out else (x_train, y_train[:, t])
     return assembly.exprs[t], Scorer(assembly.symbols, x_train, y_train[:, t], eval_x, eval_y)
+
+
+def _formula_error(state: RunState) -> float:
+    """Mean over targets of the held-out MSE / var(y) of the model's formulas, each refitted in the
+    target's units (inf when a formula is missing or not finite)."""
+    data = state.data
+    train = _raw(state, data.x_train, data.y_train)
+    test = _raw(state, data.x_test, data.y_test)
+    assembly = assemble(state.bundle)
+    errors = []
+    for t in range(len(state.bundle.output_names)):
+        expr, scorer = _scorer(state, assembly, t, train, test)
+        if expr is None:
+            return math.inf
+        rmse = scorer.rmse(scorer.refit(expr))
+        errors.append((rmse / scorer.y_scale) ** 2 if math.isfinite(rmse) else math.inf)
+    return sum(errors) / len(errors)
 
 
 def extract_formulas(state: RunState, params: dict) -> list[str]:

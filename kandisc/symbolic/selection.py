@@ -26,6 +26,11 @@ For each edge, with w = ``weight_simple`` and C a function's complexity:
    5e-7 against 7e-5 for x^2 on the y² edge of exp(sin(πx)+y²)) is no evidence against the
    parabola; a narrow window of exp or log that a power fits that well is equally a power.
 5. An edge without candidates gets name None and stays numeric; the reason gives its best fit.
+6. Noise: an edge judged on noisy data rows has a misfit no function can go below, the noise's
+   share of the rows' variance (``noise_misfit``, per edge). Misfits count above it (1 − r² −
+   noise). The caller sets that edge's floor to what fitting 4 constants to M noisy rows gains
+   by chance, 4·noise/M (``noise_floor``). Without this every function's misfit is the noise's,
+   no function buys its complexity, and a noisy log edge becomes a line.
 
 Examples at w = 0.8 (score in brackets):
 
@@ -38,6 +43,7 @@ Examples at w = 0.8 (score in brackets):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
 _MISFIT_FLOOR = 1e-6
 _TIE_RATIO = 4.0  # misfits within this factor of the winner's (same complexity) are ties
 _SPLINE_ACCURACY = 1e-4  # 1 - r² below which a power law is preferred (rule 4)
+_ALTERNATIVES = 2  # runners-up kept per edge for the in-context check
 _POWERS = ("x", "x^2", "x^3", "x^4", "x^5")
 _ZERO = "0"
 
@@ -71,6 +78,9 @@ class Choice:
     r2: float
     complexity: float
     reason: str
+    # The next functions by score that also pass the threshold, (name, params) each: what an
+    # in-context check may try in this edge's place (pipeline/in_context.py).
+    alternatives: tuple = ()
 
 
 def score_candidates(
@@ -99,11 +109,16 @@ def choose(
     r2_threshold: float = 0.9,
     power_first: bool = True,
     misfit_floor=_MISFIT_FLOOR,
+    noise_misfit=None,
 ) -> list[Choice]:
     """One ``Choice`` per edge by the module's rule; '0' is never chosen. ``power_first=False``
-    drops rule 4 (the discovery search tries both: a narrow window of log is also a parabola)."""
-    score = score_candidates(fits, complexities, weight_simple, misfit_floor)
+    drops rule 4 (the discovery search tries both: a narrow window of log is also a parabola).
+    ``noise_misfit`` (E,): the misfit of the noise on each edge's rows (rule 6; 0 for none)."""
     floors = torch.as_tensor(misfit_floor, dtype=torch.float64).expand(fits.r2.shape[0])
+    if noise_misfit is not None:
+        noise = torch.as_tensor(noise_misfit, dtype=torch.float64).clamp(min=0.0)
+        fits = dataclasses.replace(fits, r2=(fits.r2 + noise[:, None].to(fits.r2.dtype)).clamp(max=1.0))
+    score = score_candidates(fits, complexities, weight_simple, floors)
     eligible = torch.isfinite(score) & (fits.r2 >= r2_threshold)
     score = torch.where(eligible, score, math.inf)
     comp = _complexities(fits.names, complexities)
@@ -130,7 +145,9 @@ def _choose_edge(
     if runner:
         reason += f" (runner-up: {fits.names[runner[0]]} r2={float(fits.r2[e, runner[0]]):.6g})"
     params = tuple(float(v) for v in fits.params[e, k])
-    return Choice(e, fits.names[k], params, float(fits.r2[e, k]), float(comp[k]), reason)
+    others = [int(j) for j in order[: _ALTERNATIVES + 1] if int(j) != k and torch.isfinite(score[j])]
+    alternatives = tuple((fits.names[j], tuple(float(v) for v in fits.params[e, j])) for j in others)
+    return Choice(e, fits.names[k], params, float(fits.r2[e, k]), float(comp[k]), reason, alternatives[:_ALTERNATIVES])
 
 
 def _pick(
