@@ -279,3 +279,17 @@ def test_an_edge_fitted_on_data_rows_tells_log_from_its_imitation():
     assert choose(_fits([row]), {}, misfit_floor=torch.tensor([1e-10]))[0].name == "log"
     both = choose(_fits([row, row]), {}, misfit_floor=torch.tensor([1e-6, 1e-10]))
     assert [c.name for c in both] == ["1/x", "log"]
+
+
+def test_on_noisy_rows_misfits_count_above_the_noise():
+    # A log edge on rows with 1 % noise: every function's misfit is the noise's (0.0021), and
+    # measured from 0 the line's 0.008 costs too little to lose to log's extra complexity.
+    row = {"x": 1 - 0.008, "log": 1 - 0.00212, "tan": 1 - 0.00211}
+    assert choose(_fits([row]), {}, misfit_floor=torch.tensor([1e-10]))[0].name == "x"
+    noise, rows = torch.tensor([0.00211]), 400
+    floor = torch.tensor([4 * 0.00211 / rows])
+    picked = choose(_fits([row]), {}, misfit_floor=floor, noise_misfit=noise)[0]
+    assert picked.name == "log"
+    assert [name for name, _ in picked.alternatives] == ["tan", "x"]  # the runners-up, by score
+    # Without noise (noise_misfit 0) the rule is the old one.
+    assert choose(_fits([row]), {}, misfit_floor=torch.tensor([1e-10]), noise_misfit=torch.zeros(1))[0].name == "x"

@@ -218,3 +218,21 @@ def test_neo_hookean_from_the_linear_elastic_prior(tmp_path):
     assert len(log_terms) == 1 and abs(float(log_terms[0].as_coeff_Mul()[0]) - lam) < 0.02 * lam
     offset = float(expr.as_coeff_Add()[0])
     assert abs(offset + mu) < 0.02 * mu
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_noisy_constants_snap_to_the_simplest_numbers_within_their_noise(seed):
+    """a·b with 1 % noise, from a network's 0.975·(1.0·a + 0.0042)^1.0058·(1.0·b + 0.0177)^1.0093:
+    the refitted constants drift together (0.987·a·(b + 0.039)) and the nearest simple numbers are
+    multiples of π (10/π² for an exponent 1.0134); within their standard errors 1 and 0 are too."""
+    a, b = sp.symbols("a b")
+    rng = np.random.default_rng(seed)
+    xs = rng.uniform(1, 5, (1000, 2))
+    y = xs[:, 0] * xs[:, 1]
+    y = y + rng.normal(0, 0.01 * np.sqrt(np.mean(y**2)), len(y))
+    scorer = Scorer([a, b], xs[:800], y[:800], xs[800:], y[800:])
+    f = sp.Float
+    network = f(0.974684) * (f(1.0) * a + f(0.0042)) ** f(1.0058) * (f(1.0) * b + f(0.0177)) ** f(1.0093)
+    assert snap_constants(network, scorer) == a * b
+    best = next(c for c in build_candidates(network, scorer) if c.is_best)
+    assert best.expr == a * b

@@ -32,6 +32,7 @@ SNAP_DISTANCE = 0.02  # rationals and multiples of pi within 0.002 may be tried
 # Integers within 5 %: on 1 %-noise data a coefficient and an offset that trade against each other
 # come out at 0.977 and 0.0104; the refit RMSE still decides every snap.
 INTEGER_DISTANCE = 0.05
+NOISE_SIGMAS = 3.0  # a constant within this many standard errors of a simple number may be that number
 _MAX_SIMPLIFY_NODES = 300
 
 
@@ -94,6 +95,34 @@ class Scorer:
         """What ``refit`` minimises: the mean squared error of ``evaluate(columns)`` (scorers of
         other tasks override it; ``x`` holds the same rows as ``columns``, as one tensor)."""
         return torch.mean((evaluate(columns) - y) ** 2)
+
+    def constant_errors(self, expr: sp.Expr) -> dict[sp.Float, float]:
+        """The standard error of each Float constant of ``expr`` refitted to the training rows: the
+        noise of the data (and what the formula misses) seen through the loss's curvature,
+        σ² = loss, cov = 2σ²/n · H⁻¹ (a pseudo-inverse: a constant the others can stand in for
+        is known to no precision at all). Empty when the loss or its curvature is not finite."""
+        from kandisc.knowledge.formula import to_torch_function
+
+        floats = sorted(expr.atoms(sp.Float), key=str)
+        if not floats or len(floats) > 80:
+            return {}
+        params = [sp.Symbol(f"_refit_c{k}") for k in range(len(floats))]
+        template = expr.xreplace(dict(zip(floats, params, strict=True)))
+        fn = to_torch_function(template, [str(s) for s in self.symbols] + [str(p) for p in params])
+        x, y = torch.as_tensor(np.array(self.x_train)), torch.as_tensor(np.array(self.y_train))
+        columns = {str(s): x[:, k] for k, s in enumerate(self.symbols)}
+
+        def loss(values: torch.Tensor) -> torch.Tensor:
+            constants = {str(p): values[k] for k, p in enumerate(params)}
+            return self.refit_loss(lambda cols: fn({**cols, **constants}), columns, x, y)
+
+        start = torch.tensor([float(f) for f in floats], dtype=torch.float64)
+        hessian = torch.autograd.functional.hessian(loss, start)
+        value = float(loss(start))
+        if not (math.isfinite(value) and bool(torch.isfinite(hessian).all())):
+            return {}
+        variance = torch.linalg.pinv(hessian, hermitian=True).diagonal().clamp(min=0.0) * 2 * value / len(y)
+        return {f: math.sqrt(float(v)) for f, v in zip(floats, variance, strict=True)}
 
     def refit(self, expr: sp.Expr, steps: int = 30) -> sp.Expr:
         """Jointly refit every Float constant of ``expr`` on the training rows (LBFGS, autograd)."""
@@ -179,9 +208,14 @@ def _simple_targets(value: float) -> list[sp.Expr]:
 _DECADES = (3, -3, 6, 9, 12)
 
 
-def _snap_targets(value: float) -> list[sp.Expr]:
+def _snap_targets(value: float, exponent: bool = False) -> list[sp.Expr]:
     """Simple numbers near ``value`` (see ``_simple_targets``), also times a power of 1000 so that
-    a column in mm instead of m snaps 1000/(4π) as it snaps 1/(4π); 0 first, then nearest first."""
+    a column in mm instead of m snaps 1000/(4π) as it snaps 1/(4π); 0 first, then nearest first.
+
+    An ``exponent`` snaps to rationals only: the laws of physics raise to 1, 1/2 or 3/2, never to
+    10/π², which a noisy 1.0093 is nearer to than to 1."""
+    if exponent:
+        return [t for t in _simple_targets(value) if t.is_Rational]
     targets = _simple_targets(value)
     for k in _DECADES:
         mantissa = value / 10.0**k
@@ -312,6 +346,22 @@ def _term_constants(expr: sp.Expr) -> set[sp.Float]:
     return found
 
 
+def _number_complexity(number: sp.Expr) -> tuple[int, int]:
+    """Integers before fractions before multiples of π; then by the size of the denominator."""
+    if number.is_Integer:
+        return (0, 0)
+    if number.is_Rational:
+        return (1, int(number.q))
+    return (2, 0)
+
+
+def _exponents(expr: sp.Expr) -> set[sp.Float]:
+    """The Floats that are the exponent of a power."""
+    return {
+        node.exp for node in sp.preorder_traversal(expr) if isinstance(node, sp.Pow) and isinstance(node.exp, sp.Float)
+    }
+
+
 def _relative_offsets(expr: sp.Expr, scorer: Scorer) -> dict[sp.Float, float]:
     """Each constant term of a sum with its size relative to the rest of the sum (max over the
     training rows)."""
@@ -343,10 +393,32 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     # Tiers by closeness: the near-exact snaps (an exponent 1.00004, an offset 7e-5) are tried
     # without the far ones, whose failure would otherwise sink them all.
     # An offset is measured against the rest of its sum: 0.026 beside q of size 1000 is nothing.
+    # Before the tiers: every constant to the simplest number within its noise (NOISE_SIGMAS
+    # standard errors). On noisy data the nearest number is often a multiple of π (they lie
+    # 0.002 apart), and 1.0134 is nearer to 10/π² than to 1.
+    errors = scorer.constant_errors(current)
+    if errors:
+        exponents, in_terms = _exponents(current), _term_constants(current)
+        snaps = {}
+        for f, error in errors.items():
+            window = NOISE_SIGMAS * error
+            # Not the decade-scaled numbers (9/(40000π) for 7e-5): below 1e-3 they lie too close.
+            plain = [
+                t
+                for t in _simple_targets(float(f))
+                if (t.is_Rational or f not in exponents) and (t != 0 or f in in_terms)
+            ]
+            targets = [t for t in plain if abs(float(t) - float(f)) <= window]
+            if targets:
+                snaps[f] = min(targets, key=_number_complexity)
+        if snaps:
+            trial = scorer.refit(current.xreplace(snaps))
+            if scorer.rmse(trial) <= limit:
+                current = trial
     for closeness in _ALL_AT_ONCE_TIERS:
         # Of the current constants: an accepted tier's refit has moved every one of them.
         offsets = _relative_offsets(current, scorer)
-        in_terms = _term_constants(current)
+        in_terms, exponents = _term_constants(current), _exponents(current)
         nearest = {}
         for f in current.atoms(sp.Float):
             value = float(f)
@@ -355,7 +427,7 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
                 continue
             # A prefactor or exponent near 0 is a small number, not nothing (7.96e-5·q/r² is the
             # law); a term's constant or coefficient in a sum may be 0 (the term goes).
-            targets = [t for t in _snap_targets(value) if t != 0 or f in in_terms]
+            targets = [t for t in _snap_targets(value, f in exponents) if t != 0 or f in in_terms]
             if targets and abs(float(targets[0]) - value) <= closeness * max(1.0, abs(value)):
                 nearest[f] = targets[0]
         if nearest:
@@ -368,7 +440,7 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
         if not pending:
             break
         const = max(pending, key=lambda f: abs(float(f)))
-        for target in _snap_targets(float(const)):
+        for target in _snap_targets(float(const), const in _exponents(current)):
             trial = scorer.refit(current.xreplace({const: target}))
             if scorer.rmse(trial) <= limit:
                 current = trial
