@@ -223,27 +223,12 @@ def explain(
     stdout.print(f"wrote: {result.out_dir}")
 
 
-def _groups(groups: list[list[str]]) -> str:
-    return " | ".join("{" + ", ".join(group) + "}" for group in groups)
-
-
 def print_structure(structure: dict) -> None:
-    """The structure part of ``kandisc explain`` (see kandisc.structure.Structure.to_dict)."""
-    if "skipped" in structure:
-        stdout.print(f"structure of {structure['target']}: skipped ({structure['skipped']})", markup=False)
-        return
-    stdout.print(f"structure of {structure['target']} (scores below {structure['threshold']:g} hold):", markup=False)
-    for key in ("additive", "multiplicative"):
-        groups, score = structure[key], structure["scores"][key]
-        found = _groups(groups) if len(groups) > 1 else "none"
-        stdout.print(f"  {key + ':':16}{found}  (score {score:.3g})", markup=False)
-    symmetric = ", ".join(f"{_groups([s['group']])} ({s['score']:.2g})" for s in structure["symmetries"]) or "none"
-    stdout.print(f"  {'symmetric:':16}{symmetric}", markup=False)
-    stdout.print(f"  {'tree:':16}{_nested(structure['tree'])}", markup=False)
+    """The structure part of ``kandisc explain``."""
+    from kandisc.pipeline.structure_summary import structure_lines
 
-
-def _nested(tree) -> str:
-    return tree if isinstance(tree, str) else "[" + ", ".join(map(_nested, tree)) + "]"
+    for line in structure_lines(structure):
+        stdout.print(line, markup=False)
 
 
 @app.command()

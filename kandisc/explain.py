@@ -37,7 +37,7 @@ def explain_bundle(bundle: ModelBundle, x_raw: torch.Tensor, source: str) -> tup
     from kandisc.pipeline.finalize import attribution_tables
 
     tables = attribution_tables(bundle, scores)
-    from kandisc.hypothesis import model_structure
+    from kandisc.pipeline.structure_summary import model_structure
 
     structures = model_structure(bundle, x)
     extras = bundle.extras

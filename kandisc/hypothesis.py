@@ -1,9 +1,11 @@
 """Structure of a saved model: ``kandisc test`` (one hypothesis) and the structure part of ``explain``.
 
 Plain functions over a :class:`ModelBundle` or a model file that return result objects; the
-tests themselves live in :mod:`kandisc.structure`. The model is the surrogate of the data: its
-output for a target, on standardised inputs, is the function tested (the scores do not depend on
-the inputs' or the output's units, so this is the same answer as in raw units).
+tests themselves live in :mod:`kandisc.structure`. The model is the surrogate of the data: the
+function tested is its prediction of a target in the target's own units, on standardised inputs.
+The scores do not depend on the inputs' units (a function of x is one of (x - m)/s), but the
+output must be the target itself: a product a·b is not one once centred, (a·b - m)/s, and a log
+target's model is log|y|, whose products are sums (``ModelBundle.prediction``).
 """
 
 from __future__ import annotations
@@ -12,33 +14,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from kandisc.errors import HypothesisError
 from kandisc.io.model_file import ModelBundle, load_model
-
-
-def target_function(bundle: ModelBundle, target: int = 0):
-    """The model's output ``target`` as a callable on model-space rows (B, n) -> (B,)."""
-    return lambda x: bundle.model(x)[:, target]
-
-
-MAX_INPUTS = 20  # the tree's general-separability scores hold (rows, n, n, n) numbers
-
-
-def model_structure(bundle: ModelBundle, x: torch.Tensor) -> dict:
-    """Per output name, :meth:`Structure.to_dict` of the model on model-space rows ``x``; for a
-    model of more than :data:`MAX_INPUTS` inputs only ``{"target", "skipped"}`` (the reason)."""
-    from kandisc.structure import detect_structure
-
-    n = len(bundle.input_names)
-    if n > MAX_INPUTS:
-        reason = f"{n} inputs; the structure tests run on models of at most {MAX_INPUTS} (prune first)"
-        return {name: {"target": name, "skipped": reason} for name in bundle.output_names}
-    return {
-        name: {"target": name, **detect_structure(target_function(bundle, t), x, bundle.input_names).to_dict()}
-        for t, name in enumerate(bundle.output_names)
-    }
 
 
 def parse_groups(text: str, bundle: ModelBundle) -> list[list[int]]:
@@ -114,7 +91,7 @@ def answer_hypothesis(
     if symmetric is not None and len(groups) != 1:
         raise HypothesisError(f"--symmetric takes one group of inputs such as 'a,b', got {symmetric!r}")
     x_raw, source = reference_rows(bundle, data)
-    the_jet = jet(target_function(bundle, t), bundle.to_model_space(x_raw.to(bundle.model.dtype)))
+    the_jet = jet(bundle.prediction(t), bundle.to_model_space(x_raw.to(bundle.model.dtype)))
     result = _check(the_jet, groups, "symmetric" if symmetric is not None else mode)
     named = [[bundle.input_names[i] for i in group] for group in result.groups]
     out = bundle.output_names[t]

@@ -3,6 +3,10 @@ writes exactly the files the run-directory contract lists."""
 
 import json
 
+import numpy as np
+from typer.testing import CliRunner
+
+from kandisc.cli import app
 from kandisc.io.rundir import RUN_DIRS, RUN_FILES
 from kandisc.pipeline.report import render_report
 from kandisc.pipeline.state import StageReport
@@ -88,3 +92,22 @@ def test_a_run_reports_its_formula_and_writes_the_listed_files(example_run):
     written = {p.name for p in out.iterdir()}
     assert written == set(RUN_FILES) | {"formulas"}  # figures off, no checkpoints
     assert set(RUN_DIRS) >= written - set(RUN_FILES)
+
+
+def test_a_fit_writes_the_models_structure_into_summary_and_report(tmp_path):
+    """a·exp(b)·c: multiplicative {a} | {b} | {c}, not additive; the same in report.md."""
+    rng = np.random.default_rng(0)
+    a, b, c = rng.uniform(1, 3, (3, 300))
+    data = tmp_path / "mul.csv"
+    data.write_text(
+        "a,b,c,y\n" + "\n".join(f"{p},{q},{r},{p * np.exp(q) * r}" for p, q, r in zip(a, b, c, strict=True))
+    )
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        app, ["fit", str(data), "--out", str(run), "--jobs", "1", "--set", "output.figures=false"]
+    )
+    assert result.exit_code == 0, result.stderr
+    structure = json.loads((run / "summary.json").read_text())["structure"]["y"]
+    assert structure["multiplicative"] == [["a"], ["b"], ["c"]] and structure["additive"] == [["a", "b", "c"]]
+    report = (run / "report.md").read_text()
+    assert "## Structure" in report and "multiplicative: {a} | {b} | {c}" in report

@@ -92,12 +92,32 @@ def test_a_bad_hypothesis_is_one_line_and_exit_2(product_model, flags, message):
 
 
 def test_explain_skips_the_structure_of_a_wide_model(product_model, tmp_path, monkeypatch):
-    import kandisc.hypothesis
+    import kandisc.pipeline.structure_summary
 
-    monkeypatch.setattr(kandisc.hypothesis, "MAX_INPUTS", 2)
+    monkeypatch.setattr(kandisc.pipeline.structure_summary, "MAX_INPUTS", 2)
     model, data = product_model
     result = runner.invoke(app, ["explain", str(model), "--data", str(data), "--out", str(tmp_path / "ex")])
     assert result.exit_code == 0, result.stderr
     assert "structure of f: skipped (3 inputs;" in result.stdout
     assert "skipped" in json.loads((tmp_path / "ex" / "explain.json").read_text())["structure"]
     assert not (tmp_path / "ex" / "figures" / "tree.png").exists()
+
+
+def test_a_product_is_multiplicative_in_the_targets_units_not_once_standardised(tmp_path):
+    """A fitted model predicts (y - mean)/std: for y = x·y' that is no product. The hypothesis is
+    about y: with the model of (x·y - 5)/2 and that scaling, x|y is multiplicative."""
+    from kandisc.io.model_file import load_model, save_model
+    from kandisc.io.scaling import Scaling
+
+    model = tmp_path / "model.pt"
+    assert runner.invoke(app, ["compile", "(x*y - 5)/2", "-o", str(model)]).exit_code == 0
+    bundle = load_model(model)
+    bundle.normalization = Scaling(np.zeros(2), np.ones(2), np.array([5.0]), np.array([2.0]), np.zeros(1))
+    save_model(bundle, model)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(1, 3, (2, 400))
+    data = tmp_path / "data.csv"
+    data.write_text("x,y,f\n" + "\n".join(f"{a},{b},{a * b}" for a, b in zip(x, y, strict=True)))
+    result = runner.invoke(app, ["test", str(model), "--data", str(data), "--separable", "x|y", "--multiplicative"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "f = g1(x) · g2(y): yes"

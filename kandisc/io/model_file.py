@@ -53,6 +53,11 @@ class ModelBundle:
     def to_target_units(self, y_model: torch.Tensor) -> torch.Tensor:
         return self.normalization.y_from_model(y_model) if self.normalization else y_model
 
+    def prediction(self, target: int = 0):
+        """The model's prediction of output ``target`` in the target's units, as a differentiable
+        callable on model-space rows (B, n) -> (B,): the function a hypothesis is about."""
+        return lambda x: self.to_target_units(self.model(x))[:, target]
+
     @torch.no_grad()
     def predict(self, x_raw: torch.Tensor) -> torch.Tensor:
         """Predictions in target units from model inputs in raw units."""

@@ -14,6 +14,7 @@ from kandisc.errors import FormulaError
 from kandisc.io.atomic import atomic_write_text
 from kandisc.io.model_file import save_model
 from kandisc.pipeline.state import pruned_scores
+from kandisc.pipeline.structure_summary import FIT_ROWS, model_structure
 
 REFERENCE_ROWS = 256  # rows of training inputs stored in model.pt for `explain` without --data
 
@@ -135,6 +136,8 @@ def summarize_fit(prep, state, test_idx, train_idx) -> Finished:
     }
     if state.task is not None:
         summary["task"] = task_summary(state, formulas, prep.x_all[test_idx], y_raw[test_idx])
+    else:  # a task's scalar is no measured target: its structure is no hypothesis about the data
+        summary["structure"] = model_structure(bundle, data.x_train, FIT_ROWS)
     return Finished(summary, scores, tables, pred_test)
 
 

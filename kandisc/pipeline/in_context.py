@@ -19,6 +19,7 @@ from kandisc.model.functions import FUNCTION_NAMES, FUNCTIONS
 # Mean squared errors within this factor are equal (the simpler function wins): 1 % of the
 # held-out MSE is what refitting a handful of constants moves it by chance.
 EQUAL_MSE = 1.01
+EXACT_MSE = 1e-14  # held-out MSE / var(y) of a formula that is the law up to rounding (RMSE 1e-7·std)
 MAX_TRIALS = 24  # formula refits in one check: at most 2 runners-up for 12 edges
 
 
@@ -30,7 +31,7 @@ def choose_in_context(
     squared error, inf when there is no formula). Returns the replacements made, as
     ``{edge, was, now, mse_before, mse_after}``."""
     base = error_of()
-    if base != base or base == float("inf"):  # no formula to judge by
+    if not base < float("inf") or base <= EXACT_MSE:  # no formula to judge by, or nothing to gain
         return []
     replaced, trials = [], 0
     for edge, options in alternatives.items():

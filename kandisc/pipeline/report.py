@@ -3,11 +3,14 @@
 Built only from what the run already wrote into ``summary.json`` and the stage reports: the symbols
 standing for renamed columns, results per target with each formula as LaTeX math, the formula
 candidates, the data (rows, split, ranges), the search's candidates, input importances, the
-per-edge symbolic fits, the stages that ran, the configuration and seed, and the figures.
+model's structure (separability, symmetries, tree), the per-edge symbolic fits, the stages that
+ran, the configuration and seed, and the figures.
 :mod:`kandisc.pipeline.report_html` renders the same text as a self-contained ``report.html``.
 """
 
 from __future__ import annotations
+
+from kandisc.pipeline.structure_summary import structure_lines
 
 
 def _num(value, fmt: str = ".4g") -> str:
@@ -269,6 +272,18 @@ def _units(units: dict | None) -> list[str]:
     ]
 
 
+def _structure(summary: dict) -> list[str]:
+    """The model's separability, symmetries and tree, per target (kandisc explain shows the same)."""
+    structures = summary.get("structure") or {}
+    if not structures:
+        return []
+    lines = ["## Structure", "", "Tests on the fitted model (the surrogate of the data), as `kandisc test` runs them:"]
+    lines.append("")
+    for structure in structures.values():
+        lines += ["```text", *structure_lines(structure), "```", ""]
+    return lines
+
+
 def render_report(
     run_name: str,
     summary: dict,
@@ -289,7 +304,7 @@ def render_report(
     ]
     lines += _symbols(labels) + _results(summary) + _task(summary) + _display_formulas(formulas, labels)
     lines += _candidates(formulas) + [""] + _data(summary, labels) + _search(summary)
-    lines += _importance(tables, summary.get("pruned_inputs", [])) + [""]
+    lines += _importance(tables, summary.get("pruned_inputs", [])) + [""] + _structure(summary)
     lines += _edge_fits(reports, summary.get("kept_inputs") or summary["inputs"]) + _stages(reports)
     lines += _configuration(config_yaml, summary)
     if summary.get("warnings"):
