@@ -256,8 +256,12 @@ def _scorer(state: RunState, assembly, t: int, train_rows, test_rows):
 
 
 def _formula_error(state: RunState) -> float:
-    """Mean over targets of the held-out MSE / var(y) of the model's formulas, each refitted in the
-    target's units (inf when a formula is missing or not finite)."""
+    """Mean over targets of the MSE / var(y) of the model's formulas on every row, each refitted
+    in the target's units on the training rows (inf when a formula is missing or not finite).
+
+    Every row, not the held-out ones alone: two functions that differ by about the noise differ
+    on 200 noisy rows by chance by ~15 % of its MSE; a handful of refitted constants biases the
+    training rows' share far less."""
     data = state.data
     train = _raw(state, data.x_train, data.y_train)
     test = _raw(state, data.x_test, data.y_test)
@@ -267,8 +271,12 @@ def _formula_error(state: RunState) -> float:
         expr, scorer = _scorer(state, assembly, t, train, test)
         if expr is None:
             return math.inf
-        rmse = scorer.rmse(scorer.refit(expr))
-        errors.append((rmse / scorer.y_scale) ** 2 if math.isfinite(rmse) else math.inf)
+        refitted = scorer.refit(expr)
+        n_train, n_test = len(train[0]), len(test[0])
+        mse = (n_train * scorer.rmse(refitted, test=False) ** 2 + n_test * scorer.rmse(refitted) ** 2) / (
+            n_train + n_test
+        )
+        errors.append(mse / scorer.y_scale**2 if math.isfinite(mse) else math.inf)
     return sum(errors) / len(errors)
 
 
