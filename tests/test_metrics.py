@@ -33,7 +33,7 @@ def test_non_finite_predictions_never_look_like_a_fit():
 def test_every_caller_uses_it():
     """The summary, predict, the pred-vs-true plot and formula candidates report the same R²."""
     from kandisc.pipeline.finalize import regression_metrics
-    from kandisc.symbolic.simplify import Scorer
+    from kandisc.symbolic.scorer import Scorer
 
     x = np.linspace(-1, 1, 20)[:, None]
     y = x[:, 0] ** 2

@@ -17,7 +17,9 @@ from kandisc.io.model_file import ModelBundle
 from kandisc.io.scaling import Scaling
 from kandisc.model import ModelSpec, MultKAN
 from kandisc.symbolic.assemble import assemble, verify
-from kandisc.symbolic.simplify import Scorer, build_candidates, snap_constants
+from kandisc.symbolic.scorer import Scorer
+from kandisc.symbolic.simplify import build_candidates
+from kandisc.symbolic.snapping import snap_constants
 from kandisc.symbolic.time_limit import time_limited
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,8 +24,9 @@ from kandisc.pipeline.state import RunState, StageReport
 from kandisc.pipeline.training import run_training
 from kandisc.symbolic.assemble import assemble, verify
 from kandisc.symbolic.edge_fit import fit_edges
+from kandisc.symbolic.scorer import Scorer
 from kandisc.symbolic.selection import choose
-from kandisc.symbolic.simplify import Scorer, build_candidates
+from kandisc.symbolic.simplify import build_candidates
 from kandisc.train import TrainSettings
 
 CURVE_POINTS = 100

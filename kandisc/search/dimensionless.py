@@ -40,14 +40,8 @@ from kandisc.pipeline.runner import Prepared
 from kandisc.search.plan import Candidate, plan
 from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry, formulas_only
 from kandisc.search.worker import Outcome, run_candidate
-from kandisc.symbolic.simplify import (
-    BEST_FACTOR,
-    Scorer,
-    bounded_simplify,
-    build_candidates,
-    complexity,
-    round_significant,
-)
+from kandisc.symbolic.scorer import Scorer, complexity
+from kandisc.symbolic.simplify import BEST_FACTOR, bounded_simplify, build_candidates, round_significant
 
 PREFIX = "units-"
 CONSTANT = "units-constant"

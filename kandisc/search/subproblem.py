@@ -24,7 +24,8 @@ from kandisc.pipeline.runner import Prepared, prepare_table
 from kandisc.pipeline.state import RunState
 from kandisc.search.plan import Candidate
 from kandisc.search.worker import Outcome
-from kandisc.symbolic.simplify import Scorer, pareto_front, pick_best
+from kandisc.symbolic.scorer import Scorer
+from kandisc.symbolic.simplify import pareto_front, pick_best
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from kandisc.pipeline.stages import run_pipeline
 from kandisc.pipeline.state import RunState, StageReport
 from kandisc.search.factorize import start_from_factors
 from kandisc.search.plan import Candidate
-from kandisc.symbolic.simplify import complexity, round_significant
+from kandisc.symbolic.scorer import complexity
+from kandisc.symbolic.simplify import round_significant
 from kandisc.train import StepRecord
 
 

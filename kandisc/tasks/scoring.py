@@ -3,7 +3,7 @@
 A formula of L or H is not compared with data values: :class:`TaskScorer` scores it, as the
 trainer scores the network, by the task's residuals (the q̈ its Euler–Lagrange equations predict,
 the cosine between ∇H and ẋ) on the same rows, and refits its constants on that loss. It is a
-:class:`kandisc.symbolic.simplify.Scorer`, so snapping and term dropping work unchanged.
+:class:`kandisc.symbolic.scorer.Scorer`, so snapping and term dropping work unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from kandisc.symbolic.simplify import Candidate, Scorer, complexity
+from kandisc.symbolic.scorer import Candidate, Scorer, complexity
 from kandisc.tasks.base import PhysicsTask, formula_scalar
 
 

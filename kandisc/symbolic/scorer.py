@@ -1,0 +1,155 @@
+"""How a candidate formula is scored: its complexity, its RMSE and R² on held-out rows, and its
+constants refitted on the training rows (with their standard errors, for snapping).
+
+Complexity is the number of nodes of the sympy tree, a fitted decimal constant counting as two
+(so 5/12 is simpler than 0.416667), an exact constant however written as one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+import torch
+
+from kandisc import metrics
+from kandisc.knowledge.formula import evaluate_rows
+
+
+@dataclass
+class Candidate:
+    expr: sp.Expr
+    complexity: int
+    test_rmse: float
+    test_r2: float
+    origin: str
+    is_best: bool = False
+
+    def to_row(self, target: str) -> dict:
+        return {
+            "target": target,
+            "complexity": self.complexity,
+            "test_rmse": self.test_rmse,
+            "test_r2": self.test_r2,
+            "sympy": str(self.expr),
+            "latex": sp.latex(self.expr),
+            "origin": self.origin,
+            "is_best": self.is_best,
+        }
+
+
+def complexity(expr: sp.Expr) -> int:
+    """Nodes of the sympy tree, a fitted (Float) constant counting twice and an exact constant
+    (3/(20π), π²/2) once however it is written: exact constants are simpler than fitted ones."""
+    if isinstance(expr, sp.Float):
+        return 2
+    if expr.is_number:
+        return 2 if expr.has(sp.Float) else 1
+    if isinstance(expr, sp.Mul):  # the numeric factors (1/2, π**-1) are one coefficient
+        numbers = [a for a in expr.args if a.is_number]
+        rest = [a for a in expr.args if not a.is_number]
+        coefficient = (2 if any(a.has(sp.Float) for a in numbers) else 1) if numbers else 0
+        return 1 + coefficient + sum(complexity(arg) for arg in rest)
+    return 1 + sum(complexity(arg) for arg in expr.args)
+
+
+class Scorer:
+    """Test RMSE / R² of expressions on fixed rows; refits constants on training rows."""
+
+    def __init__(self, symbols, x_train, y_train, x_test, y_test):
+        self.symbols = symbols
+        self.names = [str(s) for s in symbols]
+        self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
+        self.y_scale = float(np.std(y_train)) or 1.0
+
+    def rmse(self, expr: sp.Expr, test: bool = True) -> float:
+        x, y = (self.x_test, self.y_test) if test else (self.x_train, self.y_train)
+        return metrics.rmse(y, evaluate_rows(expr, self.names, x))
+
+    def candidate(self, expr: sp.Expr, origin: str) -> Candidate:
+        pred = evaluate_rows(expr, self.names, self.x_test)
+        r2 = metrics.r2_score(self.y_test, pred)
+        return Candidate(expr, complexity(expr), metrics.rmse(self.y_test, pred), r2, origin)
+
+    def refit_loss(self, evaluate, columns: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """What ``refit`` minimises: the mean squared error of ``evaluate(columns)`` (scorers of
+        other tasks override it; ``x`` holds the same rows as ``columns``, as one tensor)."""
+        return torch.mean((evaluate(columns) - y) ** 2)
+
+    def constant_errors(self, expr: sp.Expr) -> dict[sp.Float, float]:
+        """The standard error of each Float constant of ``expr`` refitted to the training rows: the
+        noise of the data (and what the formula misses) seen through the loss's curvature,
+        σ² = loss, cov = 2σ²/n · H⁻¹ (a pseudo-inverse: a constant the others can stand in for
+        is known to no precision at all). Empty when the loss or its curvature is not finite."""
+        from kandisc.knowledge.formula import to_torch_function
+
+        floats = sorted(expr.atoms(sp.Float), key=str)
+        if not floats or len(floats) > 80:
+            return {}
+        params = [sp.Symbol(f"_refit_c{k}") for k in range(len(floats))]
+        template = expr.xreplace(dict(zip(floats, params, strict=True)))
+        fn = to_torch_function(template, [str(s) for s in self.symbols] + [str(p) for p in params])
+        x, y = torch.as_tensor(np.array(self.x_train)), torch.as_tensor(np.array(self.y_train))
+        columns = {str(s): x[:, k] for k, s in enumerate(self.symbols)}
+
+        def loss(values: torch.Tensor) -> torch.Tensor:
+            constants = {str(p): values[k] for k, p in enumerate(params)}
+            return self.refit_loss(lambda cols: fn({**cols, **constants}), columns, x, y)
+
+        start = torch.tensor([float(f) for f in floats], dtype=torch.float64)
+        hessian = torch.autograd.functional.hessian(loss, start)
+        value = float(loss(start))
+        if not (math.isfinite(value) and bool(torch.isfinite(hessian).all())):
+            return {}
+        variance = torch.linalg.pinv(hessian, hermitian=True).diagonal().clamp(min=0.0) * 2 * value / len(y)
+        return {f: math.sqrt(float(v)) for f, v in zip(floats, variance, strict=True)}
+
+    def refit(self, expr: sp.Expr, steps: int = 30) -> sp.Expr:
+        """Jointly refit every Float constant of ``expr`` on the training rows (LBFGS, autograd)."""
+        from kandisc.knowledge.formula import to_torch_function
+
+        floats = sorted(expr.atoms(sp.Float), key=str)
+        if not floats or len(floats) > 80:
+            return expr
+        params = [sp.Symbol(f"_refit_c{k}") for k in range(len(floats))]
+        template = expr.xreplace(dict(zip(floats, params, strict=True)))
+        names = [str(s) for s in self.symbols] + [str(p) for p in params]
+        fn = to_torch_function(template, names)
+        x = torch.as_tensor(self.x_train)
+        y = torch.as_tensor(self.y_train)
+        values = torch.tensor([float(f) for f in floats], dtype=torch.float64, requires_grad=True)
+        columns = {str(s): x[:, k] for k, s in enumerate(self.symbols)}
+
+        def loss() -> torch.Tensor:
+            constants = {str(p): values[k] for k, p in enumerate(params)}
+            return self.refit_loss(lambda cols: fn({**cols, **constants}), columns, x, y)
+
+        with torch.no_grad():
+            start_loss = float(loss())
+        opt = torch.optim.LBFGS(
+            [values],
+            lr=1.0,
+            max_iter=steps,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-20,
+            tolerance_change=1e-24,
+        )
+
+        def closure():
+            opt.zero_grad()
+            value = loss()
+            if not torch.isfinite(value):  # e.g. log of a negative argument: make the line search back off
+                values.grad = torch.zeros_like(values)
+                return torch.tensor(1e300, dtype=torch.float64)
+            value.backward()
+            return value
+
+        opt.step(closure)
+        with torch.no_grad():
+            end_loss = float(loss())
+        if not (math.isfinite(end_loss) and end_loss <= start_loss):
+            return expr
+        fitted = values.detach().tolist()
+        return template.xreplace({p: sp.Float(v, 15) for p, v in zip(params, fitted, strict=True)})
