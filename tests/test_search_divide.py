@@ -10,6 +10,7 @@ from kandisc.io.config import load_config
 from kandisc.io.data import split, table_from_arrays
 from kandisc.pipeline.runner import prepare_table
 from kandisc.search.divide import NAME, conquer, divide_candidates, split_of, with_divide
+from kandisc.search.plan import plan
 
 
 def _prepared(fn, n=150, structure="auto", high=2.0, names=("a", "b", "c"), **search):
@@ -48,12 +49,14 @@ def test_the_parts_fitted_apart_recombine_into_the_law():
     assert sp.simplify(got - sp.sympify("a**2*exp(b)")) == 0, got
 
 
-def test_the_divide_candidate_comes_second_only_with_structure_auto():
+def test_the_divide_candidate_comes_before_the_deep_networks_only_with_structure_auto():
     fn = lambda x: x[:, 0] * x[:, 1] + x[:, 2]  # noqa: E731
     assert divide_candidates(_prepared(fn, n=30, structure="off")) == []
     prep = _prepared(fn, n=30)
-    first, divide, second = with_divide(prep, ["first", "second"])
-    assert (first, divide.name, second) == ("first", NAME, "second")
+    planned = plan(prep.cfg, prep.table.Y, prep.x_all, prep.model_inputs, prep.width)
+    families = [c.family for c in with_divide(prep, planned)]
+    assert families.index(NAME) == families.index("sum") - 1 and families.index("product") < families.index(NAME)
+    divide = with_divide(prep, planned)[families.index(NAME)]
     assert divide.width == [3, 5, 1]  # the surrogate's network
 
 
@@ -61,3 +64,16 @@ def test_structure_auto_needs_the_search():
     assert load_config({"structure": False}).structure == "off"  # YAML's bare `off`
     with pytest.raises(ConfigError, match="structure: auto splits the law inside the discovery search"):
         load_config({"structure": "auto", "pipeline": ["fit"]})
+
+
+def test_parts_split_again_and_the_real_rows_choose_each_parts_function():
+    """a·(b² + c²) from a wiggly surrogate: the part {b, c} splits again (additive), and the real
+    rows pick the line for a where the surrogate's a-part fits a sine better."""
+    law = lambda x: x[:, 0] * (x[:, 1] ** 2 + x[:, 2] ** 2)  # noqa: E731
+    rough = lambda x: law(x) * (1 + 0.003 * torch.sin(9 * x[:, 0]))  # noqa: E731
+    prep = _prepared(law, n=120, high=3.0)
+    train, test = split(prep.table, prep.cfg.data.test_fraction, prep.cfg.seed)
+    assert split_of(rough, prep, train, [1, 2])[:2] == ("additive", [[1], [2]])
+    entry = conquer(prep, rough, "multiplicative", [[0], [1, 2]], (train, test), float("inf"), lambda: False)
+    got = sp.sympify(entry["best"]["sympy"])
+    assert sp.simplify(got - sp.sympify("a*(b**2 + c**2)")) == 0, got

@@ -23,7 +23,7 @@ from kandisc.pipeline.in_context import choose_in_context
 from kandisc.pipeline.state import RunState, StageReport
 from kandisc.pipeline.training import run_training
 from kandisc.symbolic.assemble import assemble, verify
-from kandisc.symbolic.edge_fit import fit_edges
+from kandisc.symbolic.edge_fit import fit_edges_rescaled
 from kandisc.symbolic.scorer import Scorer
 from kandisc.symbolic.selection import choose
 from kandisc.symbolic.simplify import build_candidates
@@ -123,14 +123,14 @@ def _snap_round(state: RunState, params: dict, rounds_left: int, alternatives: d
     library = [n for n in (params["library"] or DEFAULT_LIBRARY) if n != "0"]
     complexities = {n: FUNCTIONS[n].complexity for n in library} | dict(params["complexities"])
     x, y, order = sample_edge_curves(state.model, state.data.x_train, edges)
-    fits = _fit_raw(x, y, library)
+    fits = fit_edges_rescaled(x, y, library)
     on_data, xr, yr, model_misfit = _backfit_output_edges(state, order)
     if bool(on_data.any()):
         # Each function is judged on the partial residual (which tells log from 1/x), with the
         # better of its two fits there: to the curve (which a local optimum on the rows may miss)
         # and to the rows themselves.
         xr, yr = xr.to(x.dtype), yr.to(y.dtype)
-        rows = _fit_raw(xr, yr, library)
+        rows = fit_edges_rescaled(xr, yr, library)
         curve_r2 = _r2_on(fits.names, fits.params[on_data], xr, yr)
         better = rows.r2 > curve_r2
         fits.r2[on_data] = torch.where(better, rows.r2, curve_r2)
@@ -172,19 +172,6 @@ def _r2_on(names: list[str], params: torch.Tensor, x: torch.Tensor, y: torch.Ten
         sst = ((y - y.mean(-1, keepdim=True)) ** 2).sum(-1, keepdim=True).clamp(min=1e-300)
         r2 = 1 - sse / sst
     return torch.where(torch.isfinite(r2), r2, torch.full_like(r2, -math.inf))
-
-
-def _fit_raw(x: torch.Tensor, y: torch.Tensor, library: list[str]):
-    """``fit_edges`` with each edge's input mapped to [-1, 1], so the (a, b) search range means
-    the same for a hidden edge whose input spans 0.1 as for one spanning 100; the params are
-    mapped back (f(a'·u + b') with u = (x - mid)/half is f(a·x + b), a = a'/half, b = b' - a'·mid/half)."""
-    mid = (x.max(1).values + x.min(1).values) / 2
-    half = ((x.max(1).values - x.min(1).values) / 2).clamp(min=1e-12)
-    fits = fit_edges((x - mid[:, None]) / half[:, None], y, library)
-    a, b = fits.params[..., 0], fits.params[..., 1]
-    mid, half = mid.to(a.dtype)[:, None], half.to(a.dtype)[:, None]
-    fits.params = torch.stack([a / half, b - a * mid / half, fits.params[..., 2], fits.params[..., 3]], dim=-1)
-    return fits
 
 
 def symbolic_stage(state: RunState, params: dict) -> StageReport:

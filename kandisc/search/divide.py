@@ -7,13 +7,15 @@ The ``divide`` candidate, in its worker:
 2. tests it (:func:`kandisc.structure.detect_structure`) for additive ``f = g1(x_A) + g2(x_B) + ...``
    or multiplicative ``f = g1(x_A)·g2(x_B)···`` separability and takes the finer partition;
 3. for each group ``G``, evaluates the surrogate on the data's own rows with every other input
-   held at its training median: ``f(x_G, med)`` is ``g_G`` up to an added (multiplied) constant,
-   and runs the plan's families on that smaller table (a search of its own, first seed, in order,
-   after a single raw edge when the part has one input,
+   held at its training median: ``f(x_G, med)`` is ``g_G`` up to an added (multiplied) constant.
+   A part the surrogate shows separable again is split again (the same test on ``f(x_G, med)``,
+   up to ``MAX_DEPTH`` levels); otherwise the plan's families run on that smaller table (a search
+   of its own, first seed, in order, after a single raw edge when the part has one input,
    until one formula reproduces it to ``PART_R2``, each part within its share of the time left);
-4. recombines, ``f = Σ f(x_G, med) - (m-1)·f(med)`` or ``Π f(x_G, med) / f(med)**(m-1)``, refits
-   every constant jointly on the real training rows (the parts saw the surrogate, not the data)
-   and snaps them like any formula, scored on the run's held-out rows.
+4. recombines, ``f = Σ f(x_G, med) - (m-1)·f(med)`` or ``Π f(x_G, med) / f(med)**(m-1)``, chooses
+   each part's formula among its front's in the whole law on the real rows, refits every constant
+   jointly on the real training rows (the parts saw the surrogate, not the data) and snaps them
+   like any formula, scored on the run's held-out rows.
 
 Its formulas join the search's one Pareto front. A law the surrogate finds inseparable ends the
 candidate at step 2 (status ``skipped``, the scores in its message).
@@ -22,6 +24,7 @@ candidate at step 2 (status ``skipped``, the scores in its message).
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 
@@ -32,19 +35,34 @@ import torch
 from kandisc.io.config_schema import DEFAULT_PIPELINE
 from kandisc.io.data import table_from_arrays
 from kandisc.knowledge.formula import parse_formula
+from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
 from kandisc.pipeline.runner import Prepared
 from kandisc.search.choose import merge, target_scales
 from kandisc.search.plan import Candidate, plan
 from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry, formulas_only
 from kandisc.search.worker import Outcome, run_candidate
+from kandisc.symbolic.edge_fit import fit_edges_rescaled
+from kandisc.symbolic.scorer import complexity
 from kandisc.symbolic.simplify import build_candidates
 
 NAME = "divide"
 PART_R2 = 0.9999  # a part's formula this close to the surrogate is about as good as the surrogate
+MAX_DEPTH = 3  # splits of a part's part's part at most
+_LEAF_OPTIONS = 4  # formulas of a part's front tried in the whole law
+_LIBRARY_OPTIONS = 3  # and, for a one-input part, the best-fitting library functions
+_ALWAYS_TRIED = ("x", "x^2", "1/x", "sqrt")  # and these
+_LIBRARY_POINTS = 200  # rows of a one-input part the library is fitted to
+_ONE_INPUT_FAMILIES = ("log-additive",)
+_DEEP_FAMILIES = ("sum", "mult", "log-deep")
+_CLEARLY_BETTER = 1.05  # held-out RMSE factor an option must beat (or match, when simpler)
 # The split's scores are only as good as the surrogate (a rough one scores a true product at 0.06,
 # over the 0.05 threshold, while false splits score 0.055-0.09: a looser threshold is no cure).
-_SURROGATE_PIPELINE = [{"fit": {"steps": 120, "plateau_rtol": 1e-5, "plateau_window": 5}}]
-_SURROGATE_ROWS = 300
+_SURROGATE_PIPELINE = [
+    {"fit": {"steps": 100, "plateau_rtol": 1e-5, "plateau_window": 5}},
+    {"refine": {"grid": 10}},
+    {"fit": {"steps": 100, "plateau_rtol": 1e-5, "plateau_window": 5}},
+]
+_SURROGATE_ROWS = 1000
 _SURROGATE_WIDTH = 5
 
 
@@ -73,19 +91,71 @@ def conquer(prep: Prepared, fn, kind: str, groups: list[list[int]], split, deadl
     or None when some part found no formula."""
     train_idx, test_idx = split
     medians = np.median(prep.x_all[train_idx], axis=0)
-    parts = []
+    with torch.no_grad():
+        centre = float(fn(torch.as_tensor(medians[None, :]))[0])
+    children = []
     for k, group in enumerate(groups):
         share = time.monotonic() + (deadline - time.monotonic()) / (len(groups) - k)  # each part its fair share
         part = _solve_part(prep, fn, group, medians, train_idx, test_idx, share, should_stop)
         if part is None:
             return None
-        parts.append(part)
-    with torch.no_grad():
-        centre = float(fn(torch.as_tensor(medians[None, :]))[0])
+        children.append(part)
     target = prep.table.target_names[0]
     scorer = column_scorers(prep, train_idx, test_idx)[target]
-    front = build_candidates(scorer.refit(_recombine(kind, parts, centre), steps=100), scorer)
+    law = _choose_leaves(_Split(kind, centre, children), scorer)
+    front = build_candidates(law, scorer)
     return formula_entry(front, target, scorer.y_scale)
+
+
+@dataclass
+class _Leaf:
+    """A part no further split: its formulas, most accurate (on the surrogate) first."""
+
+    options: list[sp.Expr]
+    chosen: int = 0
+
+
+@dataclass
+class _Split:
+    kind: str
+    centre: float
+    children: list
+
+
+def _expression(node) -> sp.Expr:
+    if isinstance(node, _Leaf):
+        return node.options[node.chosen]
+    return _recombine(node.kind, [_expression(child) for child in node.children], node.centre)
+
+
+def _leaves(node) -> list[_Leaf]:
+    return [node] if isinstance(node, _Leaf) else [leaf for child in node.children for leaf in _leaves(child)]
+
+
+def _choose_leaves(tree: _Split, scorer) -> sp.Expr:
+    """Each part's formula chosen in the whole law, on the real rows: the parts saw the surrogate,
+    whose wiggles a sine imitates better than the line the data hold (0.0987·m inside a sin).
+    Leaf by leaf, every option of the part with the others fixed; the whole formula refitted on the
+    training rows; an option replaces the current one when its held-out RMSE is clearly lower, or
+    about as low and the option simpler (``_CLEARLY_BETTER``). Returns the refitted law."""
+
+    def refitted() -> tuple[sp.Expr, float]:
+        expr = scorer.refit(_expression(tree), steps=100)
+        return expr, scorer.rmse(expr)
+
+    best, best_rmse = refitted()
+    for leaf in _leaves(tree):
+        current = leaf.chosen
+        for k in range(len(leaf.options)):
+            if k == current:
+                continue
+            leaf.chosen = k
+            expr, rmse = refitted()
+            simpler = complexity(leaf.options[k]) < complexity(leaf.options[current])
+            if rmse * _CLEARLY_BETTER < best_rmse or (simpler and rmse <= best_rmse * _CLEARLY_BETTER):
+                best, best_rmse, current = expr, rmse, k
+        leaf.chosen = current
+    return best
 
 
 def divide_candidates(prep: Prepared) -> list[DivideCandidate]:
@@ -102,32 +172,49 @@ def divide_candidates(prep: Prepared) -> list[DivideCandidate]:
 
 
 def with_divide(prep: Prepared, candidates: list[Candidate]) -> list[Candidate]:
-    """``candidates`` with the divide candidate second: after the first network (which gives the
-    run a model early), before the costlier families."""
-    return candidates[:1] + divide_candidates(prep) + candidates[1:]
+    """``candidates`` with the divide candidate after the one-layer families (cheap, and exact on
+    most laws, which stops the search before it) and before the deeper networks, which a law
+    the surrogate can split rarely needs."""
+    at = next((k for k, c in enumerate(candidates) if getattr(c, "family", None) in _DEEP_FAMILIES), len(candidates))
+    return candidates[:at] + divide_candidates(prep) + candidates[at:]
 
 
-def split_of(fn, prep: Prepared, train_idx) -> tuple[str | None, list[list[int]], str]:
+def split_of(fn, prep: Prepared, train_idx, group: list[int] | None = None) -> tuple[str | None, list[list[int]], str]:
     """``(kind, groups of input indices, description)`` of the finer separable partition the
-    surrogate shows, or ``(None, [], reason)`` when it shows none."""
+    surrogate shows over the inputs ``group`` (default: all; the others held at their training
+    medians), or ``(None, [], reason)`` when it shows none."""
     from kandisc.structure import detect_structure
 
-    x = torch.as_tensor(prep.x_all[train_idx])
-    found = detect_structure(fn, x, list(prep.model_inputs))
-    names = prep.model_inputs
+    group = list(range(prep.x_all.shape[1])) if group is None else list(group)
+    medians = np.median(prep.x_all[train_idx], axis=0)
+    part = _part_function(fn, group, medians)
+    names = [prep.model_inputs[i] for i in group]
+    found = detect_structure(part, torch.as_tensor(prep.x_all[train_idx][:, group]), names)
     options = [("additive", found.additive, found.additive_score)]
-    medians = torch.as_tensor(np.median(prep.x_all[train_idx], axis=0)[None, :])
     with torch.no_grad():
-        centre = abs(float(fn(medians)[0]))
+        centre = abs(float(fn(torch.as_tensor(medians[None, :]))[0]))
     # The parts of a product are divided by f(medians): a sign change there would blow them up.
     if centre > 1e-3 * float(np.std(prep.table.Y[train_idx, 0])):
         options.append(("multiplicative", found.multiplicative, found.multiplicative_score))
-    kind, groups, score = max(options, key=lambda o: len(o[1]))
-    if len(groups) < 2:
+    kind, local, score = max(options, key=lambda o: len(o[1]))
+    if len(local) < 2:
         scores = ", ".join(f"{k} {s:.2g}" for k, _, s in options)
         return None, [], f"not separable (scores {scores}; threshold {found.threshold:g})"
-    shown = " | ".join(",".join(names[i] for i in g) for g in groups)
+    groups = [[group[i] for i in g] for g in local]
+    shown = " | ".join(",".join(prep.model_inputs[i] for i in g) for g in groups)
     return kind, groups, f"{kind}: {shown} (score {score:.2g})"
+
+
+def _part_function(fn, group: list[int], medians: np.ndarray):
+    """``x_G -> fn(x)`` with every input outside ``group`` at its median."""
+    fixed = torch.as_tensor(medians)
+
+    def part(x_group: torch.Tensor) -> torch.Tensor:
+        full = fixed.to(x_group.dtype).expand(x_group.shape[0], -1).clone()
+        full[:, group] = x_group
+        return fn(full)
+
+    return part
 
 
 def _plain(candidate: Candidate) -> Candidate:
@@ -139,8 +226,25 @@ def _raw_function(bundle):
     return lambda x: bundle.to_target_units(bundle.model(bundle.to_model_space(x)))[:, 0]
 
 
-def _solve_part(prep, fn, group, medians, train_idx, test_idx, deadline, should_stop) -> sp.Expr | None:
-    """The best formula of ``f(x_G, med)`` over the group's columns, from a search of its own."""
+def _solve_part(prep, fn, group, medians, train_idx, test_idx, deadline, should_stop, depth=0):
+    """The formulas of ``f(x_G, med)`` over the group's columns (a ``_Leaf``, or a ``_Split`` of
+    such; None when a part found none): split again when the
+    surrogate shows the part separable (AI Feynman's recursion, up to ``MAX_DEPTH`` levels: the
+    sum in m·(u² + v² + w²), the product in q·(E + B·v·sin θ)), else from a search of its own."""
+    if len(group) >= 2 and depth < MAX_DEPTH:
+        kind, groups, _ = split_of(fn, prep, train_idx, group)
+        if kind is not None:
+            children = []
+            for k, sub in enumerate(groups):
+                share = time.monotonic() + (deadline - time.monotonic()) / (len(groups) - k)
+                part = _solve_part(prep, fn, sub, medians, train_idx, test_idx, share, should_stop, depth + 1)
+                if part is None:
+                    break
+                children.append(part)
+            else:
+                with torch.no_grad():
+                    centre = float(fn(torch.as_tensor(medians[None, :]))[0])
+                return _Split(kind, centre, children)
     x = np.repeat(medians[None, :], prep.x_all.shape[0], axis=0)
     x[:, group] = prep.x_all[:, group]
     with torch.no_grad():
@@ -149,8 +253,12 @@ def _solve_part(prep, fn, group, medians, train_idx, test_idx, deadline, should_
     target = prep.table.target_names[0]
     sub = derived_prepared(prep, table_from_arrays(x[:, group], y, names, [target], source=f"part {names}"))
     candidates = plan(sub.cfg, sub.table.Y[train_idx], sub.x_all[train_idx], sub.model_inputs, sub.width)
-    if len(group) == 1:  # one input: first the single edge c·f(a·x + b) + d on the raw part
-        candidates.insert(0, Candidate("edge", "edge", [1, 1], list(DEFAULT_PIPELINE), prep.cfg.seed, (0,)))
+    if len(group) == 1:
+        # One input: the single edge c·f(a·x + b) + d on the raw part and the power laws of the log
+        # family; the library's functions join as options (_library_options), and the real rows
+        # choose. Deeper networks over one input only imitate the surrogate's wiggles.
+        edge = Candidate("edge", "edge", [1, 1], list(DEFAULT_PIPELINE), prep.cfg.seed, (0,))
+        candidates = [edge] + [c for c in candidates if c.family in _ONE_INPUT_FAMILIES]
     outcomes = []
     scale = target_scales(sub.table.Y[test_idx], [target])
     for candidate in (c for c in candidates if c.seed == prep.cfg.seed):
@@ -160,8 +268,35 @@ def _solve_part(prep, fn, group, medians, train_idx, test_idx, deadline, should_
         best = merge(outcomes, [target], scale).best[target]
         if best is not None and best["test_r2"] >= PART_R2:
             break
-    best = merge(outcomes, [target], scale).best[target] if outcomes else None
-    return None if best is None else parse_formula(best["sympy"], names)
+    options = []
+    if outcomes:
+        merged = merge(outcomes, [target], scale)
+        if merged.best[target] is not None:
+            # The part's Pareto front, its best first: _choose_leaves tries the others in the law.
+            rows = [merged.best[target]] + [r for r in merged.fronts[target] if r is not merged.best[target]]
+            options = [parse_formula(row["sympy"], names) for row in rows[:_LEAF_OPTIONS]]
+    if len(group) == 1:
+        options += _library_options(x[train_idx, group[0]], y[train_idx], sp.Symbol(names[0]))
+    return _Leaf(options) if options else None
+
+
+def _library_options(x: np.ndarray, y: np.ndarray, symbol: sp.Symbol) -> list[sp.Expr]:
+    """The library functions that fit a one-input part best, as ``c·f(a·x + b) + d``: the line a
+    rough surrogate bent into a sine is among them, for the real rows to pick."""
+    order = np.argsort(x)[:: max(1, len(x) // _LIBRARY_POINTS)]
+    xs, ys = (torch.as_tensor(v[order], dtype=torch.float64)[None] for v in (x, y))
+    library = [n for n in DEFAULT_LIBRARY if n != "0"]
+    fits = fit_edges_rescaled(xs, ys, library)
+    r2 = torch.nan_to_num(fits.r2[0], nan=-math.inf)
+    best = [int(k) for k in torch.argsort(r2, descending=True)[:_LIBRARY_OPTIONS] if math.isfinite(float(r2[k]))]
+    # The plainest laws whatever the surrogate shows: its wiggles can put the line below a sine.
+    best += [library.index(n) for n in _ALWAYS_TRIED if n in library and library.index(n) not in best]
+    best = [k for k in best if math.isfinite(float(r2[k]))]
+    options = []
+    for k in best:
+        a, b, c, d = (sp.Float(float(v), 15) for v in fits.params[0, k])
+        options.append(c * FUNCTIONS[library[k]].sympy(a * symbol + b) + d)
+    return options
 
 
 def _recombine(kind: str, parts: list[sp.Expr], centre: float) -> sp.Expr:

@@ -127,6 +127,19 @@ def fit_edges(
     return EdgeFits(names=names, params=params, r2=r2, rmse=rmse)
 
 
+def fit_edges_rescaled(x: torch.Tensor, y: torch.Tensor, library: list[str]):
+    """``fit_edges`` with each edge's input mapped to [-1, 1], so the (a, b) search range means
+    the same for a hidden edge whose input spans 0.1 as for one spanning 100; the params are
+    mapped back (f(a'·u + b') with u = (x - mid)/half is f(a·x + b), a = a'/half, b = b' - a'·mid/half)."""
+    mid = (x.max(1).values + x.min(1).values) / 2
+    half = ((x.max(1).values - x.min(1).values) / 2).clamp(min=1e-12)
+    fits = fit_edges((x - mid[:, None]) / half[:, None], y, library)
+    a, b = fits.params[..., 0], fits.params[..., 1]
+    mid, half = mid.to(a.dtype)[:, None], half.to(a.dtype)[:, None]
+    fits.params = torch.stack([a / half, b - a * mid / half, fits.params[..., 2], fits.params[..., 3]], dim=-1)
+    return fits
+
+
 def _fit_block(edge: _EdgeData, names: list[str], axes, box, zooms: int, refine_steps: int):
     x, y = edge.x, edge.y
     n_edges, n_samples = x.shape
