@@ -27,7 +27,7 @@ from kandisc.symbolic.edge_fit import fit_edges_rescaled
 from kandisc.symbolic.scorer import Scorer
 from kandisc.symbolic.selection import choose
 from kandisc.symbolic.simplify import build_candidates
-from kandisc.train import TrainSettings
+from kandisc.train import TrainSettings, train
 
 CURVE_POINTS = 100
 BACKFIT_ROWS = 400  # training rows an output edge is judged on: 4·noise/400 tells log from 1/x at 1 % noise
@@ -192,7 +192,12 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
             run_training(state, f"symbolic {round_index + 1}", tune)
     replaced = []
     if alternatives and state.task is None and not unsnapped and len(state.data.x_test):
-        replaced = choose_in_context(state.model, alternatives, lambda: _formula_error(state))
+
+        def retune():  # quiet: the trials are not steps of the run
+            if params["retrain_steps"]:
+                train(state.model, state.data, tune, state.generator)
+
+        replaced = choose_in_context(state.model, alternatives, lambda: _formula_error(state), retune)
     if params["retrain_steps"]:
         run_training(state, "symbolic tune", tune)
     added = used_definitions(state.model)
@@ -243,9 +248,9 @@ def _scorer(state: RunState, assembly, t: int, train_rows, test_rows):
     return assembly.exprs[t], Scorer(assembly.symbols, x_train, y_train[:, t], eval_x, eval_y)
 
 
-def _formula_error(state: RunState) -> float:
-    """Mean over targets of the MSE / var(y) of the model's formulas on every row, each refitted
-    in the target's units on the training rows (inf when a formula is missing or not finite).
+def _formula_error(state: RunState) -> list[float]:
+    """Per target, the MSE / var(y) of the model's formula on every row, refitted in the
+    target's units on the training rows (inf when a formula is missing or not finite).
 
     Every row, not the held-out ones alone: two functions that differ by about the noise differ
     on 200 noisy rows by chance by ~15 % of its MSE; a handful of refitted constants biases the
@@ -258,14 +263,15 @@ def _formula_error(state: RunState) -> float:
     for t in range(len(state.bundle.output_names)):
         expr, scorer = _scorer(state, assembly, t, train, test)
         if expr is None:
-            return math.inf
+            errors.append(math.inf)
+            continue
         refitted = scorer.refit(expr)
         n_train, n_test = len(train[0]), len(test[0])
         mse = (n_train * scorer.rmse(refitted, test=False) ** 2 + n_test * scorer.rmse(refitted) ** 2) / (
             n_train + n_test
         )
         errors.append(mse / scorer.y_scale**2 if math.isfinite(mse) else math.inf)
-    return sum(errors) / len(errors)
+    return errors
 
 
 def extract_formulas(state: RunState, params: dict) -> list[str]:

@@ -60,6 +60,7 @@ _MISFIT_FLOOR = 1e-6
 _TIE_RATIO = 4.0  # misfits within this factor of the winner's (same complexity) are ties
 _SPLINE_ACCURACY = 1e-4  # 1 - r² below which a power law is preferred (rule 4)
 _ALTERNATIVES = 2  # runners-up kept per edge for the in-context check
+_ALWAYS_ALTERNATIVE = ("x", "log")  # and these, the power laws of a log target
 _POWERS = ("x", "x^2", "x^3", "x^4", "x^5")
 _ZERO = "0"
 
@@ -146,8 +147,14 @@ def _choose_edge(
         reason += f" (runner-up: {fits.names[runner[0]]} r2={float(fits.r2[e, runner[0]]):.6g})"
     params = tuple(float(v) for v in fits.params[e, k])
     others = [int(j) for j in order[: _ALTERNATIVES + 1] if int(j) != k and torch.isfinite(score[j])]
+    # The plain laws too, when they pass: a noisy log edge may rank below four of its imitations.
+    others += [
+        j
+        for j, n in enumerate(fits.names)
+        if n in _ALWAYS_ALTERNATIVE and j != k and j not in others and torch.isfinite(score[j])
+    ]
     alternatives = tuple((fits.names[j], tuple(float(v) for v in fits.params[e, j])) for j in others)
-    return Choice(e, fits.names[k], params, float(fits.r2[e, k]), float(comp[k]), reason, alternatives[:_ALTERNATIVES])
+    return Choice(e, fits.names[k], params, float(fits.r2[e, k]), float(comp[k]), reason, alternatives)
 
 
 def _pick(

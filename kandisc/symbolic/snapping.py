@@ -25,6 +25,7 @@ SNAP_DISTANCE = 0.02  # rationals and multiples of pi within 0.002 may be tried
 # come out at 0.977 and 0.0104; the refit RMSE still decides every snap.
 INTEGER_DISTANCE = 0.05
 NOISE_SIGMAS = 3.0  # a constant within this many standard errors of a simple number may be that number
+_NOISE_DENOMINATOR = 4  # the simple numbers a noisy constant snaps to first: n, n/2, n/3, n/4
 
 
 _PI_POWERS = (1, -1, -2, 2)  # p/q·π, p/(q·π), p/(q·π²), p/q·π²: the 2π, 4π and (2π)² of physics
@@ -39,7 +40,7 @@ def _simple_targets(value: float) -> list[sp.Expr]:
     |p| <= 12 (within 0.002)."""
     targets = []
     nearest = round(value)
-    if abs(value - nearest) <= INTEGER_DISTANCE * max(1.0, abs(value)):
+    if abs(value - nearest) <= INTEGER_DISTANCE:
         targets.append(sp.Integer(nearest))
     frac = Fraction(value).limit_denominator(12)
     if frac.denominator > 1 and abs(frac.numerator) <= 100 and abs(float(frac) - value) <= SNAP_DISTANCE / 10:
@@ -95,6 +96,18 @@ def _term_constants(expr: sp.Expr) -> set[sp.Float]:
     return found
 
 
+def _targets_of(f: sp.Float, exponents: set, in_terms: set, offsets: dict) -> list[sp.Expr]:
+    """The snap targets of the constant ``f`` of the current formula (see ``snap_constants``).
+
+    A prefactor or exponent near 0 is a small number, not nothing (7.96e-5·q/r² is the law); a
+    term's constant or coefficient in a sum may be 0 (the term goes), and an offset always may
+    try 0, however far: 0.097 in (P - 0.097)^0.961 on 1 %-noise data is the exponent's partner."""
+    targets = [t for t in _snap_targets(float(f), f in exponents) if t != 0 or f in in_terms]
+    if f in offsets and (not targets or targets[0] != 0):
+        targets.insert(0, sp.Integer(0))
+    return targets
+
+
 def _number_complexity(number: sp.Expr) -> tuple[int, int]:
     """Integers before fractions before multiples of π; then by the size of the denominator."""
     if number.is_Integer:
@@ -134,6 +147,9 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     A snap is kept when the refitted test RMSE stays within ``SNAP_TOLERANCE`` of the unsnapped
     (refitted) expression's, so snaps cannot add up to a large loss.
     """
+    # Exactly integral Floats (the 1.0 scales normalise_power_bases writes) are integers: as free
+    # constants they trade with the prefactor, which then has no standard error to speak of.
+    expr = expr.xreplace({f: sp.Integer(int(f)) for f in expr.atoms(sp.Float) if float(f) == int(f)})
     current = scorer.refit(expr)
     limit = scorer.rmse(current) * SNAP_TOLERANCE + 1e-6 * scorer.y_scale
     # First every constant to its nearest simple number at once: constants that are only right
@@ -147,16 +163,17 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
     # 0.002 apart), and 1.0134 is nearer to 10/π² than to 1.
     errors = scorer.constant_errors(current)
     if errors:
-        exponents, in_terms = _exponents(current), _term_constants(current)
+        in_terms, offsets = _term_constants(current), _relative_offsets(current, scorer)
         snaps = {}
         for f, error in errors.items():
             window = NOISE_SIGMAS * error
-            # Not the decade-scaled numbers (9/(40000π) for 7e-5): below 1e-3 they lie too close.
-            plain = [
-                t
-                for t in _simple_targets(float(f))
-                if (t.is_Rational or f not in exponents) and (t != 0 or f in in_terms)
-            ]
+            # Only numbers rarer than noise: integers and halves to quarters. Multiples of π lie
+            # 0.002 apart, decade-scaled numbers closer still (9/(40000π) for 7e-5): within a
+            # window of noise one always fits; the tiers below try them, nearest first.
+            plain = [t for t in _simple_targets(float(f)) if t.is_Rational and t.q <= _NOISE_DENOMINATOR]
+            plain = [t for t in plain if t != 0 or f in in_terms]
+            if f in offsets and sp.Integer(0) not in plain:
+                plain.insert(0, sp.Integer(0))  # an offset may always go (see _targets_of)
             targets = [t for t in plain if abs(float(t) - float(f)) <= window]
             if targets:
                 snaps[f] = min(targets, key=_number_complexity)
@@ -174,9 +191,7 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
             if offsets.get(f, math.inf) <= min(closeness, _NEGLIGIBLE_OFFSET):
                 nearest[f] = sp.Integer(0)
                 continue
-            # A prefactor or exponent near 0 is a small number, not nothing (7.96e-5·q/r² is the
-            # law); a term's constant or coefficient in a sum may be 0 (the term goes).
-            targets = [t for t in _snap_targets(value, f in exponents) if t != 0 or f in in_terms]
+            targets = _targets_of(f, exponents, in_terms, offsets)
             if targets and abs(float(targets[0]) - value) <= closeness * max(1.0, abs(value)):
                 nearest[f] = targets[0]
         if nearest:
@@ -189,7 +204,8 @@ def snap_constants(expr: sp.Expr, scorer: Scorer) -> sp.Expr:
         if not pending:
             break
         const = max(pending, key=lambda f: abs(float(f)))
-        for target in _snap_targets(float(const), const in _exponents(current)):
+        offsets = _relative_offsets(current, scorer)
+        for target in _targets_of(const, _exponents(current), _term_constants(current), offsets):
             trial = scorer.refit(current.xreplace({const: target}))
             if scorer.rmse(trial) <= limit:
                 current = trial
