@@ -62,6 +62,10 @@ def test_the_divide_candidate_comes_before_the_deep_networks_only_with_structure
 
 def test_structure_auto_needs_the_search():
     assert load_config({"structure": False}).structure == "off"  # YAML's bare `off`
+    # Unset, the search splits laws (divide and conquer is on by default) and a pipeline does not.
+    assert load_config({}).splits_structure and not load_config({"pipeline": ["fit"]}).splits_structure
+    fn = lambda x: x[:, 0] * x[:, 1] + x[:, 2]  # noqa: E731
+    assert [c.name for c in divide_candidates(_prepared(fn, n=30, structure=None))] == [NAME]
     with pytest.raises(ConfigError, match="structure: auto splits the law inside the discovery search"):
         load_config({"structure": "auto", "pipeline": ["fit"]})
 

@@ -220,6 +220,7 @@ SEARCH_CANDIDATES = (
     "sum",
     "mult",
     "log-deep",
+    "divide",  # structure: auto's divide and conquer (kandisc/search/divide.py)
 )
 
 
@@ -305,8 +306,10 @@ class KandiscConfig(_Model):
         json_schema_extra={"type": "mapping of column -> units"},
     )
     modules: list[Any] = _f([], "modular-structure hints (strings or mappings)", json_schema_extra={"type": "list"})
-    structure: Annotated[Literal["off", "auto"], BeforeValidator(_structure_mode)] = _f(
-        "off", "auto: the search also splits a separable law into parts fitted apart (divide and conquer)"
+    structure: Annotated[Literal["off", "auto"] | None, BeforeValidator(_structure_mode)] = _f(
+        None,
+        "auto: the search also splits a separable law into parts fitted apart (divide and conquer); "
+        "null = auto for the search, off with an explicit pipeline:",
     )
     prior: Annotated[PriorConfig, BeforeValidator(_prior_shorthand)] = _f(default_factory=PriorConfig, doc="")
     model: ModelConfig = _f(default_factory=ModelConfig, doc="")
@@ -360,6 +363,12 @@ class KandiscConfig(_Model):
             if name in columns:
                 raise ValueError(f"auxiliary.{name} has the name of a data column; rename the feature")
         return self
+
+    @property
+    def splits_structure(self) -> bool:
+        """Whether the search adds divide and conquer: ``structure: auto``, or unset (null) with
+        no explicit ``pipeline:`` (which runs exactly that pipeline)."""
+        return self.structure == "auto" or (self.structure is None and self.pipeline is None)
 
     @model_validator(mode="after")
     def _structure_needs_search(self) -> KandiscConfig:

@@ -159,11 +159,13 @@ def _choose_leaves(tree: _Split, scorer) -> sp.Expr:
 
 
 def divide_candidates(prep: Prepared) -> list[DivideCandidate]:
-    """The divide candidate when ``structure: auto`` applies: one target, at least two inputs,
+    """The divide candidate when ``structure`` is auto (the default of the search): one target, at least two inputs,
     no auxiliary features, prior, modules or fixed width (the parts are sub-tables of the data's
     own columns, fitted by the plan's own networks)."""
     cfg, table = prep.cfg, prep.table
-    if cfg.structure != "auto" or len(table.target_names) != 1 or table.X.shape[1] < 2:
+    if cfg.search.candidates is not None and NAME not in cfg.search.candidates:
+        return []
+    if not cfg.splits_structure or len(table.target_names) != 1 or table.X.shape[1] < 2:
         return []
     if cfg.auxiliary or cfg.prior.active or cfg.modules or cfg.model.width is not None:
         return []
