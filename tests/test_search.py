@@ -189,3 +189,24 @@ def test_each_target_gets_its_own_verdict(write_csv, tmp_path):
     summary, stdout = _fit(data, tmp_path / "run", "--config", config)
     assert summary["law_found_per_target"] == {"f": True, "g": False} and summary["law_found"] is False
     assert "g: no formula reached test R² 0.999" in stdout and "f: no formula reached" not in stdout
+
+
+@pytest.mark.parametrize(
+    "truth,ranges",
+    [
+        ("q*Ef", {"q": (1, 5), "Ef": (1, 5)}),  # log edges that 1 % noise made lines and 1/x
+        ("P/(4*pi*r**2)", {"P": (1, 5), "r": (1, 5)}),  # (P - 0.097)**0.961 until the offset could go
+        ("eps*Ef**2/2", {"eps": (1, 5), "Ef": (1, 5)}),
+    ],
+)
+def test_laws_come_back_from_data_with_one_percent_noise(truth, ranges, write_csv, tmp_path):
+    """SRBench noise (y += N(0, 0.01·RMS(y))) on every row: the edges' functions are judged above
+    the noise and in the whole formula, the constants snap within their standard errors."""
+    rng = np.random.default_rng(0)
+    columns = {name: rng.uniform(lo, hi, 1000) for name, (lo, hi) in ranges.items()}
+    y = sp.lambdify(list(columns), sp.sympify(truth))(*columns.values())
+    columns["y"] = y + rng.normal(0, 0.01 * np.sqrt(np.mean(y**2)), len(y))
+    config = tmp_path / "c.yaml"
+    config.write_text("search: {candidates: [log-additive]}\noutput: {figures: false}\n")
+    summary, _ = _fit(write_csv(columns), tmp_path / "run", "--config", config)
+    assert _same(summary["formulas"]["y"], truth, list(ranges)), summary["formulas"]["y"]
