@@ -117,3 +117,9 @@ def test_neo_hookean_p12_with_and_without_the_linear_prior(name, seed, tmp_path)
     assert sp.simplify(sp.nsimplify(rounded, rational=True) - truth) == 0, formula
     # P12 does not use F31, F32, F33: pruning removes them, or the symbolic stage zeroes their edges.
     assert set(summary["pruned_inputs"]) <= {"F31", "F32", "F33"} and "F31" in summary["pruned_inputs"]
+
+
+def test_a_lagrangian_run_draws_its_accelerations_against_the_measured_ones(tmp_path):
+    summary, _ = run_example("harmonic_oscillator", tmp_path, 150, "output.figures=true")
+    assert "figures/pred_vs_true.png" in summary["figures"]
+    assert (tmp_path / "run" / "figures" / "pred_vs_true.png").stat().st_size > 10_000

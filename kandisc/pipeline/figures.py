@@ -24,7 +24,7 @@ def _metrics_rows(run) -> list[dict]:
 
 
 def draw_figures(
-    bundle, x_model, scores, pruned_inputs, metrics, y_test, pred_test, sources=None, candidates=None
+    bundle, x_model, scores, pruned_inputs, metrics, y_test, pred_test, sources=None, candidates=None, target_names=None
 ) -> dict:
     """Name -> matplotlib figure: network (on model-space rows ``x_model``), loss (from ``metrics``
     rows, when any), attribution, pred_vs_true (when there are test rows), pareto (when formulas).
@@ -49,7 +49,8 @@ def draw_figures(
     values = scores.input_scores.tolist() + [float(at_pruning.get(n, 0.0)) for n in pruned]
     figures["attribution"] = plots.draw_attribution(names, values, pruned_inputs=pruned)
     if y_test is not None and len(y_test):
-        figures["pred_vs_true"] = plots.draw_pred_vs_true(y_test, pred_test, bundle.output_names, sources)
+        names = target_names or bundle.output_names
+        figures["pred_vs_true"] = plots.draw_pred_vs_true(y_test, pred_test, names, sources)
     if candidates:
         figures["pareto"] = plots.draw_pareto(candidates)
     return figures
@@ -69,8 +70,9 @@ def network_title(candidates: dict, labels: dict) -> tuple[str | None, list[str]
     return title, ([f"symbols: {mapping_line(labels)}"] if labels else [])
 
 
-def write_figures(run, prep, state, scores, y_test, pred_test, sources=None) -> list[str]:
-    """Write every figure into ``run/figures``; returns the paths relative to the run directory."""
+def write_figures(run, prep, state, scores, y_test, pred_test, sources=None, target_names=None) -> list[str]:
+    """Write every figure into ``run/figures``; returns the paths relative to the run directory.
+    ``target_names``: what ``y_test`` holds, when not the model's outputs (a Lagrangian's q̈)."""
     from kandisc.pipeline.state import pruned_scores
     from kandisc.plots import save_figure
 
@@ -85,6 +87,7 @@ def write_figures(run, prep, state, scores, y_test, pred_test, sources=None) -> 
         pred_test,
         sources,
         candidates,
+        target_names,
     )
     folder, fmts = run.figures_dir, list(prep.cfg.output.formats)
     written = [path for name, fig in figures.items() for path in save_figure(fig, folder / name, fmts)]

@@ -180,12 +180,17 @@ def finalize_run(run, prep, state, test_idx, train_idx) -> dict:
     if prep.cfg.output.figures:
         from kandisc.pipeline.figures import write_figures
 
+        names = None
         if state.task is None:
             shown, sources = formula_predictions(prep, state.formulas, bundle.output_names, test_idx, pred_test)
             y_shown = y_raw[test_idx]
-        else:  # the scalar L or H has no measured values to plot against
+        elif hasattr(state.task, "predict"):  # a Lagrangian: its q̈ against the measured q̈
+            shown = state.task.predict(state.task.scalar(bundle.model), prep.x_all[test_idx])
+            y_shown, names = y_raw[test_idx], list(prep.table.target_names)
+            sources = ["Euler–Lagrange from the network"] * len(names)
+        else:  # the conserved H has no measured values to plot against
             shown, sources, y_shown = pred_test, None, None
-        summary["figures"] = write_figures(run, prep, state, scores, y_shown, shown, sources)
+        summary["figures"] = write_figures(run, prep, state, scores, y_shown, shown, sources, names)
         timings["figures"] = lap()
     summary["wall_seconds"] = round(run.elapsed(), 3)
     summary["timings"] = timings  # where the wall time went (benchmarks/end_to_end.py reads it)

@@ -4,8 +4,9 @@ An edge's function is chosen from its own fit (to its curve, or to its partial r
 rows). On noisy data those fits barely differ, and on a log target they weigh the rows wrongly
 (log-space residuals of small values carry the most noise), so the choice can be wrong while
 the formula shows it at once. Here every snapped edge with runners-up (``Choice.alternatives``)
-gets each runner-up in its place in turn; the whole formula's constants are refitted in the
-target's units and its error on the rows decides (``error_of``). A runner-up replaces the
+gets each runner-up in its place in turn, the model briefly retuned around it (``retune``); the
+whole formula's constants are refitted in the target's units and its error on every row decides,
+target by target (``error_of``). A runner-up replaces the
 function when its error is clearly lower, or about as low and it is simpler. Edges are visited in
 order, twice; a replacement stays for the edges after it.
 """
