@@ -3,7 +3,7 @@ separable law into parts, fit each part apart, recombine.
 
 The ``divide`` candidate, in its worker:
 
-1. fits a quick surrogate of the data (a ``[n, 5, 1]`` network, ~300 of the training rows);
+1. fits a surrogate of the data (a ``[n, 5, 1]`` network on the training rows, grid refined once);
 2. tests it (:func:`kandisc.structure.detect_structure`) for additive ``f = g1(x_A) + g2(x_B) + ...``
    or multiplicative ``f = g1(x_A)·g2(x_B)···`` separability and takes the finer partition;
 3. for each group ``G``, evaluates the surrogate on the data's own rows with every other input
@@ -71,7 +71,8 @@ class DivideCandidate(DerivedCandidate):
     """The divide-and-conquer candidate (``width``/``pipeline`` are its surrogate's)."""
 
     def _run(self, prep, train_idx, test_idx, deadline, should_stop, start) -> Outcome:
-        rows = train_idx[:: max(1, len(train_idx) // _SURROGATE_ROWS)]  # a smooth law needs few rows
+        # The parts see only the surrogate: its accuracy decides the split and every part's formula.
+        rows = train_idx[:: max(1, len(train_idx) // _SURROGATE_ROWS)]
         surrogate = run_candidate(prep, _plain(self), rows, test_idx, deadline, should_stop)
         if surrogate.state is None:
             return dataclasses.replace(surrogate, candidate=self, seconds=time.monotonic() - start)
@@ -117,6 +118,8 @@ class _Leaf:
 
 @dataclass
 class _Split:
+    """A part split again: its children recombined by ``_recombine`` around ``centre`` = f(medians)."""
+
     kind: str
     centre: float
     children: list
