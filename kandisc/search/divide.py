@@ -103,7 +103,7 @@ def conquer(prep: Prepared, fn, kind: str, groups: list[list[int]], split, deadl
         children.append(part)
     target = prep.table.target_names[0]
     scorer = column_scorers(prep, train_idx, test_idx)[target]
-    law = _choose_leaves(_Split(kind, centre, children), scorer)
+    law = _choose_leaves(_Split(kind, centre, children), scorer, deadline)
     front = build_candidates(law, scorer)
     return formula_entry(front, target, scorer.y_scale)
 
@@ -135,12 +135,13 @@ def _leaves(node) -> list[_Leaf]:
     return [node] if isinstance(node, _Leaf) else [leaf for child in node.children for leaf in _leaves(child)]
 
 
-def _choose_leaves(tree: _Split, scorer) -> sp.Expr:
+def _choose_leaves(tree: _Split, scorer, deadline: float = math.inf) -> sp.Expr:
     """Each part's formula chosen in the whole law, on the real rows: the parts saw the surrogate,
     whose wiggles a sine imitates better than the line the data hold (0.0987·m inside a sin).
     Leaf by leaf, every option of the part with the others fixed; the whole formula refitted on the
     training rows; an option replaces the current one when its held-out RMSE is clearly lower, or
-    about as low and the option simpler (``_CLEARLY_BETTER``). Returns the refitted law."""
+    about as low and the option simpler (``_CLEARLY_BETTER``); no more options once ``deadline``
+    (monotonic) has passed. Returns the refitted law."""
 
     def refitted() -> tuple[sp.Expr, float]:
         expr = scorer.refit(_expression(tree), steps=100)
@@ -150,7 +151,7 @@ def _choose_leaves(tree: _Split, scorer) -> sp.Expr:
     for leaf in _leaves(tree):
         current = leaf.chosen
         for k in range(len(leaf.options)):
-            if k == current:
+            if k == current or time.monotonic() > deadline:
                 continue
             leaf.chosen = k
             expr, rmse = refitted()
