@@ -19,7 +19,7 @@ from kandisc.attribution import attribute
 from kandisc.knowledge.user_functions import used_definitions
 from kandisc.lm import MAX_PARAMETERS as LM_MAX_PARAMETERS
 from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
-from kandisc.pipeline.in_context import choose_in_context
+from kandisc.pipeline.in_context import EXACT_MSE, choose_in_context
 from kandisc.pipeline.state import RunState, StageReport
 from kandisc.pipeline.training import run_training
 from kandisc.symbolic.assemble import assemble, verify
@@ -191,7 +191,7 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
         if params["retrain_steps"]:
             run_training(state, f"symbolic {round_index + 1}", tune)
     replaced = []
-    if alternatives and state.task is None and not unsnapped and len(state.data.x_test):
+    if alternatives and state.task is None and not unsnapped and len(state.data.x_test) and not _exact(state):
 
         def retune():  # quiet: the trials are not steps of the run
             if params["retrain_steps"]:
@@ -246,6 +246,17 @@ def _scorer(state: RunState, assembly, t: int, train_rows, test_rows):
         return state.task.total_expr(assembly.exprs[t]), scorer
     eval_x, eval_y = (x_test, y_test[:, t]) if held_out else (x_train, y_train[:, t])
     return assembly.exprs[t], Scorer(assembly.symbols, x_train, y_train[:, t], eval_x, eval_y)
+
+
+@torch.no_grad()
+def _exact(state: RunState) -> bool:
+    """Whether the (all-symbolic) model already reproduces every target on the held-out rows to
+    rounding: then no runner-up can do better, and the check's formula refits are saved."""
+    data = state.data
+    pred = state.bundle.to_target_units(state.model(data.x_test))
+    truth = state.bundle.to_target_units(data.y_test)
+    spread = truth.var(dim=0).clamp(min=1e-300)
+    return bool((((pred - truth) ** 2).mean(dim=0) / spread <= EXACT_MSE).all())
 
 
 def _formula_error(state: RunState) -> list[float]:
