@@ -116,3 +116,25 @@ def test_the_search_returns_only_consistent_formulas_and_reports_the_groups(tmp_
     assert summary["search"]["winner"] == "log-additive"  # a network over the columns is the model
     report = (tmp_path / "run" / "report.md").read_text()
     assert "dimensionless groups pi_1 = `v/c`" in report and "dropped as dimensionally inconsistent" in report
+
+
+def test_an_explicit_pipeline_returns_only_consistent_formulas_too(tmp_path, write_csv):
+    """units: with pipeline: — the same check as in the search, recorded as a `units` stage."""
+    from typer.testing import CliRunner
+
+    from kandisc.cli import app
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(1, 2, (2, 200))
+    data = write_csv({"x": x, "y": y, "f": x * y + 0.3})  # + 0.3 (m²) fits, and a bare number is no area
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "units: {x: m, y: m, f: m**2}\noutput: {figures: false}\npipeline: [{fit: {steps: 30}}, symbolic]\n"
+    )
+    result = CliRunner().invoke(app, ["fit", str(data), "--config", str(config), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    rows = (tmp_path / "run" / "formulas.csv").read_text().splitlines()[1:]
+    assert all(check_formula(sp.sympify(r.split(",")[4]), {"x": "m", "y": "m", "f": "m**2"}, "f")[0] for r in rows)
+    assert "dimensionally inconsistent formula(s) dropped" in " ".join(summary["warnings"])
+    assert "**units** (ok): every formula checked against the units" in (tmp_path / "run" / "report.md").read_text()

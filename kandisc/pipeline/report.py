@@ -221,6 +221,7 @@ STAGE_TEXT = {
     "refine": lambda d: f"grid {d['grid_before']} → {d['grid']}",
     "symbolic": _symbolic_text,
     "search": lambda d: f"formulas of every candidate merged; the model is candidate {d['winner']}'s",
+    "units": lambda d: f"every formula checked against the units; {d['dropped_inconsistent']} inconsistent dropped",
 }
 
 

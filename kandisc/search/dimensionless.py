@@ -32,11 +32,10 @@ import sympy as sp
 from kandisc.errors import KandiscError
 from kandisc.io.config_schema import DEFAULT_PIPELINE
 from kandisc.io.data import Table, table_from_arrays
-from kandisc.knowledge.auxiliary import substitute_auxiliary
 from kandisc.knowledge.buckingham import Analysis, back_substitute, buckingham, dimensionless_problem
 from kandisc.knowledge.formula import parse_formula
-from kandisc.knowledge.units import check_formula
 from kandisc.pipeline.runner import Prepared
+from kandisc.pipeline.units_check import drop_inconsistent
 from kandisc.search.plan import Candidate, plan
 from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry, formulas_only
 from kandisc.search.worker import Outcome, run_candidate
@@ -208,25 +207,5 @@ def keep_consistent(outcome: Outcome, prep: Prepared) -> int:
     """Drop the outcome's formulas that are not dimensionally consistent; returns how many."""
     if not prep.cfg.units or outcome.state is None:
         return 0
-    dropped = 0
     names, aux = list(prep.model_inputs), outcome.state.aux_exprs
-    for target, entry in outcome.state.formulas.items():
-        rows = entry.get("candidates", [])
-        kept = [row for row in rows if _consistent(row, prep.cfg.units, target, names, aux)]
-        dropped += len(rows) - len(kept)
-        best = entry.get("best")
-        if best not in kept:
-            best = min(kept, key=lambda r: r["test_rmse"]) if kept else None
-        entry["candidates"], entry["best"] = kept, best
-    return dropped
-
-
-def _consistent(row: dict, units, target: str, names: list[str], aux: dict) -> bool:
-    text = row.get("sympy")
-    if not text:
-        return True
-    try:
-        expr = substitute_auxiliary(parse_formula(str(text), names), aux)
-    except KandiscError:
-        return True  # nothing the safe parser can read, nothing to judge
-    return check_formula(expr, units, target)[0]
+    return drop_inconsistent(outcome.state.formulas, prep.cfg.units, names, aux)
