@@ -14,6 +14,7 @@ order, twice; a replacement stays for the edges after it.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 from kandisc.model.functions import FUNCTION_NAMES, FUNCTIONS
@@ -23,7 +24,8 @@ from kandisc.model.functions import FUNCTION_NAMES, FUNCTIONS
 # noise differ by chance by ~5 % of its MSE. Within it, the simpler function wins.
 CLEARLY_LOWER = 1.05
 EXACT_MSE = 1e-14  # held-out MSE / var(y) of a formula that is the law up to rounding (RMSE 1e-7·std)
-MAX_TRIALS = 40  # formula refits in one check
+MAX_TRIALS = 16  # formula refits in one check
+MAX_SECONDS = 10.0  # and its wall time: each trial is a retune, an assembly and a refit (~0.3-2 s)
 SWEEPS = 2  # a second pass: an edge judged while a later one was wrong is judged again
 
 
@@ -41,7 +43,7 @@ def choose_in_context(
     base = error_of()
     if not all(e < float("inf") for e in base) or max(base) <= EXACT_MSE:  # nothing to judge by, or to gain
         return []
-    replaced, trials = [], 0
+    replaced, trials, stop_at = [], 0, time.monotonic() + MAX_SECONDS
     for edge, options in list(alternatives.items()) * SWEEPS:
         layer, i, j = edge
         kan = model.layers[layer]
@@ -50,7 +52,7 @@ def choose_in_context(
         current = _name_of(kan, i, j)
         best, best_mse, best_state = current, base, copy.deepcopy(model.state_dict())
         for name, params in options:
-            if trials >= MAX_TRIALS:
+            if trials >= MAX_TRIALS or time.monotonic() > stop_at:
                 break
             if name == current:
                 continue
