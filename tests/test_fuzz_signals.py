@@ -38,7 +38,13 @@ output: {figures: false}
 
 
 def _ignore_sigint() -> None:
+    _hangup_as_in_a_terminal()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does to a script's background job
+
+
+def _hangup_as_in_a_terminal() -> None:
+    # Under nohup the suite inherits SIGHUP ignored, and kandisc rightly keeps it so: reset it.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 _STARTED: list[subprocess.Popen] = []
@@ -51,7 +57,7 @@ def _kandisc(args: list[str], cwd: Path, ignore_sigint: bool) -> subprocess.Pope
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_ignore_sigint if ignore_sigint else None,
+        preexec_fn=_ignore_sigint if ignore_sigint else _hangup_as_in_a_terminal,
         start_new_session=True,  # its own process group: the clean-up below reaches batch workers too
     )
     _STARTED.append(proc)
