@@ -197,7 +197,8 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
             if params["retrain_steps"]:
                 train(state.model, state.data, tune, state.generator)
 
-        replaced = choose_in_context(state.model, alternatives, lambda: _formula_error(state), retune)
+        rows = (_raw(state, state.data.x_train, state.data.y_train), _raw(state, state.data.x_test, state.data.y_test))
+        replaced = choose_in_context(state.model, alternatives, lambda: _formula_error(state, rows), retune)
     if params["retrain_steps"]:
         run_training(state, "symbolic tune", tune)
     added = used_definitions(state.model)
@@ -259,16 +260,14 @@ def _exact(state: RunState) -> bool:
     return bool((((pred - truth) ** 2).mean(dim=0) / spread <= EXACT_MSE).all())
 
 
-def _formula_error(state: RunState) -> list[float]:
+def _formula_error(state: RunState, rows) -> list[float]:
     """Per target, the MSE / var(y) of the model's formula on every row, refitted in the
     target's units on the training rows (inf when a formula is missing or not finite).
 
     Every row, not the held-out ones alone: two functions that differ by about the noise differ
     on 200 noisy rows by chance by ~15 % of its MSE; a handful of refitted constants biases the
     training rows' share far less."""
-    data = state.data
-    train = _raw(state, data.x_train, data.y_train)
-    test = _raw(state, data.x_test, data.y_test)
+    train, test = rows  # raw (x, y) of the training and held-out rows, the same for every trial
     assembly = assemble(state.bundle)
     errors = []
     for t in range(len(state.bundle.output_names)):
