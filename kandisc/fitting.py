@@ -31,7 +31,6 @@ from kandisc.pipeline.finalize import finalize_run, summarize_fit
 from kandisc.pipeline.runner import Prepared, build_bundle, model_space_data, prepare
 from kandisc.pipeline.stages import run_pipeline
 from kandisc.pipeline.state import NullSink, ProgressSink, RunState, StageReport
-from kandisc.pipeline.units_check import drop_inconsistent
 from kandisc.train import StepRecord
 
 
@@ -173,6 +172,8 @@ def _fit_state(
         )
     run_pipeline(state, prep.cfg.pipeline, first)
     if prep.cfg.units:  # every formula returned is dimensionally consistent, as in the search
+        from kandisc.pipeline.units_check import drop_inconsistent  # sympy: not before training
+
         names = list(prep.model_inputs)
         dropped = drop_inconsistent(state.formulas, prep.cfg.units, names, state.aux_exprs)
         note = f"{dropped} dimensionally inconsistent formula(s) dropped" if dropped else ""

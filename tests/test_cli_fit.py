@@ -179,6 +179,30 @@ def test_cli_import_is_light():
     assert out.strip() == "[]"
 
 
+def test_training_starts_before_the_heavy_imports(data_csv, tmp_path):
+    """The first training step of a fit runs with neither sympy nor matplotlib nor torch._dynamo
+    loaded (each costs a large share of a second at start-up; they are needed after training)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+import kandisc.pipeline.training as training
+from kandisc.fitting import fit_run
+seen = []
+real = training.train
+def spy(*args, **kwargs):
+    seen.append(sorted(m for m in ("sympy", "matplotlib", "torch._dynamo") if m in sys.modules))
+    return real(*args, **kwargs)
+training.train = spy
+fit_run({str(data_csv)!r}, out={str(tmp_path / "run")!r},
+        overrides=["pipeline=[{{fit: {{steps: 2}}}}]", "output.figures=false"])
+print(seen[0])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
 def test_unknown_symbolic_function_fails_before_training(data_csv, tmp_path):
     out = tmp_path / "run"
     result = fit(data_csv, "--out", out, "--set", "pipeline=[{fit: {steps: 1}}, {symbolic: {library: [x, sinn]}}]")

@@ -217,6 +217,7 @@ SEARCH_CANDIDATES = (
     "product",
     "log-ratio",
     "log-ratio-sq",
+    "log-sq",
     "sum",
     "mult",
     "log-deep",

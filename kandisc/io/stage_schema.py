@@ -116,8 +116,10 @@ class SymbolicStage(_Stage):
     power_first: Bool = _f(True, "a power x..x^5 fitting an edge to spline accuracy wins over other functions")
     zero_threshold: Float = _f(1e-3, "edges with attribution below this become the zero function", ge=0)
     retrain_steps: Int = _f(20, "fit steps after snapping, to tune affine constants", ge=0)
-    retrain_opt: Annotated[Literal["lbfgs", "lm"], BeforeValidator(_lower)] = _f(
-        "lbfgs", "optimiser of those steps; lm (Levenberg–Marquardt): up to 3000 parameters, a few steps suffice"
+    retrain_opt: Annotated[Literal["auto", "lbfgs", "lm"], BeforeValidator(_lower)] = _f(
+        "auto",
+        "optimiser of those steps; lm (Levenberg–Marquardt): up to 3000 parameters, a few steps suffice; "
+        f"auto: lm once every edge is a function (up to {defaults.LM_AUTO_PARAMETERS} parameters), else lbfgs",
     )
     rounds: Int = _f(3, "snap/retrain rounds", ge=1)
     snap_constants: Bool = _f(True, "round constants close to simple numbers")

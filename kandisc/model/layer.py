@@ -29,6 +29,14 @@ class LayerTrace:
     weights: torch.Tensor  # (in, K+1, out) numeric weights (masked)
     out: torch.Tensor  # (B, out) summed subnode values, before the subnode affine
     sym_values: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # (in_idx, out_idx, (B, E_f))
+    feature_cov: torch.Tensor | None = None  # (in, K+1, K+1) of constant features (data), else None
+
+
+def feature_covariance(features: torch.Tensor) -> torch.Tensor:
+    """(in, K+1, K+1) covariance over the batch of each input's features (B, in, K+1)."""
+    n = features.shape[0]
+    centred = features - features.mean(0, keepdim=True)
+    return torch.einsum("bik,bil->ikl", centred, centred) / max(n - 1, 1)
 
 
 class KANLayer(nn.Module):
@@ -64,11 +72,44 @@ class KANLayer(nn.Module):
         self.register_buffer("sym_fn", torch.zeros(in_dim, out_dim, dtype=torch.long))
         self.sym_params = nn.Parameter(torch.zeros(in_dim, out_dim, 4, dtype=dtype))
         self._groups: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
+        self._data_features: list | None = None  # see _features
         self._refresh_tables()
 
     def _refresh_tables(self) -> None:
         # De Boor constants depend only on the grid: rebuilt when it changes, never per batch.
         self.register_buffer("_table", spline.basis_table(self.grid, self.k), persistent=False)
+        self._data_features = None
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        return {**state, "_data_features": None}  # a copy must not carry the rows it was last fed
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """Basis features of ``x``; kept while ``x`` is the same unchanged tensor without a gradient.
+
+        A full-batch fit feeds the first layer the same training rows on every evaluation (a
+        few thousand per fit), so their features, and the covariance the sparsity penalty takes of
+        them, are computed once per grid instead of once per evaluation. The key is the tensor
+        itself (held, so its identity cannot be reused) with its in-place version and the grid's.
+        """
+        if x.requires_grad:
+            return spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
+        key = (x, x._version, self.grid, self.grid._version, self._table)
+        kept = self._data_features
+        if kept is not None and all(a is b if isinstance(a, torch.Tensor) else a == b for a, b in zip(kept[0], key)):
+            return kept[1]
+        feats = spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
+        self._data_features = [key, feats, None]
+        return feats
+
+    def _constant_covariance(self, feats: torch.Tensor) -> torch.Tensor | None:
+        """The feature covariance of ``feats`` when they are the kept data features (computed once)."""
+        kept = self._data_features
+        if kept is None or kept[1] is not feats:
+            return None
+        if kept[2] is None:
+            kept[2] = feature_covariance(feats)
+        return kept[2]
 
     # ----- structure ---------------------------------------------------------------------------
     def symbolic_groups(self) -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -150,14 +191,14 @@ class KANLayer(nn.Module):
             yield ins, outs, p[:, 2] * FUNCTIONS[name].torch_fn(p[:, 0] * x[:, ins] + p[:, 1]) + p[:, 3]
 
     def forward(self, x: torch.Tensor, trace: bool = False):
-        feats = spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
+        feats = self._features(x)
         weights = self.numeric_weights()
         out = feats.reshape(x.shape[0], -1) @ weights.reshape(-1, self.out_dim)
         sym_values = list(self.symbolic_values(x))
         for _, outs, y in sym_values:
             out = out.index_add(1, outs, y)
         if trace:
-            return out, LayerTrace(x, feats, weights, out, sym_values)
+            return out, LayerTrace(x, feats, weights, out, sym_values, self._constant_covariance(feats))
         return out
 
     def edge_curves(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kandisc.model.layer import LayerTrace
+from kandisc.model.layer import LayerTrace, feature_covariance
 
 
 @dataclass
@@ -29,12 +29,20 @@ def _std(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
 
 
 def numeric_edge_std(trace: LayerTrace) -> torch.Tensor:
-    feats = trace.features  # (B, in, K+1)
-    n = feats.shape[0]
-    centred = feats - feats.mean(0, keepdim=True)
-    cov = torch.einsum("bik,bil->ikl", centred, centred) / max(n - 1, 1)  # (in, K+1, K+1)
-    weighted = cov @ trace.weights  # (in, K+1, out)
-    var = (trace.weights * weighted).sum(1)
+    """(in, out) std over the batch of each numeric edge's output.
+
+    Two exact ways, by cost: wᵀ Σ w from the features' covariance Σ (B·in·(K+1)² work, nothing
+    (B, in, out)-sized; free when Σ is of constant features, kept by the layer), or the edges'
+    values themselves (B·in·(K+1)·out), cheaper for a layer no wider than its K+1 features.
+    """
+    cov, weights = trace.feature_cov, trace.weights
+    if cov is None and weights.shape[2] <= weights.shape[1]:
+        values = torch.bmm(trace.features.transpose(0, 1), weights)  # (in, B, out)
+        n = values.shape[1]
+        var = values.var(dim=1, correction=1 if n > 1 else 0)
+    else:
+        cov = cov if cov is not None else feature_covariance(trace.features)
+        var = (weights * (cov @ weights)).sum(1)
     return var.clamp(min=0).add(1e-30).sqrt()
 
 

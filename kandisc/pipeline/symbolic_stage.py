@@ -10,12 +10,14 @@ checked against the model on held-out rows, and turned into a Pareto list of can
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 import torch
 
 from kandisc.attribution import attribute
+from kandisc.defaults import retrain_optimizer
 from kandisc.knowledge.user_functions import used_definitions
 from kandisc.lm import MAX_PARAMETERS as LM_MAX_PARAMETERS
 from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
@@ -178,10 +180,10 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
     state.sink.stage_started("symbolic", 0)
     zeroed = _zero_negligible(state, params["zero_threshold"])
     fits, unsnapped = [], []
-    opt = params["retrain_opt"]
-    if opt == "lm" and sum(p.numel() for p in state.model.parameters() if p.requires_grad) > LM_MAX_PARAMETERS:
-        opt = "lbfgs"  # LM's Jacobian would be too large: the stage still runs, as LBFGS
-    tune = TrainSettings(steps=params["retrain_steps"], update_grid=False, opt=opt)
+
+    def tune() -> TrainSettings:  # per retrain: auto takes LM once no edge is a spline
+        return _retrain_settings(state.model, params)
+
     alternatives: dict = {}
     for round_index in range(params["rounds"]):
         share, unsnapped = _snap_round(state, params, params["rounds"] - round_index, alternatives)
@@ -189,18 +191,21 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
         if not share:
             break
         if params["retrain_steps"]:
-            run_training(state, f"symbolic {round_index + 1}", tune)
+            with _inert_frozen(state.model):
+                run_training(state, f"symbolic {round_index + 1}", tune())
     replaced = []
     if alternatives and state.task is None and not unsnapped and len(state.data.x_test) and not _exact(state):
 
         def retune():  # quiet: the trials are not steps of the run
             if params["retrain_steps"]:
-                train(state.model, state.data, tune, state.generator)
+                with _inert_frozen(state.model):
+                    train(state.model, state.data, tune(), state.generator)
 
         rows = (_raw(state, state.data.x_train, state.data.y_train), _raw(state, state.data.x_test, state.data.y_test))
         replaced = choose_in_context(state.model, alternatives, lambda: _formula_error(state, rows), retune)
     if params["retrain_steps"]:
-        run_training(state, "symbolic tune", tune)
+        with _inert_frozen(state.model):
+            run_training(state, "symbolic tune", tune())
     added = used_definitions(state.model)
     if added:  # a reloaded model.pt must know the added functions its edges use
         state.bundle.extras["functions"] = added
@@ -226,6 +231,33 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
         message = (message + "; " if message else "") + "; ".join(mismatches)
     status = "formula_mismatch" if mismatches else "ok"
     return StageReport("symbolic", "symbolic", status, details, message)
+
+
+@contextlib.contextmanager
+def _inert_frozen(model):
+    """Hold still, for the duration, the spline tensors of every layer without a numeric edge:
+    masked out, they cannot change the model, but each would cost Levenberg–Marquardt two
+    forward passes per entry and give LBFGS nothing but zeros."""
+    frozen = []
+    for kan in model.layers:
+        if not bool((kan.num_mask > 0).any()):
+            frozen += [p for p in (kan.coef, kan.scale_base, kan.scale_sp) if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+def _retrain_settings(model, params: dict) -> TrainSettings:
+    """The settings of one retrain of the symbolic stage (inert tensors frozen first)."""
+    with _inert_frozen(model):
+        n_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    all_symbolic = not any(bool((kan.num_mask > 0).any()) for kan in model.layers)
+    opt = retrain_optimizer(params["retrain_opt"], n_parameters, LM_MAX_PARAMETERS, all_symbolic)
+    return TrainSettings(steps=params["retrain_steps"], update_grid=False, opt=opt)
 
 
 def _raw(state: RunState, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,9 @@ Families (each a width, a target transform and a staged pipeline):
 - ``log-ratio-sq``: the same with the squared ratios ``(a/b)**2`` (``1/sqrt(1 - v**2/c**2)`` is
   ``-log(1 - u)/2``). Not both in one network: ``g(r) + h(r²)`` has no unique split, and the
   penalty leaves both edges half a factor each.
+- ``log-sq``: for data of one column, ``log-additive`` with its square as a further input: the
+  dimensionless problem of a single group u (``units:``) is often ``1/sqrt(1 - u**2)``, which is
+  ``-log(1 - w)/2`` of w = u², one edge.
 - ``sum``: ``[n, 5, 1]`` sum nodes on the standardised target (sums, compositions).
 - ``log-additive-accurate``: the same with each edge's function chosen by accuracy alone (no
   "powers first" rule: over a narrow window log(x) fits a parabola to spline accuracy).
@@ -139,7 +142,7 @@ def _families(n_in: int, n_out: int, user_width: list | None) -> dict[str, tuple
 
 
 # [n, 1] on log|y| has one optimum; the product starts at its least-squares fit: a seed changes nothing
-_ONE_SEED = ("log-additive", "log-additive-accurate", "log-ratio", "log-ratio-sq", "product")
+_ONE_SEED = ("log-additive", "log-additive-accurate", "log-ratio", "log-ratio-sq", "log-sq", "product")
 MAX_RATIO_INPUTS = 5  # 10 pairs, 10 ratio features: beyond that the log-ratio network gets too wide
 
 
@@ -149,6 +152,17 @@ def _diagonal_product_masks(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarr
     for node in range(n_out):
         first[:, node * n_in : (node + 1) * n_in] = np.eye(n_in, dtype=bool)
     return first, np.eye(n_out, dtype=bool)
+
+
+def square_features(names: list[str]) -> dict[str, str]:
+    """``a**2`` of each column ``a``, named ``a_sq`` (made unique against the columns)."""
+    features: dict[str, str] = {}
+    for a in names:
+        base = f"{a}_sq"
+        while base in names or base in features:
+            base += "_"
+        features[base] = f"{a}**2"
+    return features
 
 
 def ratio_features(x_train: np.ndarray, names: list[str], squared: bool = False) -> dict[str, str]:
@@ -194,6 +208,8 @@ def plan(
     if not fixed and 2 <= columns <= MAX_RATIO_INPUTS:
         for family, squared in (("log-ratio", False), ("log-ratio-sq", True)):
             ratios[family] = ratio_features(x_train[:, :columns], names[:columns], squared)
+    if not fixed and columns == 1:
+        ratios["log-sq"] = square_features(names[:1])
     # The same network with edges chosen by accuracy alone: log(x) over [1, 2.3] fits a parabola
     # to spline accuracy, which the power-first rule would take; the merged front decides.
     if "log-additive" in families:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import sympy as sp
 import torch
 
 from kandisc.errors import KandiscError
+
+if TYPE_CHECKING:
+    import sympy as sp
 
 Scalar = Callable[[torch.Tensor], torch.Tensor]  # rows (B, n) -> values (B,), differentiable in the rows
 
@@ -55,6 +58,8 @@ class PhysicsTask(ABC):
 
     def known_expr(self) -> sp.Expr:
         if not self.known:
+            import sympy as sp  # here, not at import: a regression fit must not wait for sympy
+
             return sp.Integer(0)
         from kandisc.knowledge.formula import parse_formula
 
@@ -77,6 +82,8 @@ class PhysicsTask(ABC):
         term): the constant is dropped, and without a known term to set the scale the largest
         coefficient becomes 1, so the formula reads -vx*y + vy*x rather than 0.42*vx*y - 0.42*vy*x.
         """
+        import sympy as sp
+
         known = self.known_expr()
         terms = [t for t in sp.Add.make_args(sp.expand(network_expr + known, deep=False)) if t.free_symbols]
         if not terms:

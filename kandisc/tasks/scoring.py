@@ -36,8 +36,8 @@ class TaskScorer(Scorer):
         rmse, r2 = self._metrics(expr, True)
         return Candidate(expr, complexity(expr), rmse, r2, origin)
 
-    def refit_loss(self, evaluate, columns: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def refit_residuals(self, evaluate, columns: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         def fn(rows: torch.Tensor) -> torch.Tensor:
             return evaluate({name: rows[:, k] for k, name in enumerate(self.names)}) + rows[:, 0] * 0
 
-        return torch.mean(self.task.residuals(fn, x, y) ** 2)
+        return self.task.residuals(fn, x, y)
