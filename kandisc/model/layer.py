@@ -96,7 +96,9 @@ class KANLayer(nn.Module):
             return spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
         key = (x, x._version, self.grid, self.grid._version, self._table)
         kept = self._data_features
-        if kept is not None and all(a is b if isinstance(a, torch.Tensor) else a == b for a, b in zip(kept[0], key, strict=True)):
+        if kept is not None and all(
+            a is b if isinstance(a, torch.Tensor) else a == b for a, b in zip(kept[0], key, strict=True)
+        ):
             return kept[1]
         feats = spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
         self._data_features = [key, feats, None]
