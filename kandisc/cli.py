@@ -86,8 +86,6 @@ def fit(
     multiplication nodes, a log target where it applies, several seeds) and keeps the formula that
     is best on held-out rows for its complexity; with one, exactly that pipeline runs once.
     """
-    from kandisc.api import fit_run
-
     if resume is not None:
         given = {"DATA": data, "--config": config, "--out": out, "--set": set_, "--seed": seed, "--device": device}
         given.update({"--overwrite": overwrite or None, "--prior": prior, "--jobs": jobs, "--time-budget": time_budget})
@@ -95,6 +93,7 @@ def fit(
         return
     with user_errors():
         from kandisc.io.config import OptionOverride, load_config
+        from kandisc.search.forkserver import start_early as start_search_workers_early
 
         if data is None:
             raise ConfigError("Missing argument 'data' (DATA.csv, or --resume RUN_DIR); see 'kandisc fit --help'")
@@ -104,7 +103,11 @@ def fit(
             set_ = [*(set_ or []), OptionOverride("search.jobs", jobs, "--jobs")]
         if time_budget is not None:
             set_ = [*(set_ or []), OptionOverride("search.time_budget", time_budget, "--time-budget")]
-        log_every = load_config(config, list(set_ or [])).output.log_every
+        cfg = load_config(config, list(set_ or []))
+        start_search_workers_early(cfg)  # before torch is imported here: the two imports overlap
+        from kandisc.api import fit_run
+
+        log_every = cfg.output.log_every
         sets = list(set_ or [])
         result = _with_progress(
             quiet, log_every, lambda sink: fit_run(data, config, out, sets, seed, device, overwrite, sink, sys.argv)

@@ -203,6 +203,43 @@ print(seen[0])
     assert out.strip().splitlines()[-1] == "[]"
 
 
+def test_search_workers_start_before_torch_is_imported(data_csv, tmp_path):
+    """With no pipeline and several jobs, `kandisc fit` starts the search's forkserver before its own
+    torch import, so the two imports overlap (the spy ends the process at that moment)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+import multiprocessing.forkserver as forkserver
+def spy():
+    print("forkserver started; torch imported:", "torch" in sys.modules)
+    raise SystemExit(0)
+forkserver.ensure_running = spy
+from kandisc.cli import app
+app(["fit", {str(data_csv)!r}, "--out", {str(tmp_path / "run")!r}, "--jobs", "2", "--quiet"])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "forkserver started; torch imported: False"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "starts"),
+    [(["search.jobs=2"], True), (["search.jobs=1"], False), (["search.jobs=2", "pipeline=[{fit: {steps: 2}}]"], False)],
+)
+def test_search_workers_start_early_only_for_a_parallel_search(monkeypatch, overrides, starts):
+    import multiprocessing.forkserver as forkserver
+
+    from kandisc.io.config import load_config
+    from kandisc.search.forkserver import start_early
+
+    calls = []
+    monkeypatch.setattr(forkserver, "ensure_running", lambda: calls.append(1))
+    start_early(load_config(None, overrides))
+    assert bool(calls) is starts
+
+
 def test_unknown_symbolic_function_fails_before_training(data_csv, tmp_path):
     out = tmp_path / "run"
     result = fit(data_csv, "--out", out, "--set", "pipeline=[{fit: {steps: 1}}, {symbolic: {library: [x, sinn]}}]")

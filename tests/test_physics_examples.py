@@ -123,3 +123,26 @@ def test_a_lagrangian_run_draws_its_accelerations_against_the_measured_ones(tmp_
     summary, _ = run_example("harmonic_oscillator", tmp_path, 150, "output.figures=true")
     assert "figures/pred_vs_true.png" in summary["figures"]
     assert (tmp_path / "run" / "figures" / "pred_vs_true.png").stat().st_size > 10_000
+
+
+def test_a_physics_task_runs_as_a_batch(tmp_path):
+    """`batch plan` + `batch run` of a Lagrangian config: every row is a task run with its own
+    equation of motion, and `batch status` collects them."""
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(
+        f"config: {ROOT / 'configs' / 'harmonic_oscillator.yaml'}\n"
+        f"data: [{ROOT / 'sample_data' / 'harmonic_oscillator.csv'}]\n"
+        "sweep: {output.figures: [false]}\nseeds: [0, 1]\n"
+    )
+    batch = tmp_path / "batch"
+    commands = (["plan", str(spec), "--out", str(batch)], ["run", str(batch), "--jobs", "2"], ["status", str(batch)])
+    for command in commands:
+        result = CliRunner().invoke(app, ["batch", *command])
+        assert result.exit_code == 0, (command, result.stdout, result.stderr)
+    summaries = sorted(batch.glob("runs/*/summary.json"))
+    assert len(summaries) == 2
+    for path in summaries:
+        task = json.loads(path.read_text())["task"]
+        assert sp.simplify(sp.sympify(task["equations_of_motion"]["qddot"]) + sp.Symbol("q")) == 0
+        assert task["eom_max_relative_error"] < 1e-6
+    assert len((batch / "summary.csv").read_text().splitlines()) == 3

@@ -16,8 +16,9 @@ from kandisc.pipeline.state import RunState, StageReport
 from kandisc.search.choose import Merged, is_exact, merge, target_scales
 from kandisc.search.dimensionless import keep_consistent, with_units
 from kandisc.search.divide import with_divide
+from kandisc.search.forkserver import default_jobs
 from kandisc.search.plan import plan
-from kandisc.search.pool import default_jobs, run_candidates
+from kandisc.search.pool import run_candidates
 from kandisc.search.subproblem import has_model
 from kandisc.search.worker import Outcome, candidate_prepared
 

@@ -1,34 +1,26 @@
 """Run the search's candidates within the time budget: in this process (one job) or in a pool of
 worker processes (several), reporting each outcome as it arrives.
 
-Worker processes come from a ``forkserver`` that has imported kandisc once, so a worker starts in
-milliseconds without inheriting the parent's thread pools; each runs torch on one thread. A shared
+Worker processes fork from the server of :mod:`kandisc.search.forkserver`, which has imported
+kandisc once, so a worker starts in milliseconds without inheriting the parent's thread pools; each
+runs torch on one thread. A shared
 event tells running candidates to stop once ``on_outcome`` says the search is done (an exact law
 was found); candidates that have not started are cancelled, and the deadline ends the others.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import numpy as np
 
+from kandisc.search.forkserver import context
 from kandisc.search.plan import Candidate
 from kandisc.search.worker import Outcome, run_candidate
 
 _STOP = None  # the worker process's copy of the shared stop event
-
-
-def default_jobs() -> int:
-    """Every core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _init_worker(stop_event) -> None:
@@ -68,8 +60,7 @@ def run_candidates(
 
 
 def _run_pool(prep, candidates, train_idx, test_idx, budget_s, jobs, on_outcome) -> None:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["kandisc.search.worker"])
+    ctx = context()
     stop = ctx.Event()
     deadline_wall = time.time() + budget_s
     with ProcessPoolExecutor(min(jobs, len(candidates)), ctx, initializer=_init_worker, initargs=(stop,)) as pool:
