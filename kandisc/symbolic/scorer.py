@@ -85,25 +85,40 @@ class Scorer:
     def refit_loss(self, evaluate, columns: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.mean(self.refit_residuals(evaluate, columns, x, y) ** 2)
 
+    def _constants_problem(self, expr: sp.Expr):
+        """What refitting the Float constants of ``expr`` on the training rows needs: the floats (in
+        a fixed order), a symbol standing for each, ``expr`` with those symbols in their places,
+        ``evaluate(columns, values)`` (the formula with the constants set to the tensor ``values``),
+        the columns and x, y. None without constants
+        (or with more than 80, which no symbolic formula of a pruned network has)."""
+        from kandisc.knowledge.formula import to_torch_function
+
+        floats = sorted(expr.atoms(sp.Float), key=str)
+        if not floats or len(floats) > 80:
+            return None
+        params = [sp.Symbol(f"_refit_c{k}") for k in range(len(floats))]
+        template = expr.xreplace(dict(zip(floats, params, strict=True)))
+        fn = to_torch_function(template, self.names + [str(p) for p in params])
+        x, y = torch.as_tensor(np.asarray(self.x_train)), torch.as_tensor(np.asarray(self.y_train))
+        columns = {name: x[:, k] for k, name in enumerate(self.names)}
+
+        def evaluate(cols: dict, values: torch.Tensor) -> torch.Tensor:
+            return fn({**cols, **{str(p): values[k] for k, p in enumerate(params)}})
+
+        return floats, params, template, evaluate, columns, x, y
+
     def constant_errors(self, expr: sp.Expr) -> dict[sp.Float, float]:
         """The standard error of each Float constant of ``expr`` refitted to the training rows: the
         noise of the data (and what the formula misses) seen through the loss's curvature,
         σ² = loss, cov = 2σ²/n · H⁻¹ (a pseudo-inverse: a constant the others can stand in for
         is known to no precision at all). Empty when the loss or its curvature is not finite."""
-        from kandisc.knowledge.formula import to_torch_function
-
-        floats = sorted(expr.atoms(sp.Float), key=str)
-        if not floats or len(floats) > 80:
+        problem = self._constants_problem(expr)
+        if problem is None:
             return {}
-        params = [sp.Symbol(f"_refit_c{k}") for k in range(len(floats))]
-        template = expr.xreplace(dict(zip(floats, params, strict=True)))
-        fn = to_torch_function(template, [str(s) for s in self.symbols] + [str(p) for p in params])
-        x, y = torch.as_tensor(np.array(self.x_train)), torch.as_tensor(np.array(self.y_train))
-        columns = {str(s): x[:, k] for k, s in enumerate(self.symbols)}
+        floats, _, _, evaluate, columns, x, y = problem
 
         def loss(values: torch.Tensor) -> torch.Tensor:
-            constants = {str(p): values[k] for k, p in enumerate(params)}
-            return self.refit_loss(lambda cols: fn({**cols, **constants}), columns, x, y)
+            return self.refit_loss(lambda cols: evaluate(cols, values), columns, x, y)
 
         start = torch.tensor([float(f) for f in floats], dtype=torch.float64)
         try:
@@ -118,22 +133,14 @@ class Scorer:
 
     def refit(self, expr: sp.Expr, steps: int = 30) -> sp.Expr:
         """Jointly refit every Float constant of ``expr`` on the training rows (LBFGS, autograd)."""
-        from kandisc.knowledge.formula import to_torch_function
-
-        floats = sorted(expr.atoms(sp.Float), key=str)
-        if not floats or len(floats) > 80:
+        problem = self._constants_problem(expr)
+        if problem is None:
             return expr
-        params = [sp.Symbol(f"_refit_c{k}") for k in range(len(floats))]
-        template = expr.xreplace(dict(zip(floats, params, strict=True)))
-        names = [str(s) for s in self.symbols] + [str(p) for p in params]
-        fn = to_torch_function(template, names)
-        x = torch.as_tensor(self.x_train)
-        y = torch.as_tensor(self.y_train)
+        floats, params, template, evaluate_with, columns, x, y = problem
         values = torch.tensor([float(f) for f in floats], dtype=torch.float64, requires_grad=True)
-        columns = {str(s): x[:, k] for k, s in enumerate(self.symbols)}
 
         def evaluate(cols: dict) -> torch.Tensor:
-            return fn({**cols, **{str(p): values[k] for k, p in enumerate(params)}})
+            return evaluate_with(cols, values)
 
         def loss() -> torch.Tensor:
             return self.refit_loss(evaluate, columns, x, y)
@@ -181,12 +188,15 @@ class Scorer:
         if values.numel() > POLISH_MAX_CONSTANTS:
             return loss
 
+        n_rows = []
+
         def rows() -> torch.Tensor:
             with torch.enable_grad():  # a task's residuals differentiate the formula
-                return residuals().detach().reshape(-1)
+                r = residuals().detach().reshape(-1)
+            n_rows.append(r.numel())
+            return r
 
         solver = LevenbergMarquardt([values])
-        n_rows = None
         for _ in range(POLISH_ITERATIONS):
             if loss <= 0.0:
                 break
@@ -194,8 +204,7 @@ class Scorer:
                 cost = solver.step(rows)
             except RuntimeError:  # a task's linear solve may be singular at a trial point
                 break
-            n_rows = n_rows or rows().numel()
-            new_loss = cost / n_rows
+            new_loss = cost / n_rows[-1]
             gained = new_loss < loss * 0.99
             loss = min(loss, new_loss)
             if not gained:
