@@ -123,7 +123,7 @@ class Scorer:
         start = torch.tensor([float(f) for f in floats], dtype=torch.float64)
         try:
             hessian = torch.autograd.functional.hessian(loss, start)
-            value = float(loss(start))
+            value = float(loss(start).detach())  # a task's residuals carry a graph
         except RuntimeError:  # a task's loss solves a linear system, which may be singular here
             return {}
         if not (math.isfinite(value) and bool(torch.isfinite(hessian).all())):
