@@ -207,6 +207,17 @@ def test_numpy_function_domain_errors_give_nan_and_constants_broadcast():
     np.testing.assert_array_equal(const({"x": np.zeros(3)}), [2.0, 2.0, 2.0])
 
 
+def test_numpy_function_of_a_division_by_zero_gives_nan():
+    """Constant snapping can round a denominator to 0 (sympy's zoo), which lambdify cannot print:
+    such a formula evaluates to NaN, so scoring rejects it, instead of crashing the run."""
+    import sympy as sp
+
+    x = sp.Symbol("x")
+    fn = to_numpy_function(x + x / sp.Integer(0), ["x"])
+    assert np.isnan(fn({"x": np.array([1.0, 2.0])})).all()
+    assert fn({"x": np.array([1.0, 2.0])}).shape == (2,)
+
+
 def test_numpy_function_names_that_shadow_functions():
     fn = to_numpy_function(parse_formula("exp * exp(exp)", ["exp"]), ["exp"])
     np.testing.assert_allclose(fn({"exp": np.array([1.0])}), [np.e])

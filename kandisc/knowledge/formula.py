@@ -340,7 +340,13 @@ def to_numpy_function(expr: sp.Expr, variables: Sequence[str]) -> Callable[[Mapp
     # column called 'exp' would shadow numpy's exp.
     safe = [sp.Symbol(f"_kandisc_arg{i}") for i in range(len(names))]
     renamed = expr.xreplace({by_name[n]: s for n, s in zip(names, safe, strict=True) if n in by_name})
-    compiled = sp.lambdify(safe, renamed, modules="numpy")
+    if renamed.has(sp.zoo):  # 1/0 in the formula (e.g. a constant rounded to 0): numpy has no complex ∞
+
+        def compiled(*_arrays):
+            return np.nan
+
+    else:
+        compiled = sp.lambdify(safe, renamed, modules="numpy")
 
     def evaluate(data: Mapping[str, np.ndarray]) -> np.ndarray:
         arrays = [np.asarray(_column(data, n), dtype=np.float64) for n in names]
