@@ -216,6 +216,15 @@ def test_numpy_function_of_a_division_by_zero_gives_nan():
     fn = to_numpy_function(x + x / sp.Integer(0), ["x"])
     assert np.isnan(fn({"x": np.array([1.0, 2.0])})).all()
     assert fn({"x": np.array([1.0, 2.0])}).shape == (2,)
+    # and the symbolic stage's scorer leaves such a formula as it is (nothing to refit) and scores it as no fit
+    from kandisc.symbolic.scorer import Scorer
+
+    rows = np.linspace(1, 2, 8)[:, None]
+    scorer = Scorer([x], rows, rows[:, 0], rows, rows[:, 0])
+    broken = sp.Float(0.5) * x + x / sp.Integer(0)
+    assert scorer.refit(broken) == broken
+    assert scorer.constant_errors(broken) == {}
+    assert not np.isfinite(scorer.rmse(broken))
 
 
 def test_numpy_function_names_that_shadow_functions():

@@ -3,9 +3,9 @@ worker processes (several), reporting each outcome as it arrives.
 
 Worker processes fork from the server of :mod:`kandisc.search.forkserver`, which has imported
 kandisc once, so a worker starts in milliseconds without inheriting the parent's thread pools; each
-runs torch on one thread. A shared
-event tells running candidates to stop once ``on_outcome`` says the search is done (an exact law
-was found); candidates that have not started are cancelled, and the deadline ends the others.
+runs torch on one thread. A shared event tells running candidates to stop once ``on_outcome`` says
+the search is done (an exact law was found); candidates that have not started are cancelled, and
+the deadline ends the others.
 """
 
 from __future__ import annotations

@@ -59,6 +59,19 @@ def complexity(expr: sp.Expr) -> int:
     return 1 + sum(complexity(arg) for arg in expr.args)
 
 
+@dataclass
+class _ConstantsProblem:
+    """What refitting the Float constants of a formula on the training rows needs."""
+
+    floats: list[sp.Float]  # the constants, in a fixed order
+    template: sp.Expr  # the formula with a symbol in each constant's place
+    params: list[sp.Symbol]  # those symbols, in the order of ``floats``
+    evaluate: object  # (columns, values) -> the formula with the constants set to ``values``
+    columns: dict
+    x: torch.Tensor
+    y: torch.Tensor
+
+
 class Scorer:
     """Test RMSE / R² of expressions on fixed rows; refits constants on training rows."""
 
@@ -85,16 +98,14 @@ class Scorer:
     def refit_loss(self, evaluate, columns: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.mean(self.refit_residuals(evaluate, columns, x, y) ** 2)
 
-    def _constants_problem(self, expr: sp.Expr):
-        """What refitting the Float constants of ``expr`` on the training rows needs: the floats (in
-        a fixed order), a symbol standing for each, ``expr`` with those symbols in their places,
-        ``evaluate(columns, values)`` (the formula with the constants set to the tensor ``values``),
-        the columns and x, y. None without constants
-        (or with more than 80, which no symbolic formula of a pruned network has)."""
+    def _constants_problem(self, expr: sp.Expr) -> _ConstantsProblem | None:
+        """The refit problem of ``expr``'s Float constants; None without constants, with more than
+        80 (no symbolic formula of a pruned network has them) or when ``expr`` divides by zero
+        (sympy's zoo: nothing to refit, and it scores NaN)."""
         from kandisc.knowledge.formula import to_torch_function
 
         floats = sorted(expr.atoms(sp.Float), key=str)
-        if not floats or len(floats) > 80:
+        if not floats or len(floats) > 80 or expr.has(sp.zoo):
             return None
         params = [sp.Symbol(f"_refit_c{k}") for k in range(len(floats))]
         template = expr.xreplace(dict(zip(floats, params, strict=True)))
@@ -105,7 +116,7 @@ class Scorer:
         def evaluate(cols: dict, values: torch.Tensor) -> torch.Tensor:
             return fn({**cols, **{str(p): values[k] for k, p in enumerate(params)}})
 
-        return floats, params, template, evaluate, columns, x, y
+        return _ConstantsProblem(floats, template, params, evaluate, columns, x, y)
 
     def constant_errors(self, expr: sp.Expr) -> dict[sp.Float, float]:
         """The standard error of each Float constant of ``expr`` refitted to the training rows: the
@@ -115,10 +126,10 @@ class Scorer:
         problem = self._constants_problem(expr)
         if problem is None:
             return {}
-        floats, _, _, evaluate, columns, x, y = problem
+        floats, x, y = problem.floats, problem.x, problem.y
 
         def loss(values: torch.Tensor) -> torch.Tensor:
-            return self.refit_loss(lambda cols: evaluate(cols, values), columns, x, y)
+            return self.refit_loss(lambda cols: problem.evaluate(cols, values), problem.columns, x, y)
 
         start = torch.tensor([float(f) for f in floats], dtype=torch.float64)
         try:
@@ -136,11 +147,11 @@ class Scorer:
         problem = self._constants_problem(expr)
         if problem is None:
             return expr
-        floats, params, template, evaluate_with, columns, x, y = problem
-        values = torch.tensor([float(f) for f in floats], dtype=torch.float64, requires_grad=True)
+        columns, x, y = problem.columns, problem.x, problem.y
+        values = torch.tensor([float(f) for f in problem.floats], dtype=torch.float64, requires_grad=True)
 
         def evaluate(cols: dict) -> torch.Tensor:
-            return evaluate_with(cols, values)
+            return problem.evaluate(cols, values)
 
         def loss() -> torch.Tensor:
             return self.refit_loss(evaluate, columns, x, y)
@@ -173,7 +184,7 @@ class Scorer:
         if not (math.isfinite(end_loss) and end_loss <= start_loss):
             return expr
         fitted = values.detach().tolist()
-        return template.xreplace({p: sp.Float(v, 15) for p, v in zip(params, fitted, strict=True)})
+        return problem.template.xreplace({p: sp.Float(v, 15) for p, v in zip(problem.params, fitted, strict=True)})
 
     @staticmethod
     def _polish(values: torch.Tensor, residuals, loss: float) -> float:
@@ -188,12 +199,13 @@ class Scorer:
         if values.numel() > POLISH_MAX_CONSTANTS:
             return loss
 
-        n_rows = []
+        n_rows = 1
 
         def rows() -> torch.Tensor:
+            nonlocal n_rows
             with torch.enable_grad():  # a task's residuals differentiate the formula
                 r = residuals().detach().reshape(-1)
-            n_rows.append(r.numel())
+            n_rows = r.numel()
             return r
 
         solver = LevenbergMarquardt([values])
@@ -204,7 +216,7 @@ class Scorer:
                 cost = solver.step(rows)
             except RuntimeError:  # a task's linear solve may be singular at a trial point
                 break
-            new_loss = cost / n_rows[-1]
+            new_loss = cost / n_rows
             gained = new_loss < loss * 0.99
             loss = min(loss, new_loss)
             if not gained:
