@@ -19,6 +19,7 @@ from kandisc.model.network import MultKAN
 
 SWEEPS = 30
 RIDGE = 1e-8
+_GOOD_ENOUGH = 1e-4  # mean squared error over mean square of y: the fit is the product
 
 
 def _factor_bases(model: MultKAN, x: torch.Tensor) -> list[torch.Tensor]:
@@ -37,22 +38,42 @@ def separable_factors(bases: list[torch.Tensor], y: torch.Tensor) -> tuple[list[
     """Spline coefficients ``c_i`` and an offset ``b`` with ``y ≈ b + Π_i bases[i] @ c_i`` (least
     squares, alternating; the offset because the target is standardised, so centred).
 
-    Every factor starts at 1 (B-splines sum to one on the grid), so the first update of factor 0
-    is the best function of x0 alone; factors are rescaled to unit RMS after each update, the
-    scale going to the last factor, so no factor drifts towards 0 or infinity.
+    The sweeps start with every factor at 1 (B-splines sum to one on the grid), so the first update
+    is the best function of its input alone. That is a poor start when the input's own average
+    effect is small: in m·r·v·sin(θ) over θ in [1, 5] the mean of sin(θ) is 0.07, so the first
+    factors are fitted to noise and the sweeps settle in a local optimum (measured: RMSE 0.88 of
+    std(y), against 4e-4 from the optimum). So the sweeps run once per input, each starting with
+    that input's factor (the order rotated), and the closest fit is kept: the start whose first
+    input carries the strongest average effect finds the product.
     """
+    best: tuple[float, list[torch.Tensor], float] | None = None
+    for first in range(len(bases)):
+        order = list(range(first, len(bases))) + list(range(first))
+        coefs, offset = _sweeps(bases, y, order)
+        fitted = offset + torch.stack([b @ c for b, c in zip(bases, coefs, strict=True)]).prod(dim=0)
+        error = float((fitted - y).pow(2).mean())
+        if best is None or error < best[0]:
+            best = (error, coefs, offset)
+        if error < _GOOD_ENOUGH * float(y.pow(2).mean()):
+            break  # the product is found: the other orders would find it again
+    return best[1], best[2]
+
+
+def _sweeps(bases: list[torch.Tensor], y: torch.Tensor, order: list[int]) -> tuple[list[torch.Tensor], float]:
+    """Alternating least squares over the factors in ``order``; each factor but the last updated
+    is rescaled to unit RMS, the scale going to the last, so no factor drifts to 0 or infinity."""
     coefs = [torch.ones(b.shape[1], dtype=torch.float64) for b in bases]
     values = [b @ c for b, c in zip(bases, coefs, strict=True)]
     offset = torch.zeros((), dtype=torch.float64)
     for _ in range(SWEEPS):
-        for i, basis in enumerate(bases):
+        for i in order:
             others = torch.ones_like(y)
             for j, v in enumerate(values):
                 if j != i:
                     others = others * v
-            coefs[i] = _least_squares(others[:, None] * basis, y - offset)
-            values[i] = basis @ coefs[i]
-            if i < len(bases) - 1:
+            coefs[i] = _least_squares(others[:, None] * bases[i], y - offset)
+            values[i] = bases[i] @ coefs[i]
+            if i != order[-1]:
                 rms = values[i].pow(2).mean().sqrt().clamp(min=1e-30)
                 coefs[i], values[i] = coefs[i] / rms, values[i] / rms
         offset = (y - torch.stack(values).prod(dim=0)).mean()
