@@ -17,8 +17,9 @@ The ``divide`` candidate, in its worker:
    jointly on the real training rows (the parts saw the surrogate, not the data) and snaps them
    like any formula, scored on the run's held-out rows.
 
-Its formulas join the search's one Pareto front. A law the surrogate finds inseparable ends the
-candidate at step 2 (status ``skipped``, the scores in its message).
+Its formulas join the search's one Pareto front; its surrogate is a network of the run's inputs,
+so it may be the run's model (a law found here ends the search without waiting for another fit).
+A law the surrogate finds inseparable ends the candidate at step 2 (status ``skipped``, the scores in its message).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import sympy as sp
@@ -39,7 +41,7 @@ from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
 from kandisc.pipeline.runner import Prepared
 from kandisc.search.choose import merge, target_scales
 from kandisc.search.plan import Candidate, plan
-from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry, formulas_only
+from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry
 from kandisc.search.worker import Outcome, run_candidate
 from kandisc.symbolic.edge_fit import fit_edges_rescaled
 from kandisc.symbolic.scorer import complexity
@@ -70,6 +72,8 @@ _SURROGATE_WIDTH = 5
 class DivideCandidate(DerivedCandidate):
     """The divide-and-conquer candidate (``width``/``pipeline`` are its surrogate's)."""
 
+    network_over_run_inputs: ClassVar[bool] = True  # the surrogate, fitted to the run's training rows
+
     def _run(self, prep, train_idx, test_idx, deadline, should_stop, start) -> Outcome:
         # The parts see only the surrogate: its accuracy decides the split and every part's formula.
         rows = train_idx[:: max(1, len(train_idx) // _SURROGATE_ROWS)]
@@ -83,7 +87,7 @@ class DivideCandidate(DerivedCandidate):
         entry = conquer(prep, fn, kind, groups, (train_idx, test_idx), deadline, should_stop)
         if entry is None:
             return Outcome(self, "failed", time.monotonic() - start, f"{message}; no formula for a part")
-        state = formulas_only({prep.table.target_names[0]: entry})
+        state = dataclasses.replace(surrogate.state, formulas={prep.table.target_names[0]: entry})
         return Outcome(self, "completed", time.monotonic() - start, message, state=state, steps=surrogate.steps)
 
 

@@ -19,6 +19,11 @@ from kandisc.model.network import MultKAN
 
 SWEEPS = 30
 RIDGE = 1e-8
+# Below this R² the data is not a product of one-input factors, and polishing the closest product
+# gives no law (60-70 s spent on 5 inputs), so the candidate stops there. Noise γ·RMS(y) costs an
+# exact product about γ²·RMS(y)²/var(y) of R²: 0.02 is γ = 0.1 with |mean(y)| up to std(y).
+# Measured closest products: 0.99999 on products, 0.97 on q·(Ef + B·v·sin θ), 0.74 on n·kb·T·log(V2/V1).
+MIN_PRODUCT_R2 = 0.98
 _GOOD_ENOUGH = 1e-4  # mean squared error over mean square of y: the fit is the product
 
 
@@ -50,13 +55,17 @@ def separable_factors(bases: list[torch.Tensor], y: torch.Tensor) -> tuple[list[
     for first in range(len(bases)):
         order = list(range(first, len(bases))) + list(range(first))
         coefs, offset = _sweeps(bases, y, order)
-        fitted = offset + torch.stack([b @ c for b, c in zip(bases, coefs, strict=True)]).prod(dim=0)
-        error = float((fitted - y).pow(2).mean())
+        error = float((product_of_factors(bases, coefs, offset) - y).pow(2).mean())
         if best is None or error < best[0]:
             best = (error, coefs, offset)
         if error < _GOOD_ENOUGH * float(y.pow(2).mean()):
             break  # the product is found: the other orders would find it again
     return best[1], best[2]
+
+
+def product_of_factors(bases: list[torch.Tensor], coefs: list[torch.Tensor], offset: float) -> torch.Tensor:
+    """``offset + Π_i bases[i] @ coefs[i]``."""
+    return offset + torch.stack([b @ c for b, c in zip(bases, coefs, strict=True)]).prod(dim=0)
 
 
 def _sweeps(bases: list[torch.Tensor], y: torch.Tensor, order: list[int]) -> tuple[list[torch.Tensor], float]:
@@ -81,13 +90,18 @@ def _sweeps(bases: list[torch.Tensor], y: torch.Tensor, order: list[int]) -> tup
 
 
 @torch.no_grad()
-def start_from_factors(model: MultKAN, x_train: torch.Tensor, y_train: torch.Tensor) -> None:
+def start_from_factors(model: MultKAN, x_train: torch.Tensor, y_train: torch.Tensor) -> float:
     """Set a ``[n, [0, 1], 1]`` product network (diagonal first layer) to the separable fit of
-    ``y_train`` (one target): layer 0's grids follow the data first, as a fit's first step would;
-    the output edge is the identity plus the offset, on a grid that follows the product's values."""
+    ``y_train`` (one target) and return that fit's R² on the training rows: layer 0's grids follow
+    the data first, as a fit's first step would; the output edge is the identity plus the offset,
+    on a grid that follows the product's values."""
     model.update_grid(x_train)
     first, last = model.layers[0], model.layers[-1]
-    coefs, offset = separable_factors(_factor_bases(model, x_train), y_train[:, 0].to(torch.float64))
+    bases = _factor_bases(model, x_train)
+    y = y_train[:, 0].to(torch.float64)
+    coefs, offset = separable_factors(bases, y)
+    fitted = product_of_factors(bases, coefs, offset)
+    r2 = 1.0 - float((fitted - y).pow(2).mean() / (y - y.mean()).pow(2).mean().clamp(min=1e-300))
     for i, c in enumerate(coefs):
         first.scale_base[i, i] = 0.0
         first.coef[i, :, i] = (c / first.scale_sp[i, i].to(torch.float64)).to(first.coef.dtype)
@@ -97,3 +111,4 @@ def start_from_factors(model: MultKAN, x_train: torch.Tensor, y_train: torch.Ten
     last.regrid(model.combine(0, first(x_train)), model.spec.grid, model.spec.grid_eps)  # over the product's range
     last.coef.fill_(offset / float(last.scale_sp[0, 0]))  # B-splines sum to one: a constant spline
     last.invalidate()
+    return r2

@@ -5,9 +5,9 @@ parts of :mod:`kandisc.search.divide`) is a table of its own on the same rows in
 the run's train/test split applies unchanged. Its formulas come back as formulas of the run's own
 columns, scored on the run's held-out rows in the target's units (:func:`column_scorers`), and
 stored in the shape of a fit's formulas (:func:`formula_entry`), so they merge with every other
-candidate's. A derived candidate carries only formulas: ``RunState(None, None, None, formulas=...)``
-(:func:`formulas_only`); its network, if any, is not over the run's inputs and never the run's model
-(:func:`has_model`).
+candidate's. A derived candidate carries only formulas, ``RunState(None, None, None, formulas=...)``
+(:func:`formulas_only`), unless it has a network over the run's own inputs (divide's surrogate),
+which may then be the run's model (:func:`has_model`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import sympy as sp
 
@@ -32,6 +33,8 @@ from kandisc.symbolic.simplify import pareto_front, pick_best
 class DerivedCandidate(Candidate, abc.ABC):
     """A candidate that solves a problem of its own; subclasses give ``_run`` (same arguments
     as ``run_on``, plus the start time)."""
+
+    network_over_run_inputs: ClassVar[bool] = False  # its outcome's state has a model of the run's inputs
 
     def run_on(self, prep: Prepared, train_idx, test_idx, deadline: float, should_stop) -> Outcome:
         """The worker's entry (see :func:`kandisc.search.worker.run_candidate`): errors become the
@@ -85,4 +88,4 @@ def formulas_only(formulas: dict) -> RunState:
 
 def has_model(candidate: Candidate) -> bool:
     """Whether the candidate's network is over the run's own inputs (it may be the run's model)."""
-    return not isinstance(candidate, DerivedCandidate)
+    return not isinstance(candidate, DerivedCandidate) or candidate.network_over_run_inputs

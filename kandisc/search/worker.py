@@ -23,7 +23,7 @@ from kandisc.knowledge.user_functions import register_definitions
 from kandisc.pipeline.runner import Prepared, build_bundle, model_space_data, with_auxiliary
 from kandisc.pipeline.stages import run_pipeline
 from kandisc.pipeline.state import RunState, StageReport
-from kandisc.search.factorize import start_from_factors
+from kandisc.search.factorize import MIN_PRODUCT_R2, start_from_factors
 from kandisc.search.plan import Candidate
 from kandisc.symbolic.scorer import complexity
 from kandisc.symbolic.simplify import round_significant
@@ -37,7 +37,7 @@ class SearchStopped(Exception):
 @dataclass
 class Outcome:
     candidate: Candidate
-    status: str  # completed | failed | timeout | stopped
+    status: str  # completed | skipped (the data rules the candidate out) | failed | timeout | stopped
     seconds: float
     message: str = ""
     state: RunState | None = None
@@ -129,7 +129,10 @@ def run_candidate(
         bundle = build_bundle(cand, train_idx, y_log=candidate.y_log)
         dataset = model_space_data(bundle, cand.x_all, cand.table.Y, train_idx, test_idx)
         if candidate.family == "product" and dataset.y_train.shape[1] == 1:
-            start_from_factors(bundle.model, dataset.x_train, dataset.y_train)
+            r2 = start_from_factors(bundle.model, dataset.x_train, dataset.y_train)
+            if r2 < MIN_PRODUCT_R2:
+                message = f"not a product of one-input factors (the closest one: R² {r2:.3g} < {MIN_PRODUCT_R2:g})"
+                return Outcome(candidate, "skipped", time.monotonic() - start, message)
         state = RunState(bundle, dataset, torch.Generator().manual_seed(candidate.seed), recorder)
         state.aux_exprs = dict(cand.aux_exprs)
         state.shape_history.append(bundle.model.spec.display_width())
