@@ -81,3 +81,42 @@ def test_parts_split_again_and_the_real_rows_choose_each_parts_function():
     entry = conquer(prep, rough, "multiplicative", [[0], [1, 2]], (train, test), float("inf"), lambda: False)
     got = sp.sympify(entry["best"]["sympy"])
     assert sp.simplify(got - sp.sympify("a*(b**2 + c**2)")) == 0, got
+
+
+def test_the_product_candidate_stops_at_once_on_data_that_is_no_product():
+    from kandisc.search.factorize import MIN_PRODUCT_R2
+    from kandisc.search.worker import run_candidate
+
+    fn = lambda x: torch.sin(3 * x[:, 0]) + torch.sin(3 * x[:, 1])  # noqa: E731  a sum: no product's rank
+    prep = _prepared(fn, n=200, high=5.0, names=("a", "b"), structure="off")
+    train, test = split(prep.table, prep.cfg.data.test_fraction, prep.cfg.seed)
+    planned = plan(prep.cfg, prep.table.Y[train], prep.x_all[train], prep.model_inputs, prep.width)
+    product = next(c for c in planned if c.family == "product")
+    outcome = run_candidate(prep, product, train, test, float("inf"))
+    assert outcome.status == "skipped" and outcome.state is None and outcome.seconds < 5
+    r2 = float(outcome.message.split("R² ")[1].split(" <")[0])
+    assert outcome.message.startswith("not a product of one-input factors") and r2 < MIN_PRODUCT_R2
+
+
+def test_a_law_found_by_divide_alone_has_the_surrogate_as_the_runs_model(tmp_path):
+    """Divide's surrogate is a network of the run's inputs: with no other candidate it is the
+    model, and the law found by divide ends the search (it used to wait for another fit's model)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from kandisc.cli import app
+
+    x = np.random.default_rng(3).uniform(1, 3, (150, 2))
+    data = tmp_path / "d.csv"
+    header = "a,b,f"
+    np.savetxt(data, np.column_stack([x, x[:, 0] ** 2 + np.sin(x[:, 1])]), delimiter=",", header=header, comments="")
+    config = tmp_path / "c.yaml"
+    config.write_text("search:\n  candidates: [divide]\n  jobs: 1\noutput:\n  figures: false\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["fit", str(data), "--config", str(config), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["law_found"] is True and summary["search"]["winner"] == NAME
+    assert sp.simplify(sp.sympify(summary["formulas"]["f"]) - sp.sympify("a**2 + sin(b)")) == 0
+    assert (out / "model.pt").is_file() and summary["test_r2"]["f"] > 0.99  # the surrogate's own fit

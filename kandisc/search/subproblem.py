@@ -55,6 +55,10 @@ def derived_prepared(prep: Prepared, table: Table) -> Prepared:
     """``table`` prepared with the run's settings, less the knowledge written for the old columns."""
     raw = prep.cfg.model_dump()
     raw.update(units={}, auxiliary={}, modules=[], pipeline=None, structure="off")
+    # The user's families, less divide (which a derived problem never runs): a list of divide
+    # alone would leave the problem no family at all, so it gets every one.
+    families = [name for name in raw["search"]["candidates"] or [] if name != "divide"]
+    raw["search"]["candidates"] = families or None
     raw["model"]["width"] = None
     raw["data"]["inputs"] = raw["data"]["targets"] = None
     return prepare_table(table, raw)
