@@ -10,8 +10,16 @@ from kandisc.io.data import split, table_from_arrays
 from kandisc.knowledge.units import check_formula
 from kandisc.pipeline.runner import prepare_table
 from kandisc.pipeline.state import RunState
-from kandisc.search.dimensionless import CONSTANT, _exact_constants, keep_consistent, units_candidates
-from kandisc.search.plan import Candidate
+from kandisc.search.dimensionless import (
+    CONSTANT,
+    CURVE,
+    _exact_constants,
+    keep_consistent,
+    units_candidates,
+    with_units,
+)
+from kandisc.search.divide import with_divide
+from kandisc.search.plan import Candidate, plan
 from kandisc.search.worker import Outcome
 
 DOPPLER_UNITS = {"c": "m/s", "v": "m/s", "omega_0": "1/s", "omega": "1/s"}
@@ -47,9 +55,59 @@ def test_the_groups_become_the_candidates_inputs_turned_below_one():
     candidates, record = units_candidates(prep, train)
     # Oriented below 1 on the data: v/c, whatever the columns' order (c comes first here).
     assert record["groups"] == ["v/c"] and record["forms"] == {"omega": "omega = omega_0 * g(pi_1)"}
-    assert [c.name for c in candidates] == [CONSTANT, "units-additive", "units-log-additive", "units-sum"]
-    assert [c.width for c in candidates[1:]] == [[1, 1], [1, 1], [1, 5, 1]]  # one input: the group
-    assert [c.y_log for c in candidates[1:]] == [(0,), (1,), (0,)]
+    names = [CONSTANT, CURVE, "units-additive", "units-log-additive", "units-sum"]
+    assert [c.name for c in candidates] == names
+    assert [c.width for c in candidates[2:]] == [[1, 1], [1, 1], [1, 5, 1]]  # one input: the group
+    assert [c.y_log for c in candidates[2:]] == [(0,), (1,), (0,)]
+
+
+def _curve_formula(x, y, names, target, units) -> str:
+    prep = _prepared(x, y, names, target, units)
+    train, test = split(prep.table, prep.cfg.data.test_fraction, prep.cfg.seed)
+    candidates, record = units_candidates(prep, train)
+    curve = next(c for c in candidates if c.name == CURVE)
+    outcome = curve.run_on(prep, train, test, deadline=float("inf"), should_stop=lambda: False)
+    assert outcome.status == "completed", outcome.message
+    return outcome.state.formulas[target]["best"]["sympy"]
+
+
+def test_one_group_is_a_curve_fitted_from_the_rows_over_many_periods():
+    """III.15.12: k·d spans 1-25, four periods of cos: no spline of 10 intervals follows it,
+    the rows themselves do (and the group, turned below 1, is 1/(k·d))."""
+    rng = np.random.default_rng(2)
+    u, k, d = (rng.uniform(1, 5, 300) for _ in range(3))
+    x, names = np.column_stack([u, k, d]), ["U", "k", "d"]
+    units = {"U": "J", "k": "1/m", "d": "m", "E": "J"}
+    formula = _curve_formula(x, 2 * u * (1 - np.cos(k * d)), names, "E", units)
+    assert _equal(formula, "2*U*(1 - cos(k*d))", names, x), formula
+
+
+def test_a_curve_of_the_group_squared_under_a_prefactor_one_power_away():
+    """I.48.2: the prefactor is c·m·v, the law m·c²/sqrt(1 - (v/c)²): π^-1 times 1/sqrt of π²."""
+    rng = np.random.default_rng(3)
+    m, v, c = rng.uniform(1, 5, 300), rng.uniform(1, 2, 300), rng.uniform(3, 10, 300)
+    x, names = np.column_stack([m, v, c]), ["m", "v", "c"]
+    units = {"m": "kg", "v": "m/s", "c": "m/s", "E": "J"}
+    formula = _curve_formula(x, m * c**2 / np.sqrt(1 - v**2 / c**2), names, "E", units)
+    assert _equal(formula, "m*c**2/sqrt(1 - v**2/c**2)", names, x), formula
+
+
+def test_with_units_the_plain_search_and_divide_run_before_the_slow_dimensionless_networks():
+    """Units add candidates, they must not push the search's own one-layer families and divide
+    past the budget: only the quick dimensionless ones (seconds) go before them."""
+    rng = np.random.default_rng(4)
+    m, u, v, w = (rng.uniform(1, 5, 200) for _ in range(4))
+    units = {"m": "kg", "u": "m/s", "v": "m/s", "w": "m/s", "K": "J"}
+    y = m * (u**2 + v**2 + w**2) / 2
+    prep = _prepared(np.column_stack([m, u, v, w]), y, ["m", "u", "v", "w"], "K", units)
+    train, _ = split(prep.table, prep.cfg.data.test_fraction, prep.cfg.seed)
+    planned = plan(prep.cfg, prep.table.Y[train], prep.x_all[train], prep.model_inputs, prep.width)
+    order = [c.name for c in with_units(prep, with_divide(prep, planned), train)[0]]
+    quick = ["units-constant", "units-additive", "units-log-additive", "units-log-additive-accurate"]
+    plain = ["log-additive", "log-additive-accurate", "log-ratio", "log-ratio-sq", "product", "divide"]
+    assert order[: len(quick) + len(plain)] == quick + plain
+    assert order.index("units-log-ratio") > order.index("divide") and order.index("units-sum") > order.index("divide")
+    assert order.index("units-log-ratio") < order.index("sum")
 
 
 def test_a_law_without_groups_is_its_prefactor_times_a_snapped_constant():

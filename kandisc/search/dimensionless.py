@@ -9,7 +9,9 @@ dimensionless groups. The search then also solves the smaller problem ``y/P`` of
   (first seed only);
 - ``units-constant``: ``y = c·P``, ``c`` by least squares, snapped like any constant and matched
   to a simple multiple of a power of π; with no group at all (Coulomb's force) this is the only
-  law there is, and no network is needed.
+  law there is, and no network is needed;
+- ``units-curve``: with a single group, ``y/P`` is a curve of π, fitted from the rows by every
+  library function at once (:mod:`kandisc.search.group_curve`): no network either.
 
 Their formulas are written back in the columns (``back_substitute``) and rescored on the held-out
 rows in the target's units, so they merge into the same Pareto front as every other candidate.
@@ -36,7 +38,8 @@ from kandisc.knowledge.buckingham import Analysis, back_substitute, buckingham, 
 from kandisc.knowledge.formula import parse_formula
 from kandisc.pipeline.runner import Prepared
 from kandisc.pipeline.units_check import drop_inconsistent
-from kandisc.search.plan import Candidate, plan
+from kandisc.search.group_curve import curve_law
+from kandisc.search.plan import Candidate, first_deep, plan
 from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry, formulas_only
 from kandisc.search.worker import Outcome, run_candidate
 from kandisc.symbolic.scorer import Scorer, complexity
@@ -44,6 +47,7 @@ from kandisc.symbolic.simplify import BEST_FACTOR, bounded_simplify, build_candi
 
 PREFIX = "units-"
 CONSTANT = "units-constant"
+CURVE = "units-curve"
 _SIMPLIFY_SECONDS = 2.0  # per formula written back; sympy's simplify has no budget of its own
 
 
@@ -55,10 +59,10 @@ class UnitsCandidate(DerivedCandidate):
 
     def _run(self, prep, train_idx, test_idx, deadline, should_stop, start) -> Outcome:
         scorers = column_scorers(prep, train_idx, test_idx)
-        if self.family == CONSTANT:
+        if self.family in _NO_NETWORK:
             formulas = {}
             for a in self.analyses:
-                law = _constant_law(a, prep.table, scorers[a.target], train_idx)
+                law = _NO_NETWORK[self.family](a, prep.table, scorers[a.target], train_idx)
                 formulas[a.target] = formula_entry(law, a.target, scorers[a.target].y_scale)
             state = formulas_only(formulas)
             return Outcome(self, "completed", time.monotonic() - start, state=state)
@@ -101,6 +105,8 @@ def units_candidates(prep: Prepared, train_idx) -> tuple[list[UnitsCandidate], d
     out = [UnitsCandidate(CONSTANT, CONSTANT, [], [], prep.cfg.seed, (0,) * len(analyses), analyses=analyses)]
     if not analyses[0].groups:
         return out, record
+    if len(analyses[0].groups) == 1:
+        out.append(UnitsCandidate(CURVE, CURVE, [], [], prep.cfg.seed, (0,) * len(analyses), analyses=analyses))
     try:
         sub = _sub_prepared(prep, analyses)
     except KandiscError as err:  # a group is not finite on some row, or y/P is constant
@@ -118,14 +124,23 @@ def units_candidates(prep: Prepared, train_idx) -> tuple[list[UnitsCandidate], d
     return out, record
 
 
+_SLOW_ONE_LAYER = (PREFIX + "log-ratio", PREFIX + "log-ratio-sq")  # four sparsified fits each: 10-25 s
+
+
 def with_units(prep: Prepared, candidates: list[Candidate], train_idx) -> tuple[list[Candidate], dict]:
-    """``candidates`` with the dimensionless ones, and the ``units`` record. The one-layer ones
-    (a constant, ``[k, 1]`` fits: seconds) go first, so that a slow first network cannot spend
-    the budget before them; the deeper ones after the first network (which gives the run a model)."""
+    """``candidates`` with the dimensionless ones, and the ``units`` record.
+
+    The quick ones (a constant, a curve, ``[k, 1]`` fits of the groups: seconds each) go first,
+    so that a slow network cannot spend the budget before them. The others go after the plan's
+    one-layer families and divide, not before: units add knowledge, and must not take from the
+    search without them the time it needs (divide finds ``m*(u**2 + v**2 + w**2)/2`` in 40 s,
+    which the dimensionless ratio and deep networks had spent)."""
     extra, record = units_candidates(prep, train_idx)
-    quick = [c for c in extra if len(c.width) <= 2]
-    deep = [c for c in extra if len(c.width) > 2]
-    return quick + candidates[:1] + deep + candidates[1:], record
+    is_quick = [len(c.width) <= 2 and c.family not in _SLOW_ONE_LAYER for c in extra]
+    quick = [c for c, q in zip(extra, is_quick, strict=True) if q]
+    rest = [c for c, q in zip(extra, is_quick, strict=True) if not q]
+    at = first_deep(candidates)
+    return quick + candidates[:at] + rest + candidates[at:], record
 
 
 # ---------------------------------------------------------------- the dimensionless problem
@@ -198,6 +213,9 @@ def _back_in_columns(row: dict, analysis: Analysis, scorer: Scorer):
     if complexity(simpler) < complexity(expr) and scorer.rmse(simpler) <= scorer.rmse(expr) * 1.01 + 1e-12:
         expr = simpler
     return scorer.candidate(expr, row.get("origin", "groups"))
+
+
+_NO_NETWORK = {CONSTANT: _constant_law, CURVE: curve_law}  # family -> the formulas of (analysis, table, scorer, rows)
 
 
 # ---------------------------------------------------------------- every formula against the units

@@ -37,13 +37,12 @@ import torch
 from kandisc.io.config_schema import DEFAULT_PIPELINE
 from kandisc.io.data import table_from_arrays
 from kandisc.knowledge.formula import parse_formula
-from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
 from kandisc.pipeline.runner import Prepared
 from kandisc.search.choose import merge, target_scales
-from kandisc.search.plan import Candidate, plan
+from kandisc.search.plan import Candidate, first_deep, plan
 from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry
 from kandisc.search.worker import Outcome, run_candidate
-from kandisc.symbolic.edge_fit import fit_edges_rescaled
+from kandisc.symbolic.curves import library_curves, spread_rows
 from kandisc.symbolic.scorer import complexity
 from kandisc.symbolic.simplify import build_candidates
 
@@ -55,7 +54,6 @@ _LIBRARY_OPTIONS = 3  # and, for a one-input part, the best-fitting library func
 _ALWAYS_TRIED = ("x", "x^2", "1/x", "sqrt")  # and these
 _LIBRARY_POINTS = 200  # rows of a one-input part the library is fitted to
 _ONE_INPUT_FAMILIES = ("log-additive",)
-_DEEP_FAMILIES = ("sum", "mult", "log-deep")
 _CLEARLY_BETTER = 1.05  # held-out RMSE factor an option must beat (or match, when simpler)
 # The split's scores are only as good as the surrogate (a rough one scores a true product at 0.06,
 # over the 0.05 threshold, while false splits score 0.055-0.09: a looser threshold is no cure).
@@ -185,7 +183,7 @@ def with_divide(prep: Prepared, candidates: list[Candidate]) -> list[Candidate]:
     """``candidates`` with the divide candidate after the one-layer families (cheap, and exact on
     most laws, which stops the search before it) and before the deeper networks, which a law
     the surrogate can split rarely needs."""
-    at = next((k for k, c in enumerate(candidates) if getattr(c, "family", None) in _DEEP_FAMILIES), len(candidates))
+    at = first_deep(candidates)
     return candidates[:at] + divide_candidates(prep) + candidates[at:]
 
 
@@ -293,20 +291,9 @@ def _solve_part(prep, fn, group, medians, train_idx, test_idx, deadline, should_
 def _library_options(x: np.ndarray, y: np.ndarray, symbol: sp.Symbol) -> list[sp.Expr]:
     """The library functions that fit a one-input part best, as ``c·f(a·x + b) + d``: the line a
     rough surrogate bent into a sine is among them, for the real rows to pick."""
-    order = np.argsort(x)[:: max(1, len(x) // _LIBRARY_POINTS)]
-    xs, ys = (torch.as_tensor(v[order], dtype=torch.float64)[None] for v in (x, y))
-    library = [n for n in DEFAULT_LIBRARY if n != "0"]
-    fits = fit_edges_rescaled(xs, ys, library)
-    r2 = torch.nan_to_num(fits.r2[0], nan=-math.inf)
-    best = [int(k) for k in torch.argsort(r2, descending=True)[:_LIBRARY_OPTIONS] if math.isfinite(float(r2[k]))]
+    rows = spread_rows(x, _LIBRARY_POINTS)
     # The plainest laws whatever the surrogate shows: its wiggles can put the line below a sine.
-    best += [library.index(n) for n in _ALWAYS_TRIED if n in library and library.index(n) not in best]
-    best = [k for k in best if math.isfinite(float(r2[k]))]
-    options = []
-    for k in best:
-        a, b, c, d = (sp.Float(float(v), 15) for v in fits.params[0, k])
-        options.append(c * FUNCTIONS[library[k]].sympy(a * symbol + b) + d)
-    return options
+    return [expr for _, _, expr in library_curves(x[rows], y[rows], [symbol], _LIBRARY_OPTIONS, _ALWAYS_TRIED)]
 
 
 def _recombine(kind: str, parts: list[sp.Expr], centre: float) -> sp.Expr:

@@ -146,6 +146,14 @@ _ONE_SEED = ("log-additive", "log-additive-accurate", "log-ratio", "log-ratio-sq
 MAX_RATIO_INPUTS = 5  # 10 pairs, 10 ratio features: beyond that the log-ratio network gets too wide
 
 
+DEEP_FAMILIES = ("sum", "mult", "log-deep")  # networks with a hidden layer: the slow end of the plan
+
+
+def first_deep(candidates: list) -> int:
+    """The index of the first candidate of a deep family (the length when there is none)."""
+    return next((k for k, c in enumerate(candidates) if c.family in DEEP_FAMILIES), len(candidates))
+
+
 def _diagonal_product_masks(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     """``[n, [0, n_out], n_out]`` with arity n: input k feeds factor k of every product node only."""
     first = np.zeros((n_in, n_out * n_in), dtype=bool)

@@ -127,13 +127,14 @@ def fit_edges(
     return EdgeFits(names=names, params=params, r2=r2, rmse=rmse)
 
 
-def fit_edges_rescaled(x: torch.Tensor, y: torch.Tensor, library: list[str]):
+def fit_edges_rescaled(x: torch.Tensor, y: torch.Tensor, library: Sequence[str], **search):
     """``fit_edges`` with each edge's input mapped to [-1, 1], so the (a, b) search range means
     the same for a hidden edge whose input spans 0.1 as for one spanning 100; the params are
-    mapped back (f(a'·u + b') with u = (x - mid)/half is f(a·x + b), a = a'/half, b = b' - a'·mid/half)."""
+    mapped back (f(a'·u + b') with u = (x - mid)/half is f(a·x + b), a = a'/half, b = b' - a'·mid/half).
+    ``search``: fit_edges's a_range, b_range, mesh, zooms, refine_steps (on the mapped input)."""
     mid = (x.max(1).values + x.min(1).values) / 2
     half = ((x.max(1).values - x.min(1).values) / 2).clamp(min=1e-12)
-    fits = fit_edges((x - mid[:, None]) / half[:, None], y, library)
+    fits = fit_edges((x - mid[:, None]) / half[:, None], y, library, **search)
     a, b = fits.params[..., 0], fits.params[..., 1]
     mid, half = mid.to(a.dtype)[:, None], half.to(a.dtype)[:, None]
     fits.params = torch.stack([a / half, b - a * mid / half, fits.params[..., 2], fits.params[..., 3]], dim=-1)
