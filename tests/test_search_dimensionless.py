@@ -92,6 +92,16 @@ def test_a_curve_of_the_group_squared_under_a_prefactor_one_power_away():
     assert _equal(formula, "m*c**2/sqrt(1 - v**2/c**2)", names, x), formula
 
 
+def test_two_groups_give_a_curve_of_their_ratio():
+    """I.30.5, Snell-like: asin(lambd/(n*d)) of the groups n and lambd/d is a curve of their ratio."""
+    rng = np.random.default_rng(5)
+    lambd, d, n = rng.uniform(1, 2, 300), rng.uniform(2, 5, 300), rng.uniform(1, 5, 300)
+    x, names = np.column_stack([lambd, d, n]), ["lambd", "d", "n"]
+    units = {"lambd": "m", "d": "m", "n": "1", "theta": "1"}
+    formula = _curve_formula(x, np.arcsin(lambd / (n * d)), names, "theta", units)
+    assert _equal(formula, "asin(lambd/(n*d))", names, x), formula
+
+
 def test_with_units_the_plain_search_and_divide_run_before_the_slow_dimensionless_networks():
     """Units add candidates, they must not push the search's own one-layer families and divide
     past the budget: only the quick dimensionless ones (seconds) go before them."""
@@ -103,7 +113,7 @@ def test_with_units_the_plain_search_and_divide_run_before_the_slow_dimensionles
     train, _ = split(prep.table, prep.cfg.data.test_fraction, prep.cfg.seed)
     planned = plan(prep.cfg, prep.table.Y[train], prep.x_all[train], prep.model_inputs, prep.width)
     order = [c.name for c in with_units(prep, with_divide(prep, planned), train)[0]]
-    quick = ["units-constant", "units-additive", "units-log-additive", "units-log-additive-accurate"]
+    quick = ["units-constant", "units-curve", "units-additive", "units-log-additive", "units-log-additive-accurate"]
     plain = ["log-additive", "log-additive-accurate", "log-ratio", "log-ratio-sq", "product", "divide"]
     assert order[: len(quick) + len(plain)] == quick + plain
     assert order.index("units-log-ratio") > order.index("divide") and order.index("units-sum") > order.index("divide")

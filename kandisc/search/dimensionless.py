@@ -11,7 +11,8 @@ dimensionless groups. The search then also solves the smaller problem ``y/P`` of
   to a simple multiple of a power of π; with no group at all (Coulomb's force) this is the only
   law there is, and no network is needed;
 - ``units-curve``: with a single group, ``y/P`` is a curve of π, fitted from the rows by every
-  library function at once (:mod:`kandisc.search.group_curve`): no network either.
+  library function at once (:mod:`kandisc.search.group_curve`), and with two a curve of their
+  product or ratio: no network either.
 
 Their formulas are written back in the columns (``back_substitute``) and rescored on the held-out
 rows in the target's units, so they merge into the same Pareto front as every other candidate.
@@ -38,7 +39,7 @@ from kandisc.knowledge.buckingham import Analysis, back_substitute, buckingham, 
 from kandisc.knowledge.formula import parse_formula
 from kandisc.pipeline.runner import Prepared
 from kandisc.pipeline.units_check import drop_inconsistent
-from kandisc.search.group_curve import curve_law
+from kandisc.search.group_curve import MAX_GROUPS, curve_law
 from kandisc.search.plan import Candidate, first_deep, plan
 from kandisc.search.subproblem import DerivedCandidate, column_scorers, derived_prepared, formula_entry, formulas_only
 from kandisc.search.worker import Outcome, run_candidate
@@ -105,7 +106,7 @@ def units_candidates(prep: Prepared, train_idx) -> tuple[list[UnitsCandidate], d
     out = [UnitsCandidate(CONSTANT, CONSTANT, [], [], prep.cfg.seed, (0,) * len(analyses), analyses=analyses)]
     if not analyses[0].groups:
         return out, record
-    if len(analyses[0].groups) == 1:
+    if len(analyses[0].groups) <= MAX_GROUPS:
         out.append(UnitsCandidate(CURVE, CURVE, [], [], prep.cfg.seed, (0,) * len(analyses), analyses=analyses))
     try:
         sub = _sub_prepared(prep, analyses)
