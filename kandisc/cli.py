@@ -182,7 +182,9 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     search = summary.get("search")
     if search:
         done = sum(1 for c in search["candidates"] if c["status"] == "completed")
-        stdout.print(f"search: {done} of {len(search['candidates'])} candidates completed; best: {search['winner']}")
+        stopped = f"; stopped early ({search['stopped_early']})" if search.get("stopped_early") else ""
+        line = f"search: {done} of {len(search['candidates'])} candidates completed; best: {search['winner']}{stopped}"
+        stdout.print(line, markup=False, highlight=False, soft_wrap=True)
     stdout.print(f"shape: {summary['shape_initial']} -> {summary['shape_final']}; {summary['wall_seconds']:.1f} s")
     stdout.print(f"run directory: {run_dir}")
 

@@ -230,3 +230,37 @@ def test_laws_come_back_from_data_with_one_percent_noise(truth, ranges, write_cs
     config.write_text("search: {candidates: [log-additive]}\noutput: {figures: false}\n")
     summary, _ = _fit(write_csv(columns), tmp_path / "run", "--config", config)
     assert _same(summary["formulas"]["y"], truth, list(ranges)), summary["formulas"]["y"]
+
+
+def test_a_noisy_search_stops_once_a_snapped_formula_is_as_good_as_the_networks(write_csv, tmp_path):
+    """1 % noise: no formula reproduces the rows to 1e-7, yet q*Ef is as accurate as its network,
+    so the search ends there instead of running every later candidate to the budget."""
+    rng = np.random.default_rng(0)
+    q, ef = rng.uniform(1, 5, 1000), rng.uniform(1, 5, 1000)
+    y = q * ef + rng.normal(0, 0.01 * np.sqrt(np.mean((q * ef) ** 2)), 1000)
+    config = tmp_path / "c.yaml"
+    config.write_text("search: {candidates: [log-additive, sum]}\noutput: {figures: false}\n")
+    summary, stdout = _fit(write_csv({"q": q, "Ef": ef, "y": y}), tmp_path / "run", "--config", config)
+    assert _same(summary["formulas"]["y"], "q*Ef", ["q", "Ef"]), summary["formulas"]["y"]
+    assert summary["search"]["stopped_early"].startswith("noise floor")
+    assert [c["name"] for c in summary["search"]["candidates"]] == ["log-additive"]
+    assert "stopped early (noise floor: a formula of snapped constants" in stdout
+    assert "The search stopped early: noise floor" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "formula,test_rmse,test_r2,stops",
+    [
+        ("2*pi*a/b", 0.010, 0.9999, True),  # snapped, as accurate as the network, R² reached
+        ("12.5687*a/b", 0.010, 0.9999, False),  # a constant the snapping left as a decimal
+        ("2*pi*a/b", 0.012, 0.9999, False),  # less accurate than the network
+        ("2*pi*a/b", 0.010, 0.99, False),  # below search.accept_r2
+        ("3*a*1e-5", 0.010, 0.9999, False),  # a number in e-notation is no snapped constant
+    ],
+)
+def test_the_noise_floor_rule(formula, test_rmse, test_r2, stops):
+    from kandisc.search.choose import Merged, at_noise_floor
+
+    row = {"sympy": formula, "test_rmse": test_rmse, "test_r2": test_r2}
+    assert at_noise_floor(Merged(best={"y": row}), {"y": 0.011}, 0.999) is stops
+    assert at_noise_floor(Merged(best={"y": row}), {}, 0.999) is False  # no network yet

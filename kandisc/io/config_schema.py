@@ -239,7 +239,11 @@ class SearchConfig(_Model):
         json_schema_extra={"type": "list of candidate names, or null"},
     )
     seeds: Int = _f(2, "seeds tried for each network family (seed, seed+1, ...)", ge=1, le=16)
-    stop_when_exact: Bool = _f(True, "stop early once a formula matches the test rows to 1e-7 of their spread")
+    stop_when_exact: Bool = _f(
+        True,
+        "stop early once a formula matches the test rows to 1e-7 of their spread, or has only snapped "
+        "constants and is as accurate as every network so far (noisy data)",
+    )
 
 
 class FunctionConfig(_Model):

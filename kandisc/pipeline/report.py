@@ -242,7 +242,8 @@ def _search(summary: dict) -> list[str]:
         "## Search",
         "",
         f"{len(search['candidates'])} candidates, {search['jobs']} parallel job(s), budget "
-        f"{search['time_budget']:g} s, {search['seconds']:.1f} s spent; the model is candidate {search['winner']}'s.",
+        f"{search['time_budget']:g} s, {search['seconds']:.1f} s spent; the model is candidate {search['winner']}'s."
+        + (f" The search stopped early: {search['stopped_early']}." if search.get("stopped_early") else ""),
         *_units(search.get("units")),
         "",
         "| candidate | network | seed | status | seconds | best formula (test R²) |",

@@ -5,15 +5,23 @@ test RMSEs compare directly. The front and the reported "best" follow the rule o
 (:func:`kandisc.symbolic.simplify.pick_best`: the simplest formula within a factor of the most
 accurate). A search is *exact* when every target's best formula matches the held-out rows to
 ``EXACT_FRACTION`` of their spread: nothing better can be found, so it may stop.
+
+Noisy rows are never matched that closely, so a search on them also stops *at the noise floor*:
+when every target's best formula has only snapped constants, reaches ``search.accept_r2`` and is
+at least as accurate on the held-out rows as the most accurate network so far. A network has
+far more freedom than a formula of a few simple numbers; when the formula does as well, what is
+left of the error is noise, which no later candidate can explain either.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from kandisc import metrics
 from kandisc.search.worker import Outcome
 from kandisc.symbolic.simplify import pareto_front, pick_best
 
@@ -68,6 +76,21 @@ def is_exact(merged: Merged, y_scale: dict[str, float]) -> bool:
     """Every target has a formula that reproduces the held-out rows to rounding."""
     return all(
         row is not None and row["test_rmse"] <= EXACT_FRACTION * y_scale[target] for target, row in merged.best.items()
+    )
+
+
+_FLOAT = re.compile(r"\d\.\d|\de-?\d")  # a number the snapping left as a decimal: 12.5687*B*mom/h
+
+
+def at_noise_floor(merged: Merged, floors: dict[str, float], accept_r2: float) -> bool:
+    """Every target's best formula has only snapped constants, reaches ``accept_r2`` and is at
+    least as accurate on the held-out rows as the best network (``floors``: target -> its test RMSE)."""
+    return all(
+        row is not None
+        and not _FLOAT.search(row["sympy"])
+        and metrics.reaches(row.get("test_r2"), accept_r2)
+        and row["test_rmse"] <= floors.get(target, -math.inf)
+        for target, row in merged.best.items()
     )
 
 

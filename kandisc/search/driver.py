@@ -8,12 +8,13 @@ every candidate's optimiser steps go to metrics.csv, labelled with the candidate
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 from kandisc import metrics
 from kandisc.errors import SearchError
 from kandisc.pipeline.state import RunState, StageReport
-from kandisc.search.choose import Merged, is_exact, merge, target_scales
+from kandisc.search.choose import Merged, at_noise_floor, is_exact, merge, target_scales
 from kandisc.search.dimensionless import keep_consistent, with_units
 from kandisc.search.divide import with_divide
 from kandisc.search.forkserver import default_jobs
@@ -56,6 +57,8 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
     y_scale = target_scales(prep.table.Y[test_idx], targets)
     outcomes: list[Outcome] = []
     records: list[dict] = []
+    floors: dict[str, float] = {}  # target -> the best network's test RMSE so far
+    stopped: list[str] = []  # why the search ended before its last candidate
     start = time.monotonic()
     sink.stage_started(f"search: {len(candidates)} candidates, {jobs} job(s)", 0)
 
@@ -69,10 +72,19 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         report = StageReport("candidate", outcome.candidate.name, outcome.status, details, "")
         sink.stage_finished(outcome.candidate.name, report)
         merged = merge(outcomes, targets, y_scale)
+        for target, error in outcome.network_rmse.items():
+            if math.isfinite(error):
+                floors[target] = min(error, floors.get(target, math.inf))
         modelled = any(o.state is not None and has_model(o.candidate) for o in outcomes)
         if best_so_far is not None and modelled:
             best_so_far[:] = [_winner_state(outcomes, merged, cfg.search.time_budget)]  # only the latest counts
-        return cfg.search.stop_when_exact and modelled and is_exact(merged, y_scale)
+        if not (cfg.search.stop_when_exact and modelled):
+            return False
+        if is_exact(merged, y_scale):
+            stopped.append("exact: a formula reproduces the held-out rows")
+        elif at_noise_floor(merged, floors, cfg.search.accept_r2):
+            stopped.append("noise floor: a formula of snapped constants is as accurate as every network")
+        return bool(stopped)
 
     run_candidates(prep, candidates, split_idx, cfg.search.time_budget, jobs, on_outcome)
     merged = merge(outcomes, targets, y_scale)
@@ -84,6 +96,7 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         "jobs": jobs,
         "time_budget": cfg.search.time_budget,
         "seconds": round(time.monotonic() - start, 2),
+        "stopped_early": stopped[0] if stopped else None,
     }
     if units:
         state.search["units"] = {

@@ -42,6 +42,9 @@ class Outcome:
     message: str = ""
     state: RunState | None = None
     steps: list[tuple[str, StepRecord, int]] = field(default_factory=list)  # (stage label, record, n_edges)
+    # target -> test RMSE in the target's units of the network after its last fit stage (before
+    # the symbolic stage made it a formula): how close a flexible fit gets, for the noise-floor stop
+    network_rmse: dict[str, float] = field(default_factory=dict)
 
 
 class _StepRecorder:
@@ -136,6 +139,8 @@ def run_candidate(
         state = RunState(bundle, dataset, torch.Generator().manual_seed(candidate.seed), recorder)
         state.aux_exprs = dict(cand.aux_exprs)
         state.shape_history.append(bundle.model.spec.display_width())
+        network: dict[str, float] = {}
+        state.on_stage_end = lambda _, stage: network.update(_network_errors(state) if stage == "fit" else {})
         run_pipeline(state, cand.cfg.pipeline)
         if candidate.auxiliary:
             _in_columns(state, candidate.auxiliary, cand.model_inputs)
@@ -144,5 +149,16 @@ def run_candidate(
     except (KandiscError, ValueError, RuntimeError, torch.linalg.LinAlgError) as err:
         message = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
         return Outcome(candidate, "failed", time.monotonic() - start, message, steps=recorder.steps)
-    state.sink, state.generator = None, None  # neither crosses a process boundary
-    return Outcome(candidate, "completed", time.monotonic() - start, state=state, steps=recorder.steps)
+    state.sink, state.generator, state.on_stage_end = None, None, None  # none crosses a process boundary
+    seconds = time.monotonic() - start
+    return Outcome(candidate, "completed", seconds, state=state, steps=recorder.steps, network_rmse=network)
+
+
+def _network_errors(state: RunState) -> dict[str, float]:
+    """Test RMSE per target of the state's network, in the target's units."""
+    bundle, data = state.bundle, state.data
+    with torch.no_grad():
+        pred = bundle.to_target_units(bundle.model(data.x_test))
+        truth = bundle.to_target_units(data.y_test)
+    rmse = torch.sqrt(torch.mean((pred - truth) ** 2, dim=0))
+    return {name: float(v) for name, v in zip(bundle.output_names, rmse, strict=True)}
