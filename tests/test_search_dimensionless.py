@@ -71,35 +71,35 @@ def _curve_formula(x, y, names, target, units) -> str:
     return outcome.state.formulas[target]["best"]["sympy"]
 
 
-def test_one_group_is_a_curve_fitted_from_the_rows_over_many_periods():
-    """III.15.12: k·d spans 1-25, four periods of cos: no spline of 10 intervals follows it,
-    the rows themselves do (and the group, turned below 1, is 1/(k·d))."""
-    rng = np.random.default_rng(2)
-    u, k, d = (rng.uniform(1, 5, 300) for _ in range(3))
-    x, names = np.column_stack([u, k, d]), ["U", "k", "d"]
-    units = {"U": "J", "k": "1/m", "d": "m", "E": "J"}
-    formula = _curve_formula(x, 2 * u * (1 - np.cos(k * d)), names, "E", units)
-    assert _equal(formula, "2*U*(1 - cos(k*d))", names, x), formula
-
-
-def test_a_curve_of_the_group_squared_under_a_prefactor_one_power_away():
-    """I.48.2: the prefactor is c·m·v, the law m·c²/sqrt(1 - (v/c)²): π^-1 times 1/sqrt of π²."""
-    rng = np.random.default_rng(3)
-    m, v, c = rng.uniform(1, 5, 300), rng.uniform(1, 2, 300), rng.uniform(3, 10, 300)
-    x, names = np.column_stack([m, v, c]), ["m", "v", "c"]
-    units = {"m": "kg", "v": "m/s", "c": "m/s", "E": "J"}
-    formula = _curve_formula(x, m * c**2 / np.sqrt(1 - v**2 / c**2), names, "E", units)
-    assert _equal(formula, "m*c**2/sqrt(1 - v**2/c**2)", names, x), formula
-
-
-def test_two_groups_give_a_curve_of_their_ratio():
-    """I.30.5, Snell-like: asin(lambd/(n*d)) of the groups n and lambd/d is a curve of their ratio."""
-    rng = np.random.default_rng(5)
-    lambd, d, n = rng.uniform(1, 2, 300), rng.uniform(2, 5, 300), rng.uniform(1, 5, 300)
-    x, names = np.column_stack([lambd, d, n]), ["lambd", "d", "n"]
-    units = {"lambd": "m", "d": "m", "n": "1", "theta": "1"}
-    formula = _curve_formula(x, np.arcsin(lambd / (n * d)), names, "theta", units)
-    assert _equal(formula, "asin(lambd/(n*d))", names, x), formula
+@pytest.mark.parametrize(
+    "seed,ranges,units,truth",
+    [
+        # III.15.12: k·d spans 1-25, four periods of cos: no spline of 10 intervals follows it,
+        # the rows themselves do (and the group, turned below 1, is 1/(k·d)).
+        (2, {"U": (1, 5), "k": (1, 5), "d": (1, 5)}, {"U": "J", "k": "1/m", "d": "m", "E": "J"}, "2*U*(1 - cos(k*d))"),
+        # I.48.2: the prefactor is c·m·v, the law m·c²/sqrt(1 - (v/c)²): π^-1 times 1/sqrt of π².
+        (
+            3,
+            {"m": (1, 5), "v": (1, 2), "c": (3, 10)},
+            {"m": "kg", "v": "m/s", "c": "m/s", "E": "J"},
+            "m*c**2/sqrt(1 - v**2/c**2)",
+        ),
+        # I.30.5, Snell-like: asin(lambd/(n*d)) of the groups n and lambd/d is a curve of their ratio.
+        (
+            5,
+            {"lambd": (1, 2), "d": (2, 5), "n": (1, 5)},
+            {"lambd": "m", "d": "m", "n": "1", "E": "1"},
+            "asin(lambd/(n*d))",
+        ),
+    ],
+)
+def test_a_law_of_one_or_two_groups_is_a_curve_fitted_from_the_rows(seed, ranges, units, truth):
+    rng = np.random.default_rng(seed)
+    names = list(ranges)
+    x = np.column_stack([rng.uniform(lo, hi, 300) for lo, hi in ranges.values()])
+    y = sp.lambdify([sp.Symbol(n) for n in names], sp.sympify(truth))(*x.T)
+    formula = _curve_formula(x, y, names, "E", units)
+    assert _equal(formula, truth, names, x), formula
 
 
 def test_with_units_the_plain_search_and_divide_run_before_the_slow_dimensionless_networks():

@@ -69,6 +69,13 @@ class RunState:
         return self.bundle.model
 
 
+@torch.no_grad()
+def held_out_predictions(state: RunState) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's predictions on the held-out rows and those rows' targets, in the target's units."""
+    pred = state.bundle.to_target_units(state.model(state.data.x_test))
+    return pred, state.bundle.to_target_units(state.data.y_test)
+
+
 def pruned_scores(reports: list[StageReport]) -> dict[str, float]:
     """Each input a prune stage removed, with its attribution score when it was removed."""
     return {n: v for r in reports if r.stage == "prune" for n, v in (r.details.get("pruned_scores") or {}).items()}

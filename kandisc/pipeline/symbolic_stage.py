@@ -22,7 +22,7 @@ from kandisc.knowledge.user_functions import used_definitions
 from kandisc.lm import MAX_PARAMETERS as LM_MAX_PARAMETERS
 from kandisc.model.functions import DEFAULT_LIBRARY, FUNCTIONS
 from kandisc.pipeline.in_context import EXACT_MSE, choose_in_context
-from kandisc.pipeline.state import RunState, StageReport
+from kandisc.pipeline.state import RunState, StageReport, held_out_predictions
 from kandisc.pipeline.training import run_training
 from kandisc.symbolic.assemble import assemble, verify
 from kandisc.symbolic.edge_fit import fit_edges_rescaled
@@ -281,13 +281,10 @@ def _scorer(state: RunState, assembly, t: int, train_rows, test_rows):
     return assembly.exprs[t], Scorer(assembly.symbols, x_train, y_train[:, t], eval_x, eval_y)
 
 
-@torch.no_grad()
 def _exact(state: RunState) -> bool:
     """Whether the (all-symbolic) model already reproduces every target on the held-out rows to
     rounding: then no runner-up can do better, and the check's formula refits are saved."""
-    data = state.data
-    pred = state.bundle.to_target_units(state.model(data.x_test))
-    truth = state.bundle.to_target_units(data.y_test)
+    pred, truth = held_out_predictions(state)
     spread = truth.var(dim=0).clamp(min=1e-300)
     return bool((((pred - truth) ** 2).mean(dim=0) / spread <= EXACT_MSE).all())
 

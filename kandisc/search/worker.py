@@ -22,7 +22,7 @@ from kandisc.knowledge.formula import parse_formula
 from kandisc.knowledge.user_functions import register_definitions
 from kandisc.pipeline.runner import Prepared, build_bundle, model_space_data, with_auxiliary
 from kandisc.pipeline.stages import run_pipeline
-from kandisc.pipeline.state import RunState, StageReport
+from kandisc.pipeline.state import RunState, StageReport, held_out_predictions
 from kandisc.search.factorize import MIN_PRODUCT_R2, start_from_factors
 from kandisc.search.plan import Candidate
 from kandisc.symbolic.scorer import complexity
@@ -156,9 +156,6 @@ def run_candidate(
 
 def _network_errors(state: RunState) -> dict[str, float]:
     """Test RMSE per target of the state's network, in the target's units."""
-    bundle, data = state.bundle, state.data
-    with torch.no_grad():
-        pred = bundle.to_target_units(bundle.model(data.x_test))
-        truth = bundle.to_target_units(data.y_test)
+    pred, truth = held_out_predictions(state)
     rmse = torch.sqrt(torch.mean((pred - truth) ** 2, dim=0))
-    return {name: float(v) for name, v in zip(bundle.output_names, rmse, strict=True)}
+    return {name: float(v) for name, v in zip(state.bundle.output_names, rmse, strict=True)}
