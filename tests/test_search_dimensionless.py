@@ -182,6 +182,12 @@ def test_the_search_returns_only_consistent_formulas_and_reports_the_groups(tmp_
     rows = result.state.formulas["omega"]["candidates"]
     assert rows and all(check_formula(r["sympy"], DOPPLER_UNITS, "omega")[0] for r in rows)
     assert summary["search"]["winner"] == "log-additive"  # a network over the columns is the model
+    # The curve of v/c is exact: the other dimensionless fits could add nothing, the run only
+    # lacked a model, so the search went straight to the first candidate with a network.
+    ran = [c["name"] for c in summary["search"]["candidates"]]
+    assert ran == ["units-constant", "units-curve", "log-additive"], ran
+    assert "units-additive" in summary["search"]["skipped"], summary["search"]["skipped"]
+    assert summary["search"]["stopped_early"].startswith("exact")
     report = (tmp_path / "run" / "report.md").read_text()
     assert "dimensionless groups pi_1 = `v/c`" in report and "dropped as dimensionally inconsistent" in report
 

@@ -59,6 +59,8 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
     records: list[dict] = []
     floors: dict[str, float] = {}  # target -> the best network's test RMSE so far
     stopped: list[str] = []  # why the search ended before its last candidate
+    model_only: list[bool] = []  # [True] once a formula is exact: candidates without a model are skipped
+    skipped: dict[str, None] = {}  # their names, in order
     start = time.monotonic()
     sink.stage_started(f"search: {len(candidates)} candidates, {jobs} job(s)", 0)
 
@@ -78,15 +80,25 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         modelled = any(o.state is not None and has_model(o.candidate) for o in outcomes)
         if best_so_far is not None and modelled:
             best_so_far[:] = [_winner_state(outcomes, merged, cfg.search.time_budget)]  # only the latest counts
-        if not (cfg.search.stop_when_exact and modelled):
+        if not cfg.search.stop_when_exact:
             return False
         if is_exact(merged, y_scale):
-            stopped.append("exact: a formula reproduces the held-out rows")
-        elif at_noise_floor(merged, floors, cfg.search.accept_r2):
+            # Without a network over the run's inputs the run has no model.pt yet: only a
+            # candidate that brings one can add anything now.
+            model_only[:] = [True]
+            if modelled:
+                stopped.append("exact: a formula reproduces the held-out rows")
+        elif modelled and at_noise_floor(merged, floors, cfg.search.accept_r2):
             stopped.append("noise floor: a formula of snapped constants is as accurate as every network")
         return bool(stopped)
 
-    run_candidates(prep, candidates, split_idx, cfg.search.time_budget, jobs, on_outcome)
+    def skip(candidate) -> bool:
+        if model_only and not has_model(candidate):
+            skipped.setdefault(candidate.name)
+            return True
+        return False
+
+    run_candidates(prep, candidates, split_idx, cfg.search.time_budget, jobs, on_outcome, skip)
     merged = merge(outcomes, targets, y_scale)
     state = _winner_state(outcomes, merged, cfg.search.time_budget)
     state.sink = sink
@@ -97,6 +109,7 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         "time_budget": cfg.search.time_budget,
         "seconds": round(time.monotonic() - start, 2),
         "stopped_early": stopped[0] if stopped else None,
+        "skipped": [name for name in skipped if name not in {r["name"] for r in records}],
     }
     if units:
         state.search["units"] = {

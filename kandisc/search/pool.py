@@ -5,7 +5,8 @@ Worker processes fork from the server of :mod:`kandisc.search.forkserver`, which
 kandisc once, so a worker starts in milliseconds without inheriting the parent's thread pools; each
 runs torch on one thread. A shared event tells running candidates to stop once ``on_outcome`` says
 the search is done (an exact law was found); candidates that have not started are cancelled, and
-the deadline ends the others.
+the deadline ends the others. Candidates that ``skip`` turns down once an outcome has arrived are
+never started either (the search has its law and waits only for a model).
 """
 
 from __future__ import annotations
@@ -44,22 +45,26 @@ def run_candidates(
     budget_s: float,
     jobs: int,
     on_outcome: Callable[[Outcome], bool],
+    skip: Callable[[Candidate], bool] = lambda candidate: False,
 ) -> None:
-    """Run ``candidates``; ``on_outcome`` sees each result and returns True to end the search."""
+    """Run ``candidates``; ``on_outcome`` sees each result and returns True to end the search, and
+    a candidate not yet started is dropped when ``skip`` says so (it is asked after each outcome)."""
     train_idx, test_idx = split
     if jobs <= 1 or len(candidates) <= 1:
         deadline = time.monotonic() + budget_s
         for candidate in candidates:
+            if skip(candidate):
+                continue
             if time.monotonic() > deadline:
                 on_outcome(Outcome(candidate, "timeout", 0.0, "not started: time budget spent"))
                 continue
             if on_outcome(run_candidate(prep, candidate, train_idx, test_idx, deadline)):
                 return
         return
-    _run_pool(prep, candidates, train_idx, test_idx, budget_s, jobs, on_outcome)
+    _run_pool(prep, candidates, train_idx, test_idx, budget_s, jobs, on_outcome, skip)
 
 
-def _run_pool(prep, candidates, train_idx, test_idx, budget_s, jobs, on_outcome) -> None:
+def _run_pool(prep, candidates, train_idx, test_idx, budget_s, jobs, on_outcome, skip) -> None:
     ctx = context()
     stop = ctx.Event()
     deadline_wall = time.time() + budget_s
@@ -77,3 +82,6 @@ def _run_pool(prep, candidates, train_idx, test_idx, budget_s, jobs, on_outcome)
                     stop.set()
                     for other in pending:
                         other.cancel()
+                for other, queued in pending.items():
+                    if skip(queued):
+                        other.cancel()  # a no-op once it runs: then it finishes and is reported
