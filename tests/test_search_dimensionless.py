@@ -190,6 +190,7 @@ def test_the_search_returns_only_consistent_formulas_and_reports_the_groups(tmp_
     assert summary["search"]["stopped_early"].startswith("exact")
     report = (tmp_path / "run" / "report.md").read_text()
     assert "dimensionless groups pi_1 = `v/c`" in report and "dropped as dimensionally inconsistent" in report
+    assert "Skipped once a formula found without a network was exact" in report and "`units-additive`" in report
 
 
 def test_an_explicit_pipeline_returns_only_consistent_formulas_too(tmp_path, write_csv):

@@ -243,7 +243,14 @@ def _search(summary: dict) -> list[str]:
         "",
         f"{len(search['candidates'])} candidates, {search['jobs']} parallel job(s), budget "
         f"{search['time_budget']:g} s, {search['seconds']:.1f} s spent; the model is candidate {search['winner']}'s."
-        + (f" The search stopped early: {search['stopped_early']}." if search.get("stopped_early") else ""),
+        + (f" The search stopped early: {search['stopped_early']}." if search.get("stopped_early") else "")
+        + (
+            " Skipped once a formula found without a network was exact (only a model was still needed): "
+            + ", ".join(f"`{name}`" for name in search["skipped"])
+            + "."
+            if search.get("skipped")
+            else ""
+        ),
         *_units(search.get("units")),
         "",
         "| candidate | network | seed | status | seconds | best formula (test R²) |",
