@@ -59,12 +59,12 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
     records: list[dict] = []
     floors: dict[str, float] = {}  # target -> the best network's test RMSE so far
     stopped: list[str] = []  # why the search ended before its last candidate
-    model_only: list[bool] = []  # [True] once a formula is exact: candidates without a model are skipped
-    skipped: dict[str, None] = {}  # their names, in order
+    model_only = False  # once a formula is exact: candidates without a model are skipped
     start = time.monotonic()
     sink.stage_started(f"search: {len(candidates)} candidates, {jobs} job(s)", 0)
 
     def on_outcome(outcome: Outcome) -> bool:
+        nonlocal model_only
         outcomes.append(outcome)
         dropped[outcome.candidate.name] = keep_consistent(outcome, prep)
         for label, record, n_edges in outcome.steps:
@@ -85,7 +85,7 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         if is_exact(merged, y_scale):
             # Without a network over the run's inputs the run has no model.pt yet: only a
             # candidate that brings one can add anything now.
-            model_only[:] = [True]
+            model_only = True
             if modelled:
                 stopped.append("exact: a formula reproduces the held-out rows")
         elif modelled and at_noise_floor(merged, floors, cfg.search.accept_r2):
@@ -93,12 +93,10 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         return bool(stopped)
 
     def skip(candidate) -> bool:
-        if model_only and not has_model(candidate):
-            skipped.setdefault(candidate.name)
-            return True
-        return False
+        return model_only and not has_model(candidate)
 
     run_candidates(prep, candidates, split_idx, cfg.search.time_budget, jobs, on_outcome, skip)
+    ran = {r["name"] for r in records}
     merged = merge(outcomes, targets, y_scale)
     state = _winner_state(outcomes, merged, cfg.search.time_budget)
     state.sink = sink
@@ -109,7 +107,7 @@ def search(prep, split_idx, sink, best_so_far: list | None = None) -> tuple[RunS
         "time_budget": cfg.search.time_budget,
         "seconds": round(time.monotonic() - start, 2),
         "stopped_early": stopped[0] if stopped else None,
-        "skipped": [name for name in skipped if name not in {r["name"] for r in records}],
+        "skipped": [c.name for c in candidates if skip(c) and c.name not in ran],
     }
     if units:
         state.search["units"] = {
