@@ -18,6 +18,7 @@ from torch import nn
 
 from kandisc.model import spline
 from kandisc.model.functions import FUNCTION_IDS, FUNCTION_NAMES, FUNCTIONS
+from kandisc.model.spread import numeric_output_and_spread
 
 
 @dataclass
@@ -29,7 +30,7 @@ class LayerTrace:
     weights: torch.Tensor  # (in, K+1, out) numeric weights (masked)
     out: torch.Tensor  # (B, out) summed subnode values, before the subnode affine
     sym_values: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # (in_idx, out_idx, (B, E_f))
-    feature_cov: torch.Tensor | None = None  # (in, K+1, K+1) of constant features (data), else None
+    numeric_std: torch.Tensor  # (in, out) std over the batch of each numeric edge's output
 
 
 def feature_covariance(features: torch.Tensor) -> torch.Tensor:
@@ -195,12 +196,15 @@ class KANLayer(nn.Module):
     def forward(self, x: torch.Tensor, trace: bool = False):
         feats = self._features(x)
         weights = self.numeric_weights()
-        out = feats.reshape(x.shape[0], -1) @ weights.reshape(-1, self.out_dim)
+        if trace:  # the edges' spreads too, in the same fused node (the sparsity penalty's input)
+            out, numeric_std = numeric_output_and_spread(feats, weights, self._constant_covariance(feats))
+        else:
+            out = feats.reshape(x.shape[0], -1) @ weights.reshape(-1, self.out_dim)
         sym_values = list(self.symbolic_values(x))
         for _, outs, y in sym_values:
             out = out.index_add(1, outs, y)
         if trace:
-            return out, LayerTrace(x, feats, weights, out, sym_values, self._constant_covariance(feats))
+            return out, LayerTrace(x, feats, weights, out, sym_values, numeric_std)
         return out
 
     def edge_curves(self, x: torch.Tensor) -> torch.Tensor:
