@@ -43,9 +43,11 @@ def exit_now(code: int | str | None) -> NoReturn:
 
     The exit handlers still run first (``atexit``: multiprocessing's children, logging, temporary
     folders) and the output streams are flushed. A thread still working (not a daemon) makes this
-    the normal exit, which waits for it.
+    the normal exit, which waits for it; so does a profiler or debugger (``python -m cProfile -m
+    kandisc ...`` writes its statistics after the command, not in an exit handler).
     """
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+    working = any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread())
+    if working or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     if code is None:
         code = 0

@@ -40,3 +40,12 @@ def test_a_working_thread_is_waited_for(tmp_path):
     )
     assert done.returncode == 4
     assert marker.read_text() == "yes"
+
+
+def test_a_profiled_command_exits_normally_so_the_profile_is_written(tmp_path):
+    script, stats = tmp_path / "cmd.py", tmp_path / "profile.out"
+    script.write_text("from kandisc.entry import exit_now\nexit_now(5)\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(stats), str(script)], capture_output=True, timeout=120
+    )
+    assert stats.exists() and stats.stat().st_size > 0, done.stderr  # cProfile itself then exits 0
