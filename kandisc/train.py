@@ -15,7 +15,6 @@ generic and knows no task.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from kandisc.defaults import TrainSettings, lm_conflict
 from kandisc.lm import LevenbergMarquardt
 from kandisc.model import MultKAN
 from kandisc.model import stats as model_stats
+from kandisc.torch_optim import skip_dynamo_import
 
 __all__ = ["Dataset", "StepRecord", "TrainResult", "TrainSettings", "rmse", "train"]
 
@@ -95,28 +95,10 @@ def _objective(
     return mse + s.lamb * reg, mse, reg
 
 
-def _skip_dynamo_import() -> None:
-    """Keep the first ``torch.optim`` optimiser from importing ``torch._dynamo``.
-
-    ``Optimizer.add_param_group`` and ``zero_grad`` are wrapped by ``torch._disable_dynamo``, which
-    imports ``torch._dynamo`` on its first call only to mark them as not to be compiled: about as
-    long as importing torch itself, before the first training step. kandisc never compiles, so
-    the wrapper is handed its own function as the already-"disabled" version (the attribute the
-    wrapper caches it under). Done only while dynamo is not loaded, and a no-op where torch lays
-    these wrappers out otherwise; Adam's step imports dynamo regardless.
-    """
-    if "torch._dynamo" in sys.modules:
-        return
-    for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
-        raw = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
-        if raw is not None and not hasattr(raw, "__dynamo_disable"):
-            setattr(raw, "__dynamo_disable", raw)
-
-
 def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | LevenbergMarquardt:
     if s.opt == "lm":
         return LevenbergMarquardt(params)
-    _skip_dynamo_import()
+    skip_dynamo_import()
     if s.opt == "adam":
         return torch.optim.Adam(params, lr=s.lr)
     return torch.optim.LBFGS(

@@ -317,3 +317,25 @@ def test_checkpoints_keep_the_model_after_every_stage(data_csv, tmp_path):
     names = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert names == ["01_fit.pt", "02_prune.pt", "03_fit.pt"]
     assert load_model(out / "checkpoints" / "03_fit.pt").model.n_edges() == load_model(out / "model.pt").model.n_edges()
+
+
+def test_a_constant_refit_builds_its_optimiser_without_torch_dynamo():
+    """The symbolic stage's constant refit may be a process's first LBFGS (a search candidate
+    trained by Levenberg-Marquardt): it must not pay the torch._dynamo import either."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import numpy as np, sympy as sp
+from kandisc.symbolic.scorer import Scorer
+x = sp.Symbol("x")
+xs = np.linspace(0.5, 2.0, 50)[:, None]
+y = 1.7 * np.exp(0.3 * xs[:, 0])
+fitted = Scorer([x], xs, y, xs, y).refit(sp.Float(1.5) * sp.exp(sp.Float(0.25) * x))
+print(sorted(float(c) for c in fitted.atoms(sp.Float)), "torch._dynamo" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    constants, dynamo = out.strip().rsplit(" ", 1)
+    assert [round(c, 6) for c in eval(constants)] == [0.3, 1.7]  # the refit ran and found them
+    assert dynamo == "False"

@@ -17,6 +17,7 @@ import torch
 from kandisc import metrics
 from kandisc.knowledge.formula import evaluate_rows
 from kandisc.lm import LevenbergMarquardt
+from kandisc.torch_optim import skip_dynamo_import
 
 POLISH_ITERATIONS = 8  # Levenberg–Marquardt iterations after a refit's LBFGS (see Scorer._polish)
 POLISH_MAX_CONSTANTS = 40  # each iteration differentiates by 2 evaluations per constant
@@ -158,6 +159,7 @@ class Scorer:
 
         with torch.no_grad():
             start_loss = float(loss())
+        skip_dynamo_import()
         opt = torch.optim.LBFGS(
             [values],
             lr=1.0,
