@@ -105,3 +105,15 @@ def test_the_models_penalty_and_its_parameter_gradients_match_the_plain_formulas
     torch.testing.assert_close(fused, plain, rtol=1e-10, atol=1e-12)
     for a, b in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
+
+
+def test_a_second_derivative_through_the_fused_nodes_raises_instead_of_being_wrong():
+    features, weights = random_layer(10, 2, 4, 3)
+    _, std = numeric_output_and_spread(features, weights)
+    (grad,) = torch.autograd.grad(std.sum(), weights, create_graph=True)
+    with pytest.raises(RuntimeError):  # no graph back through the hand-written backward
+        torch.autograd.grad(grad.sum(), weights)
+    edge_std, input_std = torch.rand(3, 2, requires_grad=True), torch.rand(3, requires_grad=True)
+    (grad,) = torch.autograd.grad(scale_penalty(edge_std, input_std, 1.0, 2.0), edge_std, create_graph=True)
+    with pytest.raises(RuntimeError):  # no graph back through the hand-written backward
+        torch.autograd.grad(grad.sum(), edge_std)

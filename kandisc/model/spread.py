@@ -2,16 +2,18 @@
 edge's spread, and the KAN sparsity penalty of those spreads.
 
 The penalty is a few dozen tiny tensor operations per layer. Written as plain torch code, each one
-is an autograd node, and on the small networks and batches of a typical fit the bookkeeping of
-those nodes costs as much as the whole unregularised forward and backward. Here each layer gives
-two nodes whose backward is written out by hand, with the same formulas:
+is an autograd node, and on the small networks and batches of a typical fit the spreads and the
+penalty cost twice the unregularised forward and backward. Here each layer gives two nodes whose
+backward is written out by hand, with the same formulas (7 % off an evaluation of a regularised
+``[2, 5, 1]`` fit; benchmarks/README.md):
 
 - :func:`numeric_output_and_spread`: ``out = F·W`` (the layer's numeric part, one GEMM) and
   ``std_b(φ_io)`` with ``φ_bio = Σ_k F_bik W_iko``. Its backward folds the spread's gradient into
   the output's, so the features get one product instead of two products and a sum.
 - :func:`scale_penalty`: ``λ_l1·Σv + λ_ent·(H_out + H_in)`` of ``v = std(φ)/(std(x) + 0.1)``.
 
-Both are first-order only: the training objective differentiates them once. Physics residuals,
+Both are first-order only (``once_differentiable``: differentiating them twice raises instead of
+giving a wrong answer); the training objective differentiates them once. Physics residuals,
 which differentiate the model twice, go through the layer's plain forward, not through these.
 """
 
@@ -21,6 +23,7 @@ import math
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 SCALE_OFFSET = 0.1  # v = std(phi) / (std(x) + SCALE_OFFSET), as pykan
 ENTROPY_EPS = 1e-4  # p·log2(p + eps)
@@ -50,6 +53,7 @@ class _NumericSpread(torch.autograd.Function):
         return out, std
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out, grad_std):
         features, weights, cov_w, centred, var, std = ctx.saved_tensors
         n_batch, n_in, n_feat = features.shape
@@ -110,6 +114,7 @@ class _ScalePenalty(torch.autograd.Function):
         return edge_std.new_tensor(total)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_total):
         v, inv_scale, lamb_l1, lamb_entropy = ctx.kept
         grad_v = np.full_like(v, lamb_l1)
