@@ -6,6 +6,7 @@
 - :mod:`kandisc.model.layer`: ``KANLayer``, every edge of one layer evaluated together;
 - :mod:`kandisc.model.network`: ``MultKAN``, layers with sum and multiplication nodes;
 - :mod:`kandisc.model.stats`: activation statistics and the sparsity penalty;
+- :mod:`kandisc.model.spread`: the fused spread and penalty nodes of the regularised objective;
 - :mod:`kandisc.model.functions`: the library of symbolic functions, one record each.
 
 Plain torch; no files, no printing, no global RNG seeding.
