@@ -8,7 +8,7 @@ from kandisc.model.layer import feature_covariance
 from kandisc.model.spread import numeric_output_and_spread, scale_penalty
 from kandisc.model.stats import sparsity_penalty
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64  # the engine's default; gradcheck needs it
 
 
 def reference_output_and_spread(features, weights):
@@ -31,8 +31,8 @@ def reference_penalty(edge_std, input_std, lamb_l1, lamb_entropy):
 
 def random_layer(n_batch, n_in, n_feat, n_out, seed=0):
     g = torch.Generator().manual_seed(seed)
-    features = torch.randn(n_batch, n_in, n_feat, generator=g, requires_grad=True)
-    weights = torch.randn(n_in, n_feat, n_out, generator=g, requires_grad=True)
+    features = torch.randn(n_batch, n_in, n_feat, generator=g, dtype=F64, requires_grad=True)
+    weights = torch.randn(n_in, n_feat, n_out, generator=g, dtype=F64, requires_grad=True)
     return features, weights
 
 
@@ -40,7 +40,8 @@ def random_layer(n_batch, n_in, n_feat, n_out, seed=0):
 def test_output_and_spread_match_the_plain_formulas_with_their_gradients(shape):
     features, weights = random_layer(*shape)
     g = torch.Generator().manual_seed(1)
-    grad_out, grad_std = torch.randn(shape[0], shape[3], generator=g), torch.randn(shape[1], shape[3], generator=g)
+    grad_out = torch.randn(shape[0], shape[3], generator=g, dtype=F64)
+    grad_std = torch.randn(shape[1], shape[3], generator=g, dtype=F64)
     results = []
     for fn in (numeric_output_and_spread, reference_output_and_spread):
         out, std = fn(features, weights)
@@ -73,9 +74,9 @@ def test_output_and_spread_pass_gradcheck():
 @pytest.mark.parametrize("lambdas", [(1.0, 2.0), (1.0, 0.0), (0.3, 5.0)])
 def test_scale_penalty_matches_pykans_regulariser_with_its_gradients(lambdas):
     g = torch.Generator().manual_seed(2)
-    edge_std = torch.rand(4, 3, generator=g).requires_grad_()
+    edge_std = torch.rand(4, 3, generator=g, dtype=F64).requires_grad_()
     edge_std.data[0, 1] = 1e-15  # a removed edge: its scale is ~0
-    input_std = torch.rand(4, generator=g).requires_grad_()
+    input_std = torch.rand(4, generator=g, dtype=F64).requires_grad_()
     fused = scale_penalty(edge_std, input_std, *lambdas)
     plain = reference_penalty(edge_std, input_std, *lambdas)
     torch.testing.assert_close(fused, plain, rtol=1e-12, atol=1e-14)
@@ -89,7 +90,7 @@ def test_scale_penalty_matches_pykans_regulariser_with_its_gradients(lambdas):
 @pytest.mark.parametrize("width", [[2, 5, 1], [3, [2, 2], 2]])
 def test_the_models_penalty_and_its_parameter_gradients_match_the_plain_formulas(width):
     model = MultKAN(ModelSpec.build(width, grid=4, seed=3))
-    x = torch.rand(80, width[0], generator=torch.Generator().manual_seed(4)) * 2 - 1
+    x = torch.rand(80, width[0], generator=torch.Generator().manual_seed(4), dtype=F64) * 2 - 1
     pred, traces = model.forward_traced(x)
     fused = pred.square().mean() + sparsity_penalty(traces, 1.0, 2.0)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -113,7 +114,7 @@ def test_a_second_derivative_through_the_fused_nodes_raises_instead_of_being_wro
     (grad,) = torch.autograd.grad(std.sum(), weights, create_graph=True)
     with pytest.raises(RuntimeError):  # no graph back through the hand-written backward
         torch.autograd.grad(grad.sum(), weights)
-    edge_std, input_std = torch.rand(3, 2, requires_grad=True), torch.rand(3, requires_grad=True)
+    edge_std, input_std = torch.rand(3, 2, dtype=F64, requires_grad=True), torch.rand(3, dtype=F64, requires_grad=True)
     (grad,) = torch.autograd.grad(scale_penalty(edge_std, input_std, 1.0, 2.0), edge_std, create_graph=True)
     with pytest.raises(RuntimeError):  # no graph back through the hand-written backward
         torch.autograd.grad(grad.sum(), edge_std)
