@@ -1,8 +1,9 @@
 """Building ``torch.optim`` optimisers without importing ``torch._dynamo``.
 
 The training stages (:mod:`kandisc.train`) and the symbolic stage's constant refits
-(:mod:`kandisc.symbolic.scorer`) both build LBFGS optimisers; whichever comes first in a process
-would otherwise pay the import (about a second on this project's machines) before its first step.
+(:mod:`kandisc.symbolic.scorer`) both build optimisers; whichever comes first in a process would
+otherwise pay the import (about a second on this project's machines) before its first step. Every
+kandisc optimiser is built by :func:`optimizer`, so none can forget it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from __future__ import annotations
 import sys
 
 import torch
+
+
+def optimizer(kind: type[torch.optim.Optimizer], params, **options) -> torch.optim.Optimizer:
+    """``kind(params, **options)`` (e.g. ``torch.optim.LBFGS``), built after :func:`skip_dynamo_import`."""
+    skip_dynamo_import()
+    return kind(params, **options)
 
 
 def skip_dynamo_import() -> None:

@@ -24,7 +24,7 @@ from kandisc.defaults import TrainSettings, lm_conflict
 from kandisc.lm import LevenbergMarquardt
 from kandisc.model import MultKAN
 from kandisc.model import stats as model_stats
-from kandisc.torch_optim import skip_dynamo_import
+from kandisc.torch_optim import optimizer
 
 __all__ = ["Dataset", "StepRecord", "TrainResult", "TrainSettings", "rmse", "train"]
 
@@ -98,10 +98,10 @@ def _objective(
 def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | LevenbergMarquardt:
     if s.opt == "lm":
         return LevenbergMarquardt(params)
-    skip_dynamo_import()
     if s.opt == "adam":
-        return torch.optim.Adam(params, lr=s.lr)
-    return torch.optim.LBFGS(
+        return optimizer(torch.optim.Adam, params, lr=s.lr)
+    return optimizer(
+        torch.optim.LBFGS,
         params,
         lr=s.lr,
         max_iter=s.lbfgs_iterations,

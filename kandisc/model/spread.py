@@ -106,25 +106,23 @@ class _ScalePenalty(torch.autograd.Function):
         inv_scale = 1 / (_host(input_std)[:, None] + SCALE_OFFSET)  # (in, 1)
         v = _host(edge_std) * inv_scale
         total = lamb_l1 * v.sum()
-        if lamb_entropy:
-            for axis in (0, 1):  # over inputs for each output, over outputs for each input
-                p, _ = _normalised(v, axis)
-                total -= lamb_entropy * (p * np.log2(p + ENTROPY_EPS)).sum(axis).mean()
-        ctx.kept = (v, inv_scale, lamb_l1, lamb_entropy)
+        # over inputs for each output (axis 0), over outputs for each input (axis 1)
+        normalised = [_normalised(v, axis) for axis in (0, 1)] if lamb_entropy else []
+        for axis, (p, _) in enumerate(normalised):
+            total -= lamb_entropy * (p * np.log2(p + ENTROPY_EPS)).sum(axis).mean()
+        ctx.kept = (v, inv_scale, normalised, lamb_l1, lamb_entropy)
         return edge_std.new_tensor(total)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_total):
-        v, inv_scale, lamb_l1, lamb_entropy = ctx.kept
+        v, inv_scale, normalised, lamb_l1, lamb_entropy = ctx.kept
         grad_v = np.full_like(v, lamb_l1)
-        if lamb_entropy:
-            for axis in (0, 1):
-                # H = -(1/m) Σ p·log2(p+eps) with p = v/(Σ_axis v + 1): dH/dv = -(1/m)·inv·(h - Σ_axis h·p)
-                p, inv = _normalised(v, axis)
-                slope = _entropy_slope(p)
-                n_other = v.shape[1 - axis]  # the mean is over the other axis
-                grad_v -= lamb_entropy / n_other * inv * (slope - (slope * p).sum(axis, keepdims=True))
+        for axis, (p, inv) in enumerate(normalised):
+            # H = -(1/m) Σ p·log2(p+eps) with p = v/(Σ_axis v + 1): dH/dv = -(1/m)·inv·(h - Σ_axis h·p)
+            slope = _entropy_slope(p)
+            n_other = v.shape[1 - axis]  # the mean is over the other axis
+            grad_v -= lamb_entropy / n_other * inv * (slope - (slope * p).sum(axis, keepdims=True))
         grad_v = grad_v * float(grad_total)
         grad_edge = grad_total.new_tensor(grad_v * inv_scale)
         grad_input = grad_total.new_tensor(-(grad_v * v * inv_scale).sum(1))

@@ -29,14 +29,8 @@ def _std(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return values.std(dim=dim, correction=1 if n > 1 else 0)
 
 
-def numeric_edge_std(trace: LayerTrace) -> torch.Tensor:
-    """(in, out) std over the batch of each numeric edge's output (the layer measured it in its
-    traced forward, :func:`kandisc.model.spread.numeric_output_and_spread`)."""
-    return trace.numeric_std
-
-
 def layer_stats(trace: LayerTrace) -> LayerStats:
-    numeric = numeric_edge_std(trace)
+    numeric = trace.numeric_std  # measured by the layer's traced forward
     edge = numeric.clone()
     for ins, outs, values in trace.sym_values:
         # An edge can be symbolic and numeric at once (priors): measure the sum of both parts.
@@ -53,7 +47,7 @@ def sparsity_penalty(traces: list[LayerTrace], lamb_l1: float, lamb_entropy: flo
     """
     total = traces[0].x.new_zeros(())
     for trace in traces:
-        total = total + scale_penalty(numeric_edge_std(trace), _std(trace.x), lamb_l1, lamb_entropy)
+        total = total + scale_penalty(trace.numeric_std, _std(trace.x), lamb_l1, lamb_entropy)
     return total
 
 

@@ -17,7 +17,7 @@ import torch
 from kandisc import metrics
 from kandisc.knowledge.formula import evaluate_rows
 from kandisc.lm import LevenbergMarquardt
-from kandisc.torch_optim import skip_dynamo_import
+from kandisc.torch_optim import optimizer
 
 POLISH_ITERATIONS = 8  # Levenberg–Marquardt iterations after a refit's LBFGS (see Scorer._polish)
 POLISH_MAX_CONSTANTS = 40  # each iteration differentiates by 2 evaluations per constant
@@ -159,8 +159,8 @@ class Scorer:
 
         with torch.no_grad():
             start_loss = float(loss())
-        skip_dynamo_import()
-        opt = torch.optim.LBFGS(
+        opt = optimizer(
+            torch.optim.LBFGS,
             [values],
             lr=1.0,
             max_iter=steps,
