@@ -10,7 +10,11 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 
-SOURCES = ["kandisc/model/_basis_native.c", "kandisc/model/_basis_native_impl.h"]
+SOURCES = [
+    "kandisc/model/_basis_native.c",
+    "kandisc/model/_basis_native_impl.h",
+    "kandisc/model/_layer_native_impl.h",
+]
 # Compiled into the library so that kandisc/model/native.py can refuse a build from other sources.
 DIGEST = hashlib.sha256(b"".join(Path(name).read_bytes() for name in SOURCES)).hexdigest()[:16]
 

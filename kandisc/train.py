@@ -75,7 +75,8 @@ Residual = Callable[[MultKAN, torch.Tensor, torch.Tensor], torch.Tensor]  # (mod
 
 
 def regression_residual(model: MultKAN, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return model(x) - y
+    # Differentiated once at most (gradients, LM's Jacobian): the layers may use their kernel.
+    return model(x, first_order=True) - y
 
 
 def _objective(
@@ -87,7 +88,7 @@ def _objective(
         pred, traces = model.forward_traced(x)
         reg = model_stats.sparsity_penalty(traces, s.lamb_l1, s.lamb_entropy)
     else:
-        pred = model(x) if residual is None else None
+        pred = model(x, first_order=True) if residual is None else None
         reg = x.new_zeros((), dtype=model.dtype)
     if s.lamb > 0 and (s.lamb_coef or s.lamb_coefdiff):
         reg = reg + model_stats.coefficient_penalty(model.layers, s.lamb_coef, s.lamb_coefdiff)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kandisc.model import ModelSpec, MultKAN
+from kandisc.model import ModelSpec, MultKAN, native
 from kandisc.model.layer import feature_covariance
 from kandisc.model.spread import numeric_output_and_spread, scale_penalty
 from kandisc.model.stats import sparsity_penalty
@@ -71,8 +71,18 @@ def test_output_and_spread_pass_gradcheck():
     assert torch.autograd.gradcheck(lambda f, w: numeric_output_and_spread(f, w), (features, weights))
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def penalty_path(request, monkeypatch):
+    """The penalty as the compiled kernel computes it, and as its numpy twin does without the library."""
+    if request.param == "compiled" and not native.available():
+        pytest.skip("kernel not built, or KANDISC_NATIVE=0")
+    if request.param == "numpy":
+        monkeypatch.setattr(native, "available", lambda: False)
+    return request.param
+
+
 @pytest.mark.parametrize("lambdas", [(1.0, 2.0), (1.0, 0.0), (0.3, 5.0)])
-def test_scale_penalty_matches_pykans_regulariser_with_its_gradients(lambdas):
+def test_scale_penalty_matches_pykans_regulariser_with_its_gradients(lambdas, penalty_path):
     g = torch.Generator().manual_seed(2)
     edge_std = torch.rand(4, 3, generator=g, dtype=F64).requires_grad_()
     edge_std.data[0, 1] = 1e-15  # a removed edge: its scale is ~0

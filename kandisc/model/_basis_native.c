@@ -1,5 +1,6 @@
-/* Fused CPU kernels for the KAN feature matrix (see kandisc/model/native.py, which loads this
- * library with ctypes and owns its contract).
+/* Fused CPU kernels for the KAN feature matrix and for a whole layer's numeric part (see
+ * kandisc/model/native.py, which loads this library with ctypes and owns its contract, and
+ * kandisc/model/fused.py for the layer kernels of _layer_native_impl.h).
  *
  * For every (row b, input i) the forward kernel finds the knot interval of x by binary search,
  * evaluates the k+1 non-zero B-splines (or their derivatives of a given order) from the
@@ -9,11 +10,13 @@
  * over the inputs each way, instead of the ~25 tensor passes the same work takes in eager torch.
  *
  * C99 plus GCC/Clang vector extensions, no Python or torch headers, so any C compiler builds it
- * in well under a second; the two element types are instantiated from _basis_native_impl.h.
+ * in well under a second; the two element types are instantiated from _basis_native_impl.h and
+ * _layer_native_impl.h.
  */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Threads: the caller passes torch's intra-op thread count; each thread takes a contiguous block
@@ -54,12 +57,14 @@ static void run_jobs(void *(*worker)(void *), void *jobs, size_t job_size, int n
 #define SCALAR float
 #define SUFFIX f32
 #include "_basis_native_impl.h"
+#include "_layer_native_impl.h"
 #undef SCALAR
 #undef SUFFIX
 
 #define SCALAR double
 #define SUFFIX f64
 #include "_basis_native_impl.h"
+#include "_layer_native_impl.h"
 
 /* setup.py passes a digest of this file and the header: native.py compares it with the sources
  * beside it, so a library built from other sources (a checkout updated without reinstalling) is

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from kandisc.model import spline
+from kandisc.model import fused, native, spline
 from kandisc.model.functions import FUNCTION_IDS, FUNCTION_NAMES, FUNCTIONS
 from kandisc.model.spread import numeric_output_and_spread
 
@@ -26,11 +26,12 @@ class LayerTrace:
     """What one layer saw and produced, kept only when statistics are requested."""
 
     x: torch.Tensor  # (B, in) layer input
-    features: torch.Tensor  # (B, in, K+1) base + bases
+    features: torch.Tensor | None  # (B, in, K+1) base + bases; None from the fused kernel (no symbolic edge)
     weights: torch.Tensor  # (in, K+1, out) numeric weights (masked)
     out: torch.Tensor  # (B, out) summed subnode values, before the subnode affine
     sym_values: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # (in_idx, out_idx, (B, E_f))
     numeric_std: torch.Tensor  # (in, out) std over the batch of each numeric edge's output
+    input_std: torch.Tensor | None = None  # (in,) std over the batch of x; None: take it from x
 
 
 def feature_covariance(features: torch.Tensor) -> torch.Tensor:
@@ -73,46 +74,64 @@ class KANLayer(nn.Module):
         self.register_buffer("sym_fn", torch.zeros(in_dim, out_dim, dtype=torch.long))
         self.sym_params = nn.Parameter(torch.zeros(in_dim, out_dim, 4, dtype=dtype))
         self._groups: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
-        self._data_features: list | None = None  # see _features
+        self._data_features: dict | None = None  # see constant_input_cache
         self._refresh_tables()
 
     def _refresh_tables(self) -> None:
         # De Boor constants depend only on the grid: rebuilt when it changes, never per batch.
         self.register_buffer("_table", spline.basis_table(self.grid, self.k), persistent=False)
         self._data_features = None
+        self._rows = None  # see row_table
+
+    def row_table(self) -> torch.Tensor:
+        """The basis table as the compiled kernels read it (:func:`kandisc.model.native.row_table`),
+        made once per table instead of once per evaluation."""
+        kept = getattr(self, "_rows", None)
+        if kept is None or kept[0] is not self._table or kept[1] != self._table._version:
+            kept = self._rows = (self._table, self._table._version, native.row_table(self._table))
+        return kept[2]
 
     def __getstate__(self) -> dict:
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
-        return {**state, "_data_features": None}  # a copy must not carry the rows it was last fed
+        return {**state, "_data_features": None, "_rows": None}  # a copy must not carry the rows it was last fed
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
-        """Basis features of ``x``; kept while ``x`` is the same unchanged tensor without a gradient.
+    def constant_input_cache(self, x: torch.Tensor) -> dict | None:
+        """What this layer computes from ``x`` alone, kept while ``x`` is the same unchanged tensor
+        without a gradient (None for an ``x`` that has one).
 
         A full-batch fit feeds the first layer the same training rows on every evaluation (a
-        few thousand per fit), so their features, and the covariance the sparsity penalty takes of
-        them, are computed once per grid instead of once per evaluation. The key is the tensor
-        itself (held, so its identity cannot be reused) with its in-place version and the grid's.
+        few thousand per fit), so their bases (the tensor path's features and the covariance
+        the sparsity penalty takes of them, the kernel's record) are computed once per grid
+        instead of once per evaluation. The key is the tensor itself (held, so its identity
+        cannot be reused) with its in-place version and the grid's.
         """
         if x.requires_grad:
-            return spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
+            return None
         key = (x, x._version, self.grid, self.grid._version, self._table)
         kept = self._data_features
-        if kept is not None and all(
-            a is b if isinstance(a, torch.Tensor) else a == b for a, b in zip(kept[0], key, strict=True)
+        if kept is None or not all(
+            a is b if isinstance(a, torch.Tensor) else a == b for a, b in zip(kept["key"], key, strict=True)
         ):
-            return kept[1]
-        feats = spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
-        self._data_features = [key, feats, None]
-        return feats
+            kept = self._data_features = {"key": key}
+        return kept
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """Basis features of ``x`` (B, in, K+1); kept for constant inputs (:meth:`constant_input_cache`)."""
+        kept = self.constant_input_cache(x)
+        if kept is None:
+            return spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
+        if "features" not in kept:
+            kept["features"] = spline.basis_features(x, self.grid, self.k, self.base_fun, self._table)
+        return kept["features"]
 
     def _constant_covariance(self, feats: torch.Tensor) -> torch.Tensor | None:
         """The feature covariance of ``feats`` when they are the kept data features (computed once)."""
         kept = self._data_features
-        if kept is None or kept[1] is not feats:
+        if kept is None or kept.get("features") is not feats:
             return None
-        if kept[2] is None:
-            kept[2] = feature_covariance(feats)
-        return kept[2]
+        if "covariance" not in kept:
+            kept["covariance"] = feature_covariance(feats)
+        return kept["covariance"]
 
     # ----- structure ---------------------------------------------------------------------------
     def symbolic_groups(self) -> list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -193,7 +212,20 @@ class KANLayer(nn.Module):
             p = self.sym_params.reshape(-1, 4)[flat]
             yield ins, outs, p[:, 2] * FUNCTIONS[name].torch_fn(p[:, 0] * x[:, ins] + p[:, 1]) + p[:, 3]
 
-    def forward(self, x: torch.Tensor, trace: bool = False):
+    def forward(self, x: torch.Tensor, trace: bool = False, first_order: bool = False):
+        """The layer's subnode values (B, out), and with ``trace`` its :class:`LayerTrace`.
+
+        ``first_order``: the caller differentiates the result at most once (a training
+        objective), so the compiled kernel of :mod:`kandisc.model.fused` may evaluate the numeric
+        part; it is also used without a gradient and for traces (the spread is first-order anyway).
+        Otherwise (a physics residual's derivatives of derivatives) the tensor path below runs."""
+        if (first_order or trace or not torch.is_grad_enabled()) and fused.usable(x, self, trace):
+            out, numeric_std, input_std, weights = fused.numeric_output(self, x, spread=trace)
+            if trace:  # no symbolic edges here (fused.usable)
+                return out, LayerTrace(x, None, weights, out, [], numeric_std, input_std)
+            for _, outs, y in self.symbolic_values(x):
+                out = out.index_add(1, outs, y)
+            return out
         feats = self._features(x)
         weights = self.numeric_weights()
         if trace:  # the edges' spreads too, in the same fused node (the sparsity penalty's input)

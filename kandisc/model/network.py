@@ -85,9 +85,11 @@ class MultKAN(nn.Module):
             nodes = sub
         return nodes * self.node_scale[layer] + self.node_bias[layer]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, first_order: bool = False) -> torch.Tensor:
+        """Outputs (B, out). ``first_order``: the result is differentiated at most once (a training
+        objective), which lets the layers use their compiled kernel (:mod:`kandisc.model.fused`)."""
         for layer, kan in enumerate(self.layers):
-            x = self.combine(layer, kan(x))
+            x = self.combine(layer, kan(x, first_order=first_order))
         return x
 
     def forward_traced(self, x: torch.Tensor) -> tuple[torch.Tensor, list[LayerTrace]]:

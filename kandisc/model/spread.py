@@ -4,13 +4,16 @@ edge's spread, and the KAN sparsity penalty of those spreads.
 The penalty is a few dozen tiny tensor operations per layer. Written as plain torch code, each one
 is an autograd node, and on the small networks and batches of a typical fit the spreads and the
 penalty cost twice the unregularised forward and backward. Here each layer gives two nodes whose
-backward is written out by hand, with the same formulas (7 % off an evaluation of a regularised
-``[2, 5, 1]`` fit; benchmarks/README.md):
+backward is written out by hand, with the same formulas (benchmarks/README.md):
 
 - :func:`numeric_output_and_spread`: ``out = F·W`` (the layer's numeric part, one GEMM) and
   ``std_b(φ_io)`` with ``φ_bio = Σ_k F_bik W_iko``. Its backward folds the spread's gradient into
-  the output's, so the features get one product instead of two products and a sum.
-- :func:`scale_penalty`: ``λ_l1·Σv + λ_ent·(H_out + H_in)`` of ``v = std(φ)/(std(x) + 0.1)``.
+  the output's, so the features get one product instead of two products and a sum. This is the
+  tensor path (a GPU, a layer with symbolic edges, no compiled library); on the CPU
+  :mod:`kandisc.model.fused` does the same in one compiled call each way.
+- :func:`scale_penalty`: ``λ_l1·Σv + λ_ent·(H_out + H_in)`` of ``v = std(φ)/(std(x) + 0.1)``,
+  with its gradients formed in the same call: compiled (``kandisc_scale_penalty`` in
+  ``_layer_native_impl.h``) where the library is built, else in float64 numpy.
 
 Both are first-order only (``once_differentiable``: differentiating them twice raises instead of
 giving a wrong answer); the training objective differentiates them once. Physics residuals,
@@ -24,6 +27,8 @@ import math
 import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
+
+from kandisc.model import native
 
 SCALE_OFFSET = 0.1  # v = std(phi) / (std(x) + SCALE_OFFSET), as pykan
 ENTROPY_EPS = 1e-4  # p·log2(p + eps)
@@ -99,34 +104,42 @@ def _host(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
+def _penalty_and_gradients(edge_std: torch.Tensor, input_std: torch.Tensor, lamb_l1: float, lamb_entropy: float):
+    """(total, d total/d edge_std, d total/d input_std) in float64 numpy: on (in, out) arrays a
+    numpy operation costs a fifth of a torch one; the compiled kernel's twin, for where it is absent."""
+    inv_scale = 1 / (_host(input_std)[:, None] + SCALE_OFFSET)  # (in, 1)
+    v = _host(edge_std) * inv_scale
+    total = lamb_l1 * v.sum()
+    grad_v = np.full_like(v, lamb_l1)
+    if lamb_entropy:
+        # over inputs for each output (axis 0), over outputs for each input (axis 1)
+        for axis in (0, 1):
+            p, inv = _normalised(v, axis)
+            total -= lamb_entropy * (p * np.log2(p + ENTROPY_EPS)).sum(axis).mean()
+            # H = -(1/m) Σ p·log2(p+eps) with p = v/(Σ_axis v + 1): dH/dv = -(1/m)·inv·(h - Σ_axis h·p)
+            slope = _entropy_slope(p)
+            n_other = v.shape[1 - axis]  # the mean is over the other axis
+            grad_v -= lamb_entropy / n_other * inv * (slope - (slope * p).sum(axis, keepdims=True))
+    grad_edge = edge_std.new_tensor(grad_v * inv_scale)
+    grad_input = input_std.new_tensor(-(grad_v * v * inv_scale).sum(1))
+    return float(total), grad_edge, grad_input
+
+
 class _ScalePenalty(torch.autograd.Function):
-    # In float64 numpy: on (in, out) arrays a numpy operation costs a fifth of a torch one.
+    # The gradients are formed with the value (both are (in, out)-sized): backward only scales them.
     @staticmethod
     def forward(ctx, edge_std, input_std, lamb_l1, lamb_entropy):
-        inv_scale = 1 / (_host(input_std)[:, None] + SCALE_OFFSET)  # (in, 1)
-        v = _host(edge_std) * inv_scale
-        total = lamb_l1 * v.sum()
-        # over inputs for each output (axis 0), over outputs for each input (axis 1)
-        normalised = [_normalised(v, axis) for axis in (0, 1)] if lamb_entropy else []
-        for axis, (p, _) in enumerate(normalised):
-            total -= lamb_entropy * (p * np.log2(p + ENTROPY_EPS)).sum(axis).mean()
-        ctx.kept = (v, inv_scale, normalised, lamb_l1, lamb_entropy)
+        compiled = native.available() and edge_std.device.type == "cpu" and edge_std.dtype in native.DTYPES
+        penalty = native.scale_penalty if compiled and input_std.dtype == edge_std.dtype else _penalty_and_gradients
+        total, grad_edge, grad_input = penalty(edge_std, input_std, lamb_l1, lamb_entropy)
+        ctx.kept = (grad_edge, grad_input)
         return edge_std.new_tensor(total)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_total):
-        v, inv_scale, normalised, lamb_l1, lamb_entropy = ctx.kept
-        grad_v = np.full_like(v, lamb_l1)
-        for axis, (p, inv) in enumerate(normalised):
-            # H = -(1/m) Σ p·log2(p+eps) with p = v/(Σ_axis v + 1): dH/dv = -(1/m)·inv·(h - Σ_axis h·p)
-            slope = _entropy_slope(p)
-            n_other = v.shape[1 - axis]  # the mean is over the other axis
-            grad_v -= lamb_entropy / n_other * inv * (slope - (slope * p).sum(axis, keepdims=True))
-        grad_v = grad_v * float(grad_total)
-        grad_edge = grad_total.new_tensor(grad_v * inv_scale)
-        grad_input = grad_total.new_tensor(-(grad_v * v * inv_scale).sum(1))
-        return grad_edge, grad_input, None, None
+        grad_edge, grad_input = ctx.kept
+        return grad_edge * grad_total, grad_input * grad_total, None, None
 
 
 def scale_penalty(edge_std: torch.Tensor, input_std: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:

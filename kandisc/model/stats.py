@@ -29,6 +29,11 @@ def _std(values: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return values.std(dim=dim, correction=1 if n > 1 else 0)
 
 
+def input_std(trace: LayerTrace) -> torch.Tensor:
+    """(in,) std over the batch of the layer's inputs: the traced forward's, else taken from x."""
+    return trace.input_std if trace.input_std is not None else _std(trace.x)
+
+
 def layer_stats(trace: LayerTrace) -> LayerStats:
     numeric = trace.numeric_std  # measured by the layer's traced forward
     edge = numeric.clone()
@@ -36,7 +41,7 @@ def layer_stats(trace: LayerTrace) -> LayerStats:
         # An edge can be symbolic and numeric at once (priors): measure the sum of both parts.
         numeric_part = torch.einsum("bek,ek->be", trace.features[:, ins, :], trace.weights[ins, :, outs])
         edge = edge.index_put((ins, outs), _std(values + numeric_part))
-    return LayerStats(edge, numeric, _std(trace.x), _std(trace.out))
+    return LayerStats(edge, numeric, input_std(trace), _std(trace.out))
 
 
 def sparsity_penalty(traces: list[LayerTrace], lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
@@ -47,7 +52,7 @@ def sparsity_penalty(traces: list[LayerTrace], lamb_l1: float, lamb_entropy: flo
     """
     total = traces[0].x.new_zeros(())
     for trace in traces:
-        total = total + scale_penalty(trace.numeric_std, _std(trace.x), lamb_l1, lamb_entropy)
+        total = total + scale_penalty(trace.numeric_std, input_std(trace), lamb_l1, lamb_entropy)
     return total
 
 
