@@ -8,6 +8,7 @@ backend stays as it was. matplotlib itself is imported only when a figure is mad
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +61,42 @@ def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(value: float) -> str:
+    """``value`` as 10⁻³ or 2×10⁻³ in plain text (superscript digits, no mathtext)."""
+    exponent = math.floor(math.log10(value) + 1e-9)
+    mantissa = value / 10.0**exponent
+    power = "10" + str(exponent).translate(_SUPERSCRIPT)
+    return power if abs(mantissa - 1) < 1e-6 else f"{mantissa:.2g}×{power}"
+
+
+def log_axis(axis) -> None:
+    """Log-scale tick labels as plain text on ``axis`` (an x or y axis already on a log scale).
+
+    matplotlib's default labels are mathtext, which it parses for every label each time the
+    figure is laid out and drawn: on a loss curve that is most of the figure's cost. Decades are
+    labelled; the minor ticks only when the axis spans at most a decade (else the decades suffice),
+    then only at 2 and 5 unless it spans under half a decade.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    def major(value, _pos=None):
+        return power_of_ten(value) if value > 0 else ""
+
+    def minor(value, _pos=None):
+        low, high = sorted(axis.get_view_interval())
+        if value <= 0 or low <= 0:
+            return ""
+        decades = math.log10(high / low)
+        mantissa = round(value / 10.0 ** math.floor(math.log10(value) + 1e-9), 6)
+        return power_of_ten(value) if decades <= 1 and (decades < 0.5 or mantissa in (2, 5)) else ""
+
+    axis.set_major_formatter(FuncFormatter(major))
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:
