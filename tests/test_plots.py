@@ -359,3 +359,35 @@ def test_failed_save_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         save_figure(Broken(), tmp_path / "x", ["png"])
     assert list(tmp_path.iterdir()) == []
+
+
+def assert_text_inside(fig) -> None:
+    """Everything drawn on ``fig`` (titles, axis and tick labels, annotations) lies on the figure:
+    the margins computed in inches leave room for all of it."""
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    drawn = fig.get_tightbbox(renderer)  # inches; only what is drawn (ticks in view)
+    width, height = fig.get_size_inches()
+    assert drawn.x0 >= -0.01 and drawn.y0 >= -0.01, (fig.axes[0].get_title(), drawn.bounds)
+    assert drawn.x1 <= width + 0.01 and drawn.y1 <= height + 0.01, (fig.axes[0].get_title(), drawn.bounds)
+
+
+def test_chart_labels_fit_on_their_figures_and_log_ticks_are_plain_text(tmp_path: Path, figures) -> None:
+    stages = ("fit 1", "fit 2 (after prune)", "fit 4 (after refine G=10)", "symbolic tune and a long name")
+    rows = [{"step": s, "stage": st, "train_loss": 10.0 ** -(s + 3 * k), "test_loss": 2e-3} for k, st in
+            enumerate(stages) for s in range(6)]  # fmt: skip
+    plot_loss(rows, tmp_path / "loss")
+    names = ["a_rather_long_input_name_of_a_sensor", "x", "y (pruned here)"]
+    plot_attribution(names, [0.9, 0.1, 0.0], tmp_path / "attribution", pruned_inputs=[2])
+    truth = np.random.default_rng(1).normal(size=(30, 4)) * 1e4
+    plot_pred_vs_true(truth, truth * 1.01, ["energy", "momentum", "q", "p"], tmp_path / "pvt")
+    cands = {t: [{"complexity": c, "test_rmse": 10.0**-c, "sympy": f"x0**{c}", "is_best": c == 3} for c in (1, 3, 8)]
+             for t in ("f", "g")}  # fmt: skip
+    plot_pareto(cands, tmp_path / "pareto")
+    assert len(figures) == 4
+    for fig in figures:
+        assert_text_inside(fig)
+    loss_ax = figures[0].axes[0]
+    ticks = [t.get_text() for t in loss_ax.get_yticklabels() if t.get_text()]
+    assert ticks and all("$" not in t for t in ticks)  # no mathtext to parse
+    assert "10⁻⁶" in ticks

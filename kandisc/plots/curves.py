@@ -235,7 +235,8 @@ def draw_pred_vs_true(y_true, y_pred, target_names: Sequence[str], sources: Sequ
     rows, cols, size = _panels(len(names))
     with style():
         fig = new_figure(*size)
-        room = panel_margins(fig, rows, cols, left=0.65, right=0.15, top=0.35, bottom=0.5)
+        # left: a 7-character tick label (ScalarFormatter goes scientific beyond) and the y label
+        room = panel_margins(fig, rows, cols, left=0.85, right=0.15, top=0.35, bottom=0.5)
         axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw=room).ravel()
         for k, name in enumerate(names):
             ok = np.isfinite(t_all[:, k]) & np.isfinite(p_all[:, k])
