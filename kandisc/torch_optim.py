@@ -1,9 +1,10 @@
 """Building ``torch.optim`` optimisers without importing ``torch._dynamo``.
 
-The training stages (:mod:`kandisc.train`) and the symbolic stage's constant refits
-(:mod:`kandisc.symbolic.scorer`) both build optimisers; whichever comes first in a process would
-otherwise pay the import (about a second on this project's machines) before its first step. Every
-kandisc optimiser is built by :func:`optimizer`, so none can forget it.
+The training stages (:mod:`kandisc.train`) build Adam, and torch's LBFGS for parameters on a
+GPU (on the CPU they, and the symbolic stage's constant refits, use :mod:`kandisc.lbfgs`, which
+is no ``torch.optim`` optimiser); the first in a process would otherwise pay the import (about a
+second on this project's machines) before its first step. Every ``torch.optim`` optimiser kandisc
+builds is built by :func:`optimizer`, so none can forget it.
 """
 
 from __future__ import annotations

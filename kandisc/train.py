@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from kandisc.defaults import TrainSettings, lm_conflict
+from kandisc.lbfgs import FlatLBFGS
 from kandisc.lm import LevenbergMarquardt
 from kandisc.model import MultKAN
 from kandisc.model import stats as model_stats
@@ -96,21 +97,15 @@ def _objective(
     return mse + s.lamb * reg, mse, reg
 
 
-def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | LevenbergMarquardt:
+def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | LevenbergMarquardt | FlatLBFGS:
     if s.opt == "lm":
         return LevenbergMarquardt(params)
     if s.opt == "adam":
         return optimizer(torch.optim.Adam, params, lr=s.lr)
-    return optimizer(
-        torch.optim.LBFGS,
-        params,
-        lr=s.lr,
-        max_iter=s.lbfgs_iterations,
-        history_size=10,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=1e-32,
-        tolerance_change=1e-32,
-    )
+    lbfgs = dict(lr=s.lr, max_iter=s.lbfgs_iterations, history_size=10, tolerance_grad=1e-32, tolerance_change=1e-32)
+    if all(p.device.type == "cpu" for p in params):  # the same method, its vectors in numpy
+        return FlatLBFGS(params, **lbfgs)
+    return optimizer(torch.optim.LBFGS, params, line_search_fn="strong_wolfe", **lbfgs)
 
 
 def _make_closure(model, optimizer, params, xb, yb, s: TrainSettings, residual: Residual | None):

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent / "kandisc"
 # docs/ARCHITECTURE.md, bottom to top: the units (packages and top-level modules) of each layer.
 LAYERS = [
     {"kandisc", "kandisc.model", "kandisc.errors", "kandisc.defaults", "kandisc.metrics", "kandisc.signals"},
-    {"kandisc.train", "kandisc.lm", "kandisc.torch_optim", "kandisc.attribution", "kandisc.structure"},
+    {"kandisc.train", "kandisc.lm", "kandisc.lbfgs", "kandisc.torch_optim", "kandisc.attribution", "kandisc.structure"},
     {"kandisc.symbolic", "kandisc.knowledge"},
     {"kandisc.tasks"},
     {"kandisc.io"},

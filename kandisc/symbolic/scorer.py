@@ -16,8 +16,8 @@ import torch
 
 from kandisc import metrics
 from kandisc.knowledge.formula import evaluate_rows
+from kandisc.lbfgs import FlatLBFGS
 from kandisc.lm import LevenbergMarquardt
-from kandisc.torch_optim import optimizer
 
 POLISH_ITERATIONS = 8  # Levenberg–Marquardt iterations after a refit's LBFGS (see Scorer._polish)
 POLISH_MAX_CONSTANTS = 40  # each iteration differentiates by 2 evaluations per constant
@@ -159,15 +159,7 @@ class Scorer:
 
         with torch.no_grad():
             start_loss = float(loss())
-        opt = optimizer(
-            torch.optim.LBFGS,
-            [values],
-            lr=1.0,
-            max_iter=steps,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-20,
-            tolerance_change=1e-24,
-        )
+        opt = FlatLBFGS([values], lr=1.0, max_iter=steps, tolerance_grad=1e-20, tolerance_change=1e-24)
 
         def closure():
             opt.zero_grad()
