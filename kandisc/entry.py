@@ -5,6 +5,9 @@ Importing the CLI (typer, rich) takes a noticeable moment; a Ctrl-C or SIGTERM i
 the command as "interrupted" like any later one, not with a traceback or, where the parent ignored
 SIGINT, not at all. So the handlers of :mod:`kandisc.signals` go in before anything heavy.
 
+The garbage collector runs rarely (:mod:`kandisc.gc_policy`): with torch, sympy and matplotlib
+loaded, each full collection walks millions of objects.
+
 Once the command has returned, every result is written and closed; what is left is the
 interpreter's teardown of torch, sympy, pandas and matplotlib, about half a second of every
 command (more than the whole ``kandisc --version``). :func:`exit_now` skips it.
@@ -21,8 +24,9 @@ from typing import NoReturn
 
 
 def main() -> None:
-    from kandisc import signals
+    from kandisc import gc_policy, signals
 
+    gc_policy.collect_rarely()
     with signals.stop_signals(process_exits=True):
         try:
             try:

@@ -49,3 +49,17 @@ def test_a_profiled_command_exits_normally_so_the_profile_is_written(tmp_path):
         [sys.executable, "-m", "cProfile", "-o", str(stats), str(script)], capture_output=True, timeout=120
     )
     assert stats.exists() and stats.stat().st_size > 0, done.stderr  # cProfile itself then exits 0
+
+
+def test_the_console_script_collects_garbage_rarely_and_a_library_import_leaves_the_collector_alone():
+    from kandisc.gc_policy import THRESHOLDS
+
+    script = (
+        "import gc, kandisc.cli, kandisc.entry\n"
+        "kandisc.cli.main = lambda: print(gc.get_threshold())\n"
+        "kandisc.entry.main()\n"
+    )
+    done = run_python(script)
+    assert (done.returncode, done.stdout.strip()) == (0, str(THRESHOLDS))
+    done = run_python("import gc, kandisc.api, kandisc.fitting\nprint(gc.get_threshold())")
+    assert done.stdout.strip() == "(700, 10, 10)"  # Python's defaults: a notebook keeps its own

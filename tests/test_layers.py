@@ -12,7 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent / "kandisc"
 
 # docs/ARCHITECTURE.md, bottom to top: the units (packages and top-level modules) of each layer.
 LAYERS = [
-    {"kandisc", "kandisc.model", "kandisc.errors", "kandisc.defaults", "kandisc.metrics", "kandisc.signals"},
+    {
+        "kandisc",
+        "kandisc.model",
+        "kandisc.errors",
+        "kandisc.defaults",
+        "kandisc.metrics",
+        "kandisc.signals",
+        "kandisc.gc_policy",
+    },
     {"kandisc.train", "kandisc.lm", "kandisc.lbfgs", "kandisc.torch_optim", "kandisc.attribution", "kandisc.structure"},
     {"kandisc.symbolic", "kandisc.knowledge"},
     {"kandisc.tasks"},

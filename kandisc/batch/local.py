@@ -34,6 +34,7 @@ from typing import Any
 
 from kandisc.batch.manifest import Row, atomic_write_text
 from kandisc.errors import ConfigError, KandiscError
+from kandisc.gc_policy import collect_rarely
 
 FitFn = Callable[..., Any]
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -170,6 +171,7 @@ _CANCEL: Any = None  # the parent's cancel Event, set in each worker by _init_wo
 def _init_worker(threads: int, cancel: Any) -> None:
     global _CANCEL
     _CANCEL = cancel
+    collect_rarely()
     for var in THREAD_VARS:  # read by torch/OpenMP when they initialise, so before torch is imported
         os.environ[var] = str(threads)
     if "torch" in sys.modules:

@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import numpy as np
 
+from kandisc.gc_policy import collect_rarely
 from kandisc.search.forkserver import context
 from kandisc.search.plan import Candidate
 from kandisc.search.worker import Outcome, run_candidate
@@ -27,6 +28,8 @@ _STOP = None  # the worker process's copy of the shared stop event
 def _init_worker(stop_event) -> None:
     global _STOP
     import torch
+
+    collect_rarely()
 
     torch.set_num_threads(1)
     _STOP = stop_event
