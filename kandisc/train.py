@@ -1,6 +1,10 @@
 """Training a MultKAN: LBFGS, Adam or Levenberg–Marquardt, KAN sparsity penalty, grid updates,
 NaN guard, callbacks.
 
+LBFGS is :class:`kandisc.lbfgs.FlatLBFGS` for parameters on the CPU (torch's method with its
+vectors in numpy) and ``torch.optim.LBFGS`` elsewhere. The objective evaluates the model with
+``first_order=True``: it is differentiated once, so the layers may run their compiled kernel.
+
 ``train`` runs one fit stage with :class:`~kandisc.defaults.TrainSettings` (re-exported here).
 It never seeds global RNGs (mini-batches come from the caller's ``torch.Generator``), reports
 every step through a callback (progress bars, metrics files), and keeps the last parameters
