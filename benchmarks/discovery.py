@@ -115,8 +115,13 @@ def select(laws: Sequence[Law], ids: Sequence[str] | None, quick: bool, max_vars
 
 
 def run_fit(cmd: Sequence[str], log: Path, timeout: float) -> tuple[str, float]:
-    """Run one fit in its own process group, so a timeout kills every process it started."""
-    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    """Run one fit in its own process group, so a timeout kills every process it started.
+
+    PYTHONSAFEPATH: ``python -m kandisc`` would otherwise put the working directory (this
+    checkout, as a rule) before ``PYTHONPATH`` on ``sys.path``, and a run meant to time another
+    checkout (``PYTHONPATH=/path/to/it``) would import this one's code."""
+    threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    env = os.environ | threads | {"PYTHONSAFEPATH": "1"}
     start = time.perf_counter()
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
