@@ -75,13 +75,13 @@ static inline __attribute__((always_inline)) int64_t FN(local_record)(
 static inline __attribute__((always_inline)) void FN(layer_forward_body)(
     const SCALAR *restrict x, const SCALAR *restrict sigma, const SCALAR *restrict grid, const SCALAR *restrict table,
     const SCALAR *restrict weights, int64_t n_batch, int64_t n_in, int64_t n_out, int64_t n_knots, const int64_t k,
-    int64_t width, int64_t base_kind, int slopes, SCALAR *restrict out, SCALAR *restrict phi, SCALAR *restrict record,
+    int64_t width, int64_t base_kind, int slopes, SCALAR *out, SCALAR *phi, SCALAR *restrict record,
     int32_t *restrict first_col, const int reuse)
 {
     const int64_t n_basis = n_knots - 1 - k, n_feat = n_basis + 1;
     SCALAR value[17], slope[17]; /* base + k + 1 bases; fused.py only calls with k <= 15 */
     for (int64_t b = 0; b < n_batch; ++b) {
-        SCALAR *restrict o = out + b * n_out;
+        SCALAR *o = out + b * n_out; /* not restrict: the edge values may accumulate here directly */
         for (int64_t j = 0; j < n_out; ++j)
             o[j] = 0;
         for (int64_t i = 0; i < n_in; ++i) {
@@ -103,29 +103,21 @@ static inline __attribute__((always_inline)) void FN(layer_forward_body)(
             }
             if (first_col && !reuse)
                 first_col[at] = (int32_t)first;
+            /* The edge values go into this (row, input)'s phi row when the spread is wanted
+             * (then into the output), else straight into the output row. */
             const SCALAR *restrict w = weights + i * n_feat * n_out;
-            if (phi) {
-                SCALAR *restrict p = phi + at * n_out;
+            SCALAR *edge = phi ? phi + at * n_out : o;
+            for (int64_t j = 0; j < n_out; ++j)
+                edge[j] = (phi ? (SCALAR)0 : edge[j]) + value[0] * w[j];
+            for (int64_t m = 0; m <= k; ++m) {
+                const SCALAR *restrict wc = w + FN(clamp_col)(first + m, n_basis) * n_out;
+                const SCALAR v = value[1 + m];
                 for (int64_t j = 0; j < n_out; ++j)
-                    p[j] = value[0] * w[j];
-                for (int64_t m = 0; m <= k; ++m) {
-                    const SCALAR *restrict wc = w + FN(clamp_col)(first + m, n_basis) * n_out;
-                    const SCALAR v = value[1 + m];
-                    for (int64_t j = 0; j < n_out; ++j)
-                        p[j] += v * wc[j];
-                }
-                for (int64_t j = 0; j < n_out; ++j)
-                    o[j] += p[j];
-            } else {
-                for (int64_t j = 0; j < n_out; ++j)
-                    o[j] += value[0] * w[j];
-                for (int64_t m = 0; m <= k; ++m) {
-                    const SCALAR *restrict wc = w + FN(clamp_col)(first + m, n_basis) * n_out;
-                    const SCALAR v = value[1 + m];
-                    for (int64_t j = 0; j < n_out; ++j)
-                        o[j] += v * wc[j];
-                }
+                    edge[j] += v * wc[j];
             }
+            if (phi)
+                for (int64_t j = 0; j < n_out; ++j)
+                    o[j] += edge[j];
         }
     }
 }

@@ -46,7 +46,7 @@ class _FusedNumeric(torch.autograd.Function):
         sigma = torch.sigmoid(x.detach()) if base_fun == "silu" and reuse is None else None
         keep = want_x or want_params or cache is not None
         kept = native.layer_forward(x, sigma, grid, table_rows, params, k, base_fun, spread, keep, want_x, reuse)
-        if cache is not None:
+        if cache is not None and reuse is None:
             cache["record"] = (kept["record"], kept["first"])
         out, weights = kept.pop("out"), kept.pop("weights")
         std, in_std = kept.pop("std"), kept.pop("in_std")

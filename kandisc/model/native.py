@@ -27,7 +27,6 @@ _SOURCES = ("_basis_native.c", "_basis_native_impl.h", "_layer_native_impl.h")
 MAX_ORDER = 15  # the C code keeps the k+1 local values of one interval in a 16-entry array
 _BASE_KIND = {"zero": 0, "identity": 1, "silu": 2}
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
-DTYPES = tuple(_SUFFIX)  # the element types the kernels are built for
 
 
 def _source_digest(folder: Path) -> str | None:
@@ -87,12 +86,21 @@ def available() -> bool:
     return _library() is not None
 
 
+def compiled_for(*tensors: torch.Tensor) -> bool:
+    """Whether the library is built and loads, and ``tensors`` are all on the CPU in one of the
+    element types it is built for (float32 or float64)."""
+    first = tensors[0]
+    return (
+        first.dtype in _SUFFIX
+        and all(t.device.type == "cpu" and t.dtype == first.dtype for t in tensors)
+        and _library() is not None
+    )
+
+
 def usable(x: torch.Tensor, grid: torch.Tensor, table: torch.Tensor, k: int) -> bool:
     """Whether the kernel can take these operands: CPU, one float32/float64 dtype, 1 <= k <= 15,
     and shapes that agree (the C code trusts them; the eager path raises on a mismatch)."""
-    if x.device.type != "cpu" or x.dtype not in _SUFFIX or not 1 <= k <= MAX_ORDER or _library() is None:
-        return False
-    if grid.dtype != x.dtype or table.dtype != x.dtype or grid.device != x.device or table.device != x.device:
+    if not 1 <= k <= MAX_ORDER or not compiled_for(x, grid, table):
         return False
     if x.dim() != 2 or grid.dim() != 2 or x.shape[1] != grid.shape[0] or grid.shape[1] < 2 * k + 2:
         return False

@@ -129,8 +129,7 @@ class _ScalePenalty(torch.autograd.Function):
     # The gradients are formed with the value (both are (in, out)-sized): backward only scales them.
     @staticmethod
     def forward(ctx, edge_std, input_std, lamb_l1, lamb_entropy):
-        compiled = native.available() and edge_std.device.type == "cpu" and edge_std.dtype in native.DTYPES
-        penalty = native.scale_penalty if compiled and input_std.dtype == edge_std.dtype else _penalty_and_gradients
+        penalty = native.scale_penalty if native.compiled_for(edge_std, input_std) else _penalty_and_gradients
         total, grad_edge, grad_input = penalty(edge_std, input_std, lamb_l1, lamb_entropy)
         ctx.kept = (grad_edge, grad_input)
         return edge_std.new_tensor(total)
