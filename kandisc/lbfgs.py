@@ -55,6 +55,12 @@ class FlatLBFGS:
         self.history_size = int(history_size)
         self._sizes = [p.numel() for p in self.params]
         self.state: dict = {"func_evals": 0, "n_iter": 0}
+        # A trial point is written into one float64 buffer, then copied into each parameter
+        # from a view of it made here once (not a new view per parameter and trial point).
+        self._trial = np.empty(sum(self._sizes))
+        bounds = np.cumsum([0, *self._sizes])
+        spans = zip(self.params, bounds[:-1], bounds[1:], strict=True)
+        self._views = [torch.from_numpy(self._trial[a:b]).view(p.shape) for p, a, b in spans]
 
     # ----- the parameters as one vector ------------------------------------------------------
     def zero_grad(self) -> None:
@@ -65,23 +71,22 @@ class FlatLBFGS:
         return np.concatenate([p.detach().reshape(-1).numpy().astype(np.float64) for p in self.params])
 
     def _gradient(self) -> np.ndarray:
-        return np.concatenate(
-            [
-                np.zeros(n) if p.grad is None else p.grad.detach().reshape(-1).numpy().astype(np.float64)
-                for p, n in zip(self.params, self._sizes, strict=True)
-            ]
-        )
+        parts = [
+            np.zeros(n) if p.grad is None else p.grad.detach().reshape(-1).numpy()
+            for p, n in zip(self.params, self._sizes, strict=True)
+        ]
+        return np.concatenate(parts, dtype=np.float64)
 
     @torch.no_grad()
     def _write(self, vector: np.ndarray) -> None:
-        start = 0
-        for p, n in zip(self.params, self._sizes, strict=True):
-            p.copy_(torch.from_numpy(vector[start : start + n]).view(p.shape))
-            start += n
+        if vector is not self._trial:
+            np.copyto(self._trial, vector)
+        for p, view in zip(self.params, self._views, strict=True):
+            p.copy_(view)
 
     def _evaluate(self, closure: Callable, x: np.ndarray, t: float, d: np.ndarray) -> tuple[float, np.ndarray]:
         """(loss, gradient) at x + t·d."""
-        self._write(x + t * d)
+        self._write(np.add(x, t * d, out=self._trial))
         with torch.enable_grad():
             loss = float(closure().detach())
         return loss, self._gradient()

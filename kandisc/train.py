@@ -27,7 +27,7 @@ import torch
 from kandisc.defaults import TrainSettings, lm_conflict
 from kandisc.lbfgs import FlatLBFGS
 from kandisc.lm import LevenbergMarquardt
-from kandisc.model import MultKAN
+from kandisc.model import MultKAN, direct
 from kandisc.model import stats as model_stats
 from kandisc.torch_optim import optimizer
 
@@ -101,6 +101,20 @@ def _objective(
     return mse + s.lamb * reg, mse, reg
 
 
+def _direct(model: MultKAN, x: torch.Tensor, s: TrainSettings, residual: Residual | None) -> bool:
+    """Whether :mod:`kandisc.model.direct` evaluates this objective and its gradient (without autograd)."""
+    coefficient_penalty = s.lamb > 0 and bool(s.lamb_coef or s.lamb_coefdiff)
+    return residual is None and not coefficient_penalty and direct.covers(model, x)
+
+
+def _values(model: MultKAN, x, y, s: TrainSettings, residual: Residual | None) -> tuple[float, float, float]:
+    """(objective, mse, reg) as numbers, without a gradient."""
+    if _direct(model, x, s, residual):
+        return direct.Objective(model, x, y, s.lamb, s.lamb_l1, s.lamb_entropy)(gradient=False)
+    with torch.no_grad():
+        return tuple(float(v) for v in _objective(model, x, y, s, residual))
+
+
 def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | LevenbergMarquardt | FlatLBFGS:
     if s.opt == "lm":
         return LevenbergMarquardt(params)
@@ -114,6 +128,20 @@ def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | Levenbe
 
 def _make_closure(model, optimizer, params, xb, yb, s: TrainSettings, residual: Residual | None):
     """The loss closure an optimiser step calls (possibly several times, for line searches)."""
+
+    if _direct(model, xb, s, residual):
+        evaluate = direct.Objective(model, xb, yb, s.lamb, s.lamb_l1, s.lamb_entropy)
+
+        def direct_closure():
+            optimizer.zero_grad()
+            objective = evaluate()[0]
+            if not math.isfinite(objective):
+                for p in params:
+                    p.grad = torch.zeros_like(p)
+                return torch.tensor(NONFINITE_LOSS, dtype=model.dtype)
+            return torch.tensor(objective, dtype=model.dtype)
+
+        return direct_closure
 
     def closure():
         optimizer.zero_grad()
@@ -185,8 +213,8 @@ def train(
             optimizer.step(lambda xb=xb, yb=yb: (residual or regression_residual)(model, xb, yb).reshape(-1))
         else:
             optimizer.step(_make_closure(model, optimizer, params, xb, yb, s, residual))
-        with torch.no_grad():  # judge the parameters the step ended at, not its last trial point
-            objective, mse, reg = (float(v) for v in _objective(model, xb, yb, s, residual))
+        # Judge the parameters the step ended at, not its last trial point.
+        objective, mse, reg = _values(model, xb, yb, s, residual)
         finite = _all_finite(params) and math.isfinite(objective)
         if not finite:
             with torch.no_grad():

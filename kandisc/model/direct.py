@@ -1,0 +1,169 @@
+"""A fit stage's objective and its gradient written out by hand, for networks the layer kernel covers.
+
+A full-batch fit evaluates ``mse + lamb·penalty`` and its gradient a few thousand times. With the
+layer kernel (:mod:`kandisc.model.fused`) the arithmetic of a small network is a few tens of
+microseconds, and autograd's graph around it (the kernel's node per layer, the affines and
+product nodes, the penalty, the loss, and the engine that walks them) costs several times that.
+Here the forward runs each layer's kernel and the node affines and products as plain tensor
+operations, and the backward is their chain rule written out: the loss's gradient goes back
+through each layer's node affine, its product nodes and its subnode affine into the layer
+kernel's backward, which also takes the sparsity penalty's gradients with respect to the edges'
+and inputs' spreads.
+
+It covers what a fit stage trains (:func:`covers`): a regression loss (no task residual) on a
+network every layer of which the kernel evaluates, no symbolic edges, and no coefficient
+penalty. Everything else goes through autograd. The numbers are the autograd path's up to
+rounding (``tests/test_direct.py``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from kandisc.model import fused, native
+from kandisc.model.spread import _penalty_and_gradients
+
+
+def covers(model, x: torch.Tensor, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0) -> bool:
+    """Whether :func:`objective` can evaluate ``model`` on rows ``x``: every layer on the
+    kernel (CPU, one float dtype, the shapes it takes), no symbolic edge, no coefficient penalty."""
+    if lamb_coef or lamb_coefdiff or x.requires_grad or x.dim() != 2:
+        return False
+    # Each layer is asked with rows of its own input width (the kernel checks the shapes).
+    rows = [x] + [x.new_empty(0, layer.in_dim) for layer in model.layers[1:]]
+    return all(
+        fused.usable(h, layer, trace=True) and not layer.symbolic_groups()
+        for h, layer in zip(rows, model.layers, strict=True)
+    )
+
+
+def _layer_forward(layer, h: torch.Tensor, first: bool, spread: bool, want_x: bool) -> dict:
+    """The kernel's forward of ``layer`` at ``h`` (its record kept for the backward); the first
+    layer's rows do not change between evaluations, so their bases come from the layer's cache."""
+    cache = layer.constant_input_cache(h) if first else None
+    reuse = cache.get("record") if cache is not None else None
+    sigma = torch.sigmoid(h) if layer.base_fun == "silu" and reuse is None else None
+    params = (layer.coef, layer.scale_base, layer.scale_sp, layer.num_mask)
+    kept = native.layer_forward(
+        h, sigma, layer.grid, layer.row_table(), params, layer.k, layer.base_fun, spread, True, want_x, reuse
+    )
+    if cache is not None and reuse is None:
+        cache["record"] = (kept["record"], kept["first"])
+    return kept
+
+
+def _products(sub: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(factors (B, n_mult, arity), their products (B, n_mult)) of the product nodes; ``index``
+    pads short nodes with the index of a column of ones."""
+    padded = torch.cat([sub, torch.ones_like(sub[:, :1])], dim=1)
+    factors = padded[:, index]
+    return factors, factors.prod(dim=-1)
+
+
+def _product_gradient(factors: torch.Tensor, grad_prods: torch.Tensor, index: torch.Tensor, n_sub: int):
+    """(B, n_sub) gradient of the subnodes from the products' gradient: each factor's is the
+    product of the node's other factors (prefix times suffix products, exact at zeros)."""
+    ones = torch.ones_like(factors[..., :1])
+    prefix = torch.cat([ones, factors[..., :-1]], dim=-1).cumprod(dim=-1)
+    suffix = torch.cat([factors[..., 1:], ones], dim=-1).flip(-1).cumprod(dim=-1).flip(-1)
+    grad_factors = (grad_prods[..., None] * prefix * suffix).reshape(factors.shape[0], -1)
+    padded = grad_factors.new_zeros(factors.shape[0], n_sub + 1)
+    padded.index_add_(1, index.reshape(-1), grad_factors)
+    return padded[:, :n_sub]
+
+
+class _Affine:
+    """v·scale + bias over the columns of v; an untrained identity (ones and zeros, the default
+    for a network's affines) is skipped, which is exact."""
+
+    def __init__(self, scale: torch.Tensor, bias: torch.Tensor):
+        self.scale, self.bias = scale, bias
+        self.trained = scale.requires_grad or bias.requires_grad
+        self.identity = not self.trained and bool((scale == 1).all()) and bool((bias == 0).all())
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        return v if self.identity else v * self.scale.detach() + self.bias.detach()
+
+    def backward(self, grad: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The gradient of v from the result's ``grad``; sets the trained parameters' gradients."""
+        if self.scale.requires_grad:
+            self.scale.grad = (grad * v).sum(0)
+        if self.bias.requires_grad:
+            self.bias.grad = grad.sum(0)
+        return grad if self.identity else grad * self.scale.detach()
+
+
+class Objective:
+    """``mse + lamb·reg`` of ``model`` on (x, y) and its gradient, as
+    :func:`kandisc.train._objective` defines them (reg, the sparsity penalty, is 0 unless ``lamb``
+    and a penalty weight are on). Made once per optimiser step: it holds the layers' parameters
+    and the network's affines as it finds them, which the optimiser then updates in place."""
+
+    def __init__(self, model, x: torch.Tensor, y: torch.Tensor, lamb: float, lamb_l1: float, lamb_entropy: float):
+        self.x, self.y = x, y
+        self.lamb, self.lamb_l1, self.lamb_entropy = lamb, lamb_l1, lamb_entropy
+        self.spread = lamb > 0 and (lamb_l1 > 0 or lamb_entropy > 0)
+        self.layers = []
+        for position, layer in enumerate(model.layers):
+            subnodes = _Affine(model.subnode_scale[position], model.subnode_bias[position])
+            nodes = _Affine(model.node_scale[position], model.node_bias[position])
+            index = getattr(model, f"_mult_index_{position}")
+            n_sum = model.spec.width[position + 1][0]
+            self.layers.append((layer, subnodes, nodes, index if index.numel() else None, n_sum))
+
+    def __call__(self, gradient: bool = True) -> tuple[float, float, float]:
+        """(objective, mse, reg); with ``gradient`` and a finite objective, each trainable
+        parameter's ``.grad`` is set to the objective's gradient (None where the objective does
+        not depend on it, as autograd leaves it)."""
+        saved, h, reg = [], self.x, 0.0
+        for position, (layer, subnodes, nodes_affine, index, n_sum) in enumerate(self.layers):
+            kept = _layer_forward(layer, h, position == 0, self.spread, gradient and position > 0)
+            sub = kept["out"]
+            scaled = subnodes(sub)
+            factors = None
+            if index is not None:
+                factors, prods = _products(scaled, index)
+                nodes = torch.cat([scaled[:, :n_sum], prods], dim=1)
+            else:
+                nodes = scaled
+            penalty = None
+            if self.spread:
+                std, in_std = kept["std"], kept["in_std"]
+                evaluate = native.scale_penalty if native.compiled_for(std, in_std) else _penalty_and_gradients
+                penalty = evaluate(std, in_std, self.lamb_l1, self.lamb_entropy)
+                reg += penalty[0]
+            saved.append((h, kept, sub, factors, nodes, penalty))
+            h = nodes_affine(nodes)
+        residual = h - self.y
+        mse = float(residual.pow(2).mean())
+        total = mse + self.lamb * reg
+        if gradient and math.isfinite(total):
+            self._backward(saved, residual * (2.0 / residual.numel()))
+        return total, mse, reg
+
+    def _backward(self, saved: list, grad: torch.Tensor) -> None:
+        """The chain rule from the outputs' gradient ``grad`` back through every layer of ``saved``."""
+        for position in reversed(range(len(self.layers))):
+            layer, subnodes, nodes_affine, index, n_sum = self.layers[position]
+            h, kept, sub, factors, nodes, penalty = saved[position]
+            grad_nodes = nodes_affine.backward(grad, nodes)
+            if factors is not None:
+                grad_scaled = _product_gradient(factors, grad_nodes[:, n_sum:], index, sub.shape[1])
+                grad_scaled[:, :n_sum] += grad_nodes[:, :n_sum]
+            else:
+                grad_scaled = grad_nodes
+            grad_sub = subnodes.backward(grad_scaled, sub)
+            grad_std = grad_in_std = None
+            if penalty is not None:
+                grad_std, grad_in_std = penalty[1] * self.lamb, penalty[2] * self.lamb
+            params = (layer.coef, layer.scale_base, layer.scale_sp, layer.num_mask)
+            inner = position > 0  # the first layer's input, the data, has no gradient
+            grad_x, grad_coef, grad_base, grad_sp = native.layer_backward(
+                kept, params, layer.k, grad_sub, grad_std, h if inner else None, grad_in_std if inner else None
+            )
+            for param, value in ((layer.coef, grad_coef), (layer.scale_base, grad_base), (layer.scale_sp, grad_sp)):
+                if param.requires_grad:
+                    param.grad = value
+            grad = grad_x
