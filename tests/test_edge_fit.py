@@ -293,3 +293,25 @@ def test_on_noisy_rows_misfits_count_above_the_noise():
     assert [name for name, _ in picked.alternatives] == ["tan", "x"]  # the runners-up, by score
     # Without noise (noise_misfit 0) the rule is the old one.
     assert choose(_fits([row]), {}, misfit_floor=torch.tensor([1e-10]), noise_misfit=torch.zeros(1))[0].name == "x"
+
+
+def test_functions_refined_together_fit_as_each_alone(monkeypatch):
+    """The refinement runs the library's functions as one family (one set of tensor operations
+    on a leading function axis, with (F, 1, 1) limits): every fit, its validity checks (log's
+    domain, 1/x's pole margin, tan's poles) included, is what the function gets refined alone,
+    to the last bit; and a memory bound that splits the family changes nothing either."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.linspace(0.2, 2.5, M, dtype=torch.float64).repeat(6, 1) + torch.rand(
+        6, 1, generator=g, dtype=torch.float64
+    )
+    y = torch.stack([torch.sin(1.7 * x[0]), torch.log(x[1]), 1 / (x[2] + 0.1), torch.tan(0.5 * x[3]), x[4] ** 2, x[5]])
+    library = ["x^2", "1/x", "log", "sin", "tan", "arctanh", "gaussian", "x"]
+    together = fit_edges(x, y, library)
+    for k, name in enumerate(library):
+        alone = fit_edges(x, y, [name])
+        assert torch.equal(together.params[:, k].nan_to_num(7.0), alone.params[:, 0].nan_to_num(7.0)), name
+        assert torch.equal(together.r2[:, k], alone.r2[:, 0]), name
+    monkeypatch.setattr(edge_fit, "_BLOCK_ELEMENTS", 6 * 3 * 5 * M * 2)  # families of two functions
+    split = fit_edges(x, y, library)
+    assert torch.equal(split.params.nan_to_num(7.0), together.params.nan_to_num(7.0))
+    assert torch.equal(split.r2, together.r2)

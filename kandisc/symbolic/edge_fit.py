@@ -17,8 +17,10 @@ and samples:
    closed form at every step (Kaufman's variable-projection Jacobian); the best start is kept.
 
 The mesh stages only rank candidates, so they run in float32 (half the memory traffic); the
-refinement and every reported number use the input's dtype. The only Python loop is over library
-functions (each has its own torch op). 'x' is solved directly (a=1, b=0) and '0' is the constant
+refinement and every reported number use the input's dtype. The mesh stages loop over library
+functions (each has its own torch op); the refinement runs them as one family, a leading axis of
+every tensor, with each function's op on its slice (the same numbers, far fewer operations on
+the few edges of a typical fit). 'x' is solved directly (a=1, b=0) and '0' is the constant
 zero (a=1, b=c=d=0, r² reported as 0); neither is searched. Mesh, zooms and refinement stay
 inside the (a, b) box.
 
@@ -58,7 +60,7 @@ Fn = Callable[[torch.Tensor], torch.Tensor]
 
 # Memory bounds: a mesh chunk is (edge, mesh point, sample) elements in float32 (8 MB; few, large
 # chunks also keep the number of multi-threaded ops small), a refinement block has that many
-# (edge, start, trial, sample) elements in the input's dtype (8 MB in float64).
+# (function, edge, start, trial, sample) elements in the input's dtype (8 MB in float64).
 _CHUNK_ELEMENTS = 1 << 21
 _BLOCK_ELEMENTS = 1 << 20
 _ZOOM_POINTS = 9
@@ -91,12 +93,34 @@ class EdgeFits:
 
 @dataclass(frozen=True)
 class _Limits:
-    """Closed interval the argument must stay in, pole margin around 0 and tan's periodic poles."""
+    """Closed interval the argument must stay in, pole margin around 0 (0: none) and whether tan's
+    periodic poles apply: numbers for one function, (F, 1, 1) tensors for a :class:`_Family`."""
 
-    lo: float
-    hi: float
-    zero_margin: float
-    tan_poles: bool
+    lo: float | torch.Tensor
+    hi: float | torch.Tensor
+    zero_margin: float | torch.Tensor
+    tan_poles: bool | torch.Tensor
+
+
+class _Family:
+    """Library functions refined together: every step of the refinement is one set of tensor
+    operations on a leading axis of F functions (each function's own op runs on its slice), not
+    F sets of them, which on a few edges cost more in dispatch than in arithmetic. Limits are
+    (F, 1, 1) tensors in the edges' dtype, so they compare as each function's numbers do."""
+
+    def __init__(self, names: Sequence[str], dtype: torch.dtype):
+        self.fns = [FUNCTIONS[name].torch_fn for name in names]
+        self.members = [(fn, _limits(name, dtype)) for fn, name in zip(self.fns, names, strict=True)]
+
+        def column(field: str, kind: torch.dtype) -> torch.Tensor:
+            return torch.tensor([getattr(lim, field) for _, lim in self.members], dtype=kind).view(-1, 1, 1)
+
+        self.limits = _Limits(column("lo", dtype), column("hi", dtype), column("zero_margin", dtype),
+                              column("tan_poles", torch.bool))  # fmt: skip
+
+    def __call__(self, u: torch.Tensor) -> torch.Tensor:
+        """f(u) for arguments u of shape (F, ...), function f on slice f."""
+        return torch.stack([fn(part) for fn, part in zip(self.fns, u, strict=True)])
 
 
 def fit_edges(
@@ -147,6 +171,7 @@ def _fit_block(edge: _EdgeData, names: list[str], axes, box, zooms: int, refine_
     params = torch.full((n_edges, len(names), 4), math.nan, dtype=x.dtype)
     r2 = torch.full((n_edges, len(names)), -math.inf, dtype=x.dtype)
     rmse = torch.full((n_edges, len(names)), math.inf, dtype=x.dtype)
+    starts = _refined_starts(edge, names, axes, box, zooms, refine_steps)
     for k, name in enumerate(names):
         fn = FUNCTIONS[name].torch_fn
         if name == "0":
@@ -157,10 +182,7 @@ def _fit_block(edge: _EdgeData, names: list[str], axes, box, zooms: int, refine_
         if name == "x":
             a, b = torch.ones(n_edges, dtype=x.dtype), torch.zeros(n_edges, dtype=x.dtype)
         else:
-            lim = _limits(name, x.dtype)
-            a, b = _search(fn, lim, edge, axes, zooms, box)
-            a, b = _best_start(*_refine(fn, lim, edge, a, b, refine_steps, box))
-            a, b = _canonical(name, lim, edge, a, b)
+            a, b = _canonical(name, _limits(name, x.dtype), edge, *starts[k])
         c, d, residual, _ = _solve_cd(fn(_arg(a[:, None], b[:, None], x)), y)
         sse = residual.square().sum(-1)
         found = torch.isfinite(sse)
@@ -169,6 +191,23 @@ def _fit_block(edge: _EdgeData, names: list[str], axes, box, zooms: int, refine_
         r2[:, k] = torch.where(found, fit_r2, -math.inf)
         rmse[:, k] = torch.where(found, (sse / n_samples).sqrt(), math.inf)
     return params, r2, rmse
+
+
+def _refined_starts(edge: _EdgeData, names: list[str], axes, box, zooms: int, refine_steps: int) -> dict:
+    """Library position -> (a, b) (E,) of the best refined start, for every searched function
+    ('x' and '0' are not). Functions are refined in families as large as the memory bound allows."""
+    n_edges, n_samples = edge.x.shape
+    searched = [k for k, name in enumerate(names) if name not in ("0", "x")]
+    size = max(1, _BLOCK_ELEMENTS // (n_edges * _STARTS * len(_DAMPINGS) * n_samples))
+    starts = {}
+    for first in range(0, len(searched), size):
+        slots = searched[first : first + size]
+        family = _Family([names[k] for k in slots], edge.x.dtype)
+        searches = [_search(fn, lim, edge, axes, zooms, box) for fn, lim in family.members]
+        a, b = (torch.stack(part) for part in zip(*searches, strict=True))  # (F, E, K)
+        a, b = _best_start(*_refine(family, edge, a, b, refine_steps, box))
+        starts.update({k: (a[f], b[f]) for f, k in enumerate(slots)})
+    return starts
 
 
 def _check_inputs(x, y, a_range, b_range, mesh, zooms, refine_steps):
@@ -228,16 +267,18 @@ def _limits(name: str, dtype: torch.dtype) -> _Limits:
 
 
 def _valid(lim: _Limits, a: torch.Tensor, b: torch.Tensor, edge: _EdgeData) -> torch.Tensor:
-    """Whether a·x+b stays valid over each edge's whole sample interval; a, b: (E or 1, P)."""
+    """Whether a·x+b stays valid over each edge's whole sample interval; a, b: (E or 1, P), or
+    (F, E, P) with a family's limits."""
     u1, u2 = a * edge.xlo + b, a * edge.xhi + b
     lo, hi = torch.minimum(u1, u2), torch.maximum(u1, u2)
     ok = (a.abs() >= edge.min_abs_a) & (lo >= lim.lo) & (hi <= lim.hi)
-    if lim.zero_margin > 0:
-        ok &= (lo >= lim.zero_margin) | (hi <= -lim.zero_margin)
-    if lim.tan_poles:
+    if bool((torch.as_tensor(lim.zero_margin) > 0).any()):
+        ok &= (lim.zero_margin <= 0) | (lo >= lim.zero_margin) | (hi <= -lim.zero_margin)
+    poles = torch.as_tensor(lim.tan_poles)
+    if bool(poles.any()):
         branch_lo = torch.floor((lo - _TAN_POLE_MARGIN - math.pi / 2) / math.pi)
         branch_hi = torch.floor((hi + _TAN_POLE_MARGIN - math.pi / 2) / math.pi)
-        ok &= branch_lo == branch_hi
+        ok &= ~poles | (branch_lo == branch_hi)
     return ok
 
 
@@ -348,20 +389,20 @@ def _arg(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _curve(fn: Fn, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """f(a·x+b) for a, b of shape (E, K): (E, K, M)."""
+    """f(a·x+b) for a, b of shape (..., E, K): (..., E, K, M)."""
     return fn(_arg(a[..., None], b[..., None], x[:, None, :]))
 
 
-def _sse_at(fn: Fn, lim: _Limits, edge: _EdgeData, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """SSE of the best c·f(a·x+b)+d for a, b of shape (E, P); inf where (a, b) is invalid or flat."""
-    z = _curve(fn, edge.x, a, b)
+def _sse_at(family: _Family, edge: _EdgeData, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """SSE of the best c·f(a·x+b)+d for a, b of shape (F, E, P); inf where (a, b) is invalid or flat."""
+    z = _curve(family, edge.x, a, b)
     _, _, residual, fc = _solve_cd(z, edge.y[:, None, :])
-    ok = _valid(lim, a, b, edge) & _varies(fc.square().sum(-1), z.mean(-1), z.shape[-1])
+    ok = _valid(family.limits, a, b, edge) & _varies(fc.square().sum(-1), z.mean(-1), z.shape[-1])
     return torch.where(ok, torch.nan_to_num(residual.square().sum(-1), nan=math.inf), math.inf)
 
 
 def _lm_steps(fn: Fn, edge: _EdgeData, a, b, lam) -> tuple[torch.Tensor, torch.Tensor]:
-    """Damped Gauss-Newton steps in (a, b), one per damping in ``lam`` (E, K, T).
+    """Damped Gauss-Newton steps in (a, b) (..., E, K), one per damping in ``lam`` (..., E, K, T).
 
     Uses Kaufman's variable-projection Jacobian: the derivatives of c·f(a·x+b) with the part that
     (c, d) can absorb projected out.
@@ -388,22 +429,22 @@ def _lm_steps(fn: Fn, edge: _EdgeData, a, b, lam) -> tuple[torch.Tensor, torch.T
     return da, db
 
 
-def _refine(fn: Fn, lim: _Limits, edge: _EdgeData, a, b, steps: int, box) -> tuple[torch.Tensor, ...]:
-    """Levenberg-Marquardt on (a, b) of shape (E, K) with (c, d) eliminated; returns a, b, SSE.
+def _refine(family: _Family, edge: _EdgeData, a, b, steps: int, box) -> tuple[torch.Tensor, ...]:
+    """Levenberg-Marquardt on (a, b) of shape (F, E, K) with (c, d) eliminated; returns a, b, SSE.
 
     Each step tries several dampings, and a doubled Gauss-Newton step (which helps along curved
     valleys), in one batched evaluation, and keeps the best trial that stays valid and lowers the
     SSE; where none does, the damping grows.
     """
     lam = torch.full_like(a, 1e-2)
-    sse = _sse_at(fn, lim, edge, a, b)
+    sse = _sse_at(family, edge, a, b)
     for _ in range(steps):
         trial_lam = lam[..., None] * _DAMPINGS.to(a.dtype)
-        da, db = _lm_steps(fn, edge, a, b, trial_lam)
+        da, db = _lm_steps(family, edge, a, b, trial_lam)
         stretch = _STRETCH.to(a.dtype)
-        a_new = (a[..., None] + da * stretch).clamp(*box[0])  # (E, K, T)
+        a_new = (a[..., None] + da * stretch).clamp(*box[0])  # (F, E, K, T)
         b_new = (b[..., None] + db * stretch).clamp(*box[1])
-        sse_new = _sse_at(fn, lim, edge, a_new.flatten(1), b_new.flatten(1)).view(a_new.shape)
+        sse_new = _sse_at(family, edge, a_new.flatten(-2), b_new.flatten(-2)).view(a_new.shape)
         best_sse, pick = sse_new.min(-1, keepdim=True)
         better = best_sse[..., 0] < sse
         a = torch.where(better, a_new.gather(-1, pick)[..., 0], a)
@@ -414,9 +455,9 @@ def _refine(fn: Fn, lim: _Limits, edge: _EdgeData, a, b, steps: int, box) -> tup
 
 
 def _best_start(a: torch.Tensor, b: torch.Tensor, sse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per edge, the (a, b) of the start with the smallest SSE: (E, K) → (E,)."""
-    pick = sse.argmin(1, keepdim=True)
-    return a.gather(1, pick)[:, 0], b.gather(1, pick)[:, 0]
+    """Per edge, the (a, b) of the start with the smallest SSE: (..., E, K) → (..., E)."""
+    pick = sse.argmin(-1, keepdim=True)
+    return a.gather(-1, pick)[..., 0], b.gather(-1, pick)[..., 0]
 
 
 def _canonical(name: str, lim: _Limits, edge: _EdgeData, a, b) -> tuple[torch.Tensor, ...]:
