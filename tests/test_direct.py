@@ -59,7 +59,7 @@ def test_the_objective_and_every_gradient_are_autograds(width, spec, lamb):
     model = random_model(width, trainable_affines=True, **spec)
     x, y = rows(width)
     s = TrainSettings(lamb=lamb)
-    assert direct.covers(model, x)
+    assert direct.covers(model, x, spread=lamb > 0)
     expected, grads = autograd_values_and_grads(model, x, y, s)
     model.zero_grad()
     got = direct.Objective(model, x, y, s.lamb, s.lamb_l1, s.lamb_entropy)()
@@ -105,18 +105,46 @@ def test_without_a_gradient_nothing_is_set_and_a_nonfinite_objective_skips_the_b
 
 
 @needs_kernel
+def test_symbolic_edges_and_their_parameters_get_autograds_gradient():
+    """A retrain: symbolic edges in both layers (one fed by an inner node, so its gradient goes
+    on into the first layer; one both symbolic and numeric, as a prior's), no penalty."""
+    model = random_model([3, [2, 2], [1, 1]], trainable_affines=True)
+    model.layers[0].set_symbolic(1, 2, "sin", (1.3, 0.2, 0.7, -0.1))
+    model.layers[0].set_symbolic(2, 0, "x^2", (0.8, -0.3, 1.1, 0.05))
+    model.layers[1].set_symbolic(0, 0, "exp", (0.5, 0.1, 0.9, 0.0))
+    model.layers[1].set_symbolic(3, 1, "sin", (1.1, -0.4, 0.6, 0.2))
+    with torch.no_grad():
+        model.layers[1].num_mask[3, 1] = 1.0  # symbolic and numeric at once
+    x, y = rows([3, [2, 2], [1, 1]])
+    s = TrainSettings()
+    assert direct.covers(model, x, spread=False) and not direct.covers(model, x, spread=True)
+    expected, grads = autograd_values_and_grads(model, x, y, s)
+    model.zero_grad()
+    got = direct.Objective(model, x, y, 0.0, s.lamb_l1, s.lamb_entropy)()
+    assert got == pytest.approx(expected, rel=1e-13, abs=1e-15)
+    for name, p in model.named_parameters():
+        assert (p.grad is None) == (grads[name] is None), name
+        if p.grad is not None:
+            scale = float(grads[name].abs().max()) + 1e-300
+            assert float((p.grad - grads[name]).abs().max()) <= 1e-12 * scale, name
+    assert float(model.layers[1].sym_params.grad.abs().sum()) > 0
+
+
+@needs_kernel
 def test_what_it_does_not_cover_goes_through_autograd():
     model = random_model([2, 5, 1])
     x, _ = rows([2, 5, 1])
-    assert direct.covers(model, x)
-    assert not direct.covers(model, x, lamb_coef=0.1)
-    assert not direct.covers(model, x.clone().requires_grad_(True))
+    assert direct.covers(model, x, spread=True)
+    assert not direct.covers(model, x, spread=True, lamb_coef=0.1)
+    assert not direct.covers(model, x.clone().requires_grad_(True), spread=False)
     model.layers[1].set_symbolic(0, 0, "sin", (1.0, 0.0, 1.0, 0.0))
-    assert not direct.covers(model, x)
+    assert not direct.covers(model, x, spread=True)  # a penalty on symbolic edges: the tensor path's statistics
+    assert direct.covers(model, x, spread=False)
     s = TrainSettings()
     assert training._direct(random_model([2, 5, 1]), x, s, residual=None)
     assert not training._direct(random_model([2, 5, 1]), x, s, residual=training.regression_residual)
     assert not training._direct(random_model([2, 5, 1]), x, TrainSettings(lamb=0.01, lamb_coef=0.5), None)
+    assert not training._direct(model, x, TrainSettings(lamb=0.01), None)
 
 
 def fit_history(monkeypatch, use_direct: bool, width, steps=8):

@@ -10,10 +10,14 @@ through each layer's node affine, its product nodes and its subnode affine into 
 kernel's backward, which also takes the sparsity penalty's gradients with respect to the edges'
 and inputs' spreads.
 
-It covers what a fit stage trains (:func:`covers`): a regression loss (no task residual) on a
-network every layer of which the kernel evaluates, no symbolic edges, and no coefficient
-penalty. Everything else goes through autograd. The numbers are the autograd path's up to
-rounding (``tests/test_direct.py``).
+Symbolic edges c·f(a·x+b)+d (the symbolic stage's retrains) are added to their layer's kernel
+output; their backward asks autograd for f's derivative only, on the group's (B, edges) slice.
+
+It covers what fit stages and retrains train (:func:`covers`): a regression loss (no task
+residual) on a network every layer of which the kernel evaluates, no coefficient penalty, and
+with the sparsity penalty, no symbolic edge (its statistics take the tensor path). Everything
+else goes through autograd. The numbers are the autograd path's up to rounding
+(``tests/test_direct.py``).
 """
 
 from __future__ import annotations
@@ -23,20 +27,19 @@ import math
 import torch
 
 from kandisc.model import fused, native
+from kandisc.model.functions import FUNCTIONS
 from kandisc.model.spread import _penalty_and_gradients
 
 
-def covers(model, x: torch.Tensor, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0) -> bool:
-    """Whether :func:`objective` can evaluate ``model`` on rows ``x``: every layer on the
-    kernel (CPU, one float dtype, the shapes it takes), no symbolic edge, no coefficient penalty."""
+def covers(model, x: torch.Tensor, spread: bool, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0) -> bool:
+    """Whether :class:`Objective` can evaluate ``model`` on rows ``x``: every layer on the
+    kernel (CPU, one float dtype, the shapes it takes), no coefficient penalty, and with the
+    sparsity penalty (``spread``) no symbolic edge."""
     if lamb_coef or lamb_coefdiff or x.requires_grad or x.dim() != 2:
         return False
     # Each layer is asked with rows of its own input width (the kernel checks the shapes).
     rows = [x] + [x.new_empty(0, layer.in_dim) for layer in model.layers[1:]]
-    return all(
-        fused.usable(h, layer, trace=True) and not layer.symbolic_groups()
-        for h, layer in zip(rows, model.layers, strict=True)
-    )
+    return all(fused.usable(h, layer, trace=spread) for h, layer in zip(rows, model.layers, strict=True))
 
 
 def _layer_forward(layer, h: torch.Tensor, first: bool, spread: bool, want_x: bool) -> dict:
@@ -52,6 +55,33 @@ def _layer_forward(layer, h: torch.Tensor, first: bool, spread: bool, want_x: bo
     if cache is not None and reuse is None:
         cache["record"] = (kept["record"], kept["first"])
     return kept
+
+
+class _SymbolicGroup:
+    """The edges of one layer that compute c·f(a·x+b)+d with one function f: their forward, kept
+    for their backward."""
+
+    def __init__(self, name: str, ins: torch.Tensor, outs: torch.Tensor, flat: torch.Tensor):
+        self.fn, self.ins, self.outs, self.flat = FUNCTIONS[name].torch_fn, ins, outs, flat
+
+    def forward(self, layer, h: torch.Tensor, gradient: bool) -> tuple[torch.Tensor, tuple]:
+        """(values (B, E_f), what the backward needs), in the order of the layer's tensor path."""
+        p = layer.sym_params.detach().reshape(-1, 4)[self.flat]
+        inputs = h[:, self.ins]
+        with torch.set_grad_enabled(gradient):
+            u = (p[:, 0] * inputs + p[:, 1]).requires_grad_(gradient)
+            fu = self.fn(u)
+        return p[:, 2] * fu.detach() + p[:, 3], (p, inputs, u, fu)
+
+    def backward(self, grad_values: torch.Tensor, kept: tuple, grad_params: torch.Tensor, grad_h):
+        """Adds the group's share to ``grad_params`` (in·out, 4) and, where wanted, ``grad_h`` (B, in)."""
+        p, inputs, u, fu = kept
+        grad_fu = grad_values * p[:, 2]
+        (grad_u,) = torch.autograd.grad(fu, u, grad_fu)
+        columns = ((grad_u * inputs).sum(0), grad_u.sum(0), (grad_values * fu.detach()).sum(0), grad_values.sum(0))
+        grad_params[self.flat] = torch.stack(columns, dim=1)
+        if grad_h is not None:
+            grad_h.index_add_(1, self.ins, grad_u * p[:, 0])
 
 
 def _products(sub: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,16 +141,21 @@ class Objective:
             nodes = _Affine(model.node_scale[position], model.node_bias[position])
             index = getattr(model, f"_mult_index_{position}")
             n_sum = model.spec.width[position + 1][0]
-            self.layers.append((layer, subnodes, nodes, index if index.numel() else None, n_sum))
+            symbolic = [_SymbolicGroup(*group) for group in layer.symbolic_groups()]
+            self.layers.append((layer, symbolic, subnodes, nodes, index if index.numel() else None, n_sum))
 
     def __call__(self, gradient: bool = True) -> tuple[float, float, float]:
         """(objective, mse, reg); with ``gradient`` and a finite objective, each trainable
         parameter's ``.grad`` is set to the objective's gradient (None where the objective does
         not depend on it, as autograd leaves it)."""
         saved, h, reg = [], self.x, 0.0
-        for position, (layer, subnodes, nodes_affine, index, n_sum) in enumerate(self.layers):
+        for position, (layer, symbolic, subnodes, nodes_affine, index, n_sum) in enumerate(self.layers):
             kept = _layer_forward(layer, h, position == 0, self.spread, gradient and position > 0)
-            sub = kept["out"]
+            sub, symbolic_kept = kept["out"], []
+            for group in symbolic:
+                values, group_kept = group.forward(layer, h, gradient)
+                sub = sub.index_add(1, group.outs, values)
+                symbolic_kept.append(group_kept)
             scaled = subnodes(sub)
             factors = None
             if index is not None:
@@ -134,7 +169,7 @@ class Objective:
                 evaluate = native.scale_penalty if native.compiled_for(std, in_std) else _penalty_and_gradients
                 penalty = evaluate(std, in_std, self.lamb_l1, self.lamb_entropy)
                 reg += penalty[0]
-            saved.append((h, kept, sub, factors, nodes, penalty))
+            saved.append((h, kept, symbolic_kept, sub, factors, nodes, penalty))
             h = nodes_affine(nodes)
         residual = h - self.y
         mse = float(residual.pow(2).mean())
@@ -146,8 +181,8 @@ class Objective:
     def _backward(self, saved: list, grad: torch.Tensor) -> None:
         """The chain rule from the outputs' gradient ``grad`` back through every layer of ``saved``."""
         for position in reversed(range(len(self.layers))):
-            layer, subnodes, nodes_affine, index, n_sum = self.layers[position]
-            h, kept, sub, factors, nodes, penalty = saved[position]
+            layer, symbolic, subnodes, nodes_affine, index, n_sum = self.layers[position]
+            h, kept, symbolic_kept, sub, factors, nodes, penalty = saved[position]
             grad_nodes = nodes_affine.backward(grad, nodes)
             if factors is not None:
                 grad_scaled = _product_gradient(factors, grad_nodes[:, n_sum:], index, sub.shape[1])
@@ -166,4 +201,10 @@ class Objective:
             for param, value in ((layer.coef, grad_coef), (layer.scale_base, grad_base), (layer.scale_sp, grad_sp)):
                 if param.requires_grad:
                     param.grad = value
+            if symbolic:
+                grad_params = torch.zeros_like(layer.sym_params).reshape(-1, 4)
+                for group, group_kept in zip(symbolic, symbolic_kept, strict=True):
+                    group.backward(grad_sub[:, group.outs], group_kept, grad_params, grad_x)
+                if layer.sym_params.requires_grad:
+                    layer.sym_params.grad = grad_params.view(layer.sym_params.shape)
             grad = grad_x
