@@ -73,3 +73,19 @@ def fit_with_config(data, config_text: str, out):
     result = CliRunner().invoke(app, ["fit", str(data), "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.stderr
     return out
+
+
+def random_kan(width, seed=0, dtype=torch.float64, **spec):
+    """A MultKAN with random spline coefficients, one removed edge per layer and node scales 1.5
+    (not the identity a new network starts with), for comparing two ways of evaluating it."""
+    from kandisc.model import ModelSpec, MultKAN
+
+    model = MultKAN(ModelSpec.build(width, grid=5, seed=seed, **spec), dtype=dtype)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for kan in model.layers:
+            kan.coef.copy_(torch.randn(kan.coef.shape, generator=g, dtype=torch.float64))
+            kan.num_mask[0, 0] = 0.0  # a removed edge
+        for scale in model.node_scale:
+            scale.mul_(1.5)
+    return model

@@ -7,7 +7,8 @@ import torch
 
 from kandisc import train as training
 from kandisc.defaults import TrainSettings
-from kandisc.model import ModelSpec, MultKAN, direct, native
+from kandisc.model import direct, native
+from tests.conftest import random_kan
 
 F64 = torch.float64
 
@@ -15,12 +16,10 @@ needs_kernel = pytest.mark.skipif(not native.available(), reason="kernel not bui
 
 
 def random_model(width, seed=0, dtype=F64, trainable_affines=False, **spec):
-    model = MultKAN(ModelSpec.build(width, grid=5, seed=seed, **spec), dtype=dtype)
-    g = torch.Generator().manual_seed(seed + 1)
+    """:func:`tests.conftest.random_kan` with every affine moved off the identity (and trained or not)."""
+    model = random_kan(width, seed, dtype, **spec)
+    g = torch.Generator().manual_seed(seed + 2)
     with torch.no_grad():
-        for kan in model.layers:
-            kan.coef.copy_(torch.randn(kan.coef.shape, generator=g, dtype=F64))
-            kan.num_mask[0, 0] = 0.0  # a removed edge
         for params in (model.subnode_scale, model.subnode_bias, model.node_scale, model.node_bias):
             for p in params:
                 p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=F64))

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from kandisc.model import ModelSpec, MultKAN, fused, native
+from kandisc.model import fused, native
 from kandisc.model.stats import layer_stats, sparsity_penalty
+from tests.conftest import random_kan
 
 F64 = torch.float64
 
@@ -13,18 +14,6 @@ needs_kernel = pytest.mark.skipif(not native.available(), reason="kernel not bui
 
 def tensor_path(monkeypatch):
     monkeypatch.setattr(fused, "usable", lambda *args: False)
-
-
-def random_model(width, seed=0, dtype=F64, **spec):
-    model = MultKAN(ModelSpec.build(width, grid=5, seed=seed, **spec), dtype=dtype)
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for kan in model.layers:
-            kan.coef.copy_(torch.randn(kan.coef.shape, generator=g, dtype=F64))
-            kan.num_mask[0, 0] = 0.0  # a removed edge
-        for scale in model.node_scale:
-            scale.mul_(1.5)
-    return model
 
 
 def objective_and_gradients(model, x):
@@ -50,7 +39,7 @@ CASES = [
 @needs_kernel
 @pytest.mark.parametrize(("width", "spec"), CASES)
 def test_the_kernel_gives_the_tensor_paths_objective_spreads_and_gradients(width, spec, monkeypatch):
-    model = random_model(width, **spec)
+    model = random_kan(width, **spec)
     g = torch.Generator().manual_seed(5)
     x = torch.rand(120, width[0], generator=g, dtype=F64) * 2.4 - 1.2
     x[0, 0] = 4.0  # beyond the grid: only the base function
@@ -66,7 +55,7 @@ def test_the_kernel_gives_the_tensor_paths_objective_spreads_and_gradients(width
 
 @needs_kernel
 def test_float32_layers_run_the_kernel_too(monkeypatch):
-    model = random_model([3, 6, 2], dtype=torch.float32)
+    model = random_kan([3, 6, 2], dtype=torch.float32)
     x = torch.rand(64, 3, generator=torch.Generator().manual_seed(6)) * 2 - 1
     assert fused.usable(x, model.layers[0])
     compiled = objective_and_gradients(model, x)
@@ -78,7 +67,7 @@ def test_float32_layers_run_the_kernel_too(monkeypatch):
 
 @needs_kernel
 def test_split_over_threads_the_kernel_gives_the_same_numbers():
-    model = random_model([4, 6, 1])
+    model = random_kan([4, 6, 1])
     x = torch.rand(9000, 4, generator=torch.Generator().manual_seed(7), dtype=F64) * 2 - 1
     threads = torch.get_num_threads()
     try:
@@ -94,7 +83,7 @@ def test_split_over_threads_the_kernel_gives_the_same_numbers():
 
 @needs_kernel
 def test_a_single_row_and_a_constant_input_keep_finite_spreads_and_gradients():
-    model = random_model([2, 3, 1])
+    model = random_kan([2, 3, 1])
     x = torch.tensor([[0.3, -0.2]], dtype=F64)
     value, grads, stds = objective_and_gradients(model, x)
     assert all(bool(torch.isfinite(t).all()) for t in (value, *grads, *stds))
@@ -106,7 +95,7 @@ def test_a_single_row_and_a_constant_input_keep_finite_spreads_and_gradients():
 
 @needs_kernel
 def test_a_non_finite_input_reaches_the_output_as_nan():
-    model = random_model([2, 3, 1])
+    model = random_kan([2, 3, 1])
     x = torch.tensor([[0.1, float("nan")], [0.2, 0.3], [float("inf"), 0.0]], dtype=F64)
     with torch.no_grad():
         out = model(x)
@@ -116,7 +105,7 @@ def test_a_non_finite_input_reaches_the_output_as_nan():
 
 @needs_kernel
 def test_only_a_first_order_traced_or_gradient_free_forward_runs_the_kernel(monkeypatch):
-    model = random_model([2, 3, 1])
+    model = random_kan([2, 3, 1])
     x = torch.rand(30, 2, generator=torch.Generator().manual_seed(8), dtype=F64).requires_grad_()
     calls = []
     numeric_output = fused.numeric_output
@@ -134,7 +123,7 @@ def test_only_a_first_order_traced_or_gradient_free_forward_runs_the_kernel(monk
 
 @needs_kernel
 def test_a_layer_with_symbolic_edges_runs_the_kernel_except_for_its_trace(monkeypatch):
-    model = random_model([2, 3, 1])
+    model = random_kan([2, 3, 1])
     x = torch.rand(30, 2, generator=torch.Generator().manual_seed(9), dtype=F64)
     model.set_symbolic(0, 1, 2, "sin", [1.3, 0.2, 0.8, 0.1])
     model.set_symbolic(0, 0, 1, "x^2", [0.7, -0.1, 1.2, 0.0])
@@ -155,7 +144,7 @@ def test_a_layer_with_symbolic_edges_runs_the_kernel_except_for_its_trace(monkey
 
 
 def test_the_first_order_forward_is_the_plain_forward_without_the_kernel(monkeypatch):
-    model = random_model([2, 3, 1])
+    model = random_kan([2, 3, 1])
     x = torch.rand(30, 2, generator=torch.Generator().manual_seed(10), dtype=F64)
     expected = model(x, first_order=True).detach()
     tensor_path(monkeypatch)
