@@ -103,9 +103,10 @@ def _objective(
 
 def _direct(model: MultKAN, x: torch.Tensor, s: TrainSettings, residual: Residual | None) -> bool:
     """Whether :mod:`kandisc.model.direct` evaluates this objective and its gradient (without autograd)."""
-    coefficient_penalty = s.lamb > 0 and bool(s.lamb_coef or s.lamb_coefdiff)
-    spread = s.lamb > 0 and (s.lamb_l1 > 0 or s.lamb_entropy > 0)
-    return residual is None and not coefficient_penalty and direct.covers(model, x, spread)
+    penalty = s.lamb > 0
+    spread = penalty and (s.lamb_l1 > 0 or s.lamb_entropy > 0)
+    coefficients = (s.lamb_coef, s.lamb_coefdiff) if penalty else (0.0, 0.0)
+    return residual is None and direct.covers(model, x, spread, *coefficients)
 
 
 def _values(model: MultKAN, x, y, s: TrainSettings, residual: Residual | None) -> tuple[float, float, float]:

@@ -28,7 +28,7 @@ import torch
 
 from kandisc.model import fused, native
 from kandisc.model.functions import FUNCTIONS
-from kandisc.model.spread import _penalty_and_gradients
+from kandisc.model.spread import penalty_and_gradients
 
 
 def covers(model, x: torch.Tensor, spread: bool, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0) -> bool:
@@ -165,9 +165,7 @@ class Objective:
                 nodes = scaled
             penalty = None
             if self.spread:
-                std, in_std = kept["std"], kept["in_std"]
-                evaluate = native.scale_penalty if native.compiled_for(std, in_std) else _penalty_and_gradients
-                penalty = evaluate(std, in_std, self.lamb_l1, self.lamb_entropy)
+                penalty = penalty_and_gradients(kept["std"], kept["in_std"], self.lamb_l1, self.lamb_entropy)
                 reg += penalty[0]
             saved.append((h, kept, symbolic_kept, sub, factors, nodes, penalty))
             h = nodes_affine(nodes)

@@ -125,12 +125,18 @@ def _penalty_and_gradients(edge_std: torch.Tensor, input_std: torch.Tensor, lamb
     return float(total), grad_edge, grad_input
 
 
+def penalty_and_gradients(edge_std: torch.Tensor, input_std: torch.Tensor, lamb_l1: float, lamb_entropy: float):
+    """(total, d total/d edge_std, d total/d input_std) of :func:`scale_penalty` without a graph:
+    the compiled kernel's, else numpy's."""
+    penalty = native.scale_penalty if native.compiled_for(edge_std, input_std) else _penalty_and_gradients
+    return penalty(edge_std, input_std, lamb_l1, lamb_entropy)
+
+
 class _ScalePenalty(torch.autograd.Function):
     # The gradients are formed with the value (both are (in, out)-sized): backward only scales them.
     @staticmethod
     def forward(ctx, edge_std, input_std, lamb_l1, lamb_entropy):
-        penalty = native.scale_penalty if native.compiled_for(edge_std, input_std) else _penalty_and_gradients
-        total, grad_edge, grad_input = penalty(edge_std, input_std, lamb_l1, lamb_entropy)
+        total, grad_edge, grad_input = penalty_and_gradients(edge_std, input_std, lamb_l1, lamb_entropy)
         ctx.kept = (grad_edge, grad_input)
         return edge_std.new_tensor(total)
 

@@ -115,8 +115,9 @@ class _Family:
         def column(field: str, kind: torch.dtype) -> torch.Tensor:
             return torch.tensor([getattr(lim, field) for _, lim in self.members], dtype=kind).view(-1, 1, 1)
 
-        self.limits = _Limits(column("lo", dtype), column("hi", dtype), column("zero_margin", dtype),
-                              column("tan_poles", torch.bool))  # fmt: skip
+        self.limits = _Limits(
+            column("lo", dtype), column("hi", dtype), column("zero_margin", dtype), column("tan_poles", torch.bool)
+        )
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         """f(u) for arguments u of shape (F, ...), function f on slice f."""
