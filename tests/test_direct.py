@@ -130,6 +130,27 @@ def test_symbolic_edges_and_their_parameters_get_autograds_gradient():
 
 
 @needs_kernel
+def test_a_layer_whose_every_edge_is_symbolic_skips_the_kernel_with_autograds_numbers():
+    """The last retrains: every edge of the second layer a formula, its splines frozen."""
+    model = random_model([2, 3, 1], trainable_affines=True)
+    last = model.layers[1]
+    for i, name in enumerate(["sin", "x^2", "exp"]):
+        last.set_symbolic(i, 0, name, (0.9, 0.1 * i, 0.7, 0.05))
+    for p in (last.coef, last.scale_base, last.scale_sp):
+        p.requires_grad_(False)
+    x, y = rows([2, 3, 1])
+    expected, grads = autograd_values_and_grads(model, x, y, TrainSettings())
+    model.zero_grad()
+    got = direct.Objective(model, x, y, 0.0, 1.0, 2.0)()
+    assert got == pytest.approx(expected, rel=1e-13, abs=1e-15)
+    for name, p in model.named_parameters():
+        assert (p.grad is None) == (grads[name] is None), name
+        if p.grad is not None:
+            assert torch.allclose(p.grad, grads[name], rtol=1e-12, atol=1e-15), name
+    assert model.layers[0].coef.grad is not None  # the gradient went on through the formulas
+
+
+@needs_kernel
 def test_what_it_does_not_cover_goes_through_autograd():
     model = random_model([2, 5, 1])
     x, _ = rows([2, 5, 1])

@@ -48,6 +48,31 @@ def test_symbolic_edge_computes_affine_function_and_removed_edge_nothing():
     torch.testing.assert_close(model(x)[:, 0], 3.0 * torch.sin(2.0 * x[:, 0] + 0.5) - 1.0)
 
 
+def test_a_layer_without_numeric_edges_computes_its_formulas_whatever_its_splines_hold():
+    """Every edge symbolic or removed: the layer's output is its formulas alone (the spline
+    coefficients, however large, are masked out), on every path, and gradients still reach the
+    formulas' constants and the inputs."""
+    model = MultKAN(ModelSpec.build([2, 2]))
+    layer = model.layers[0]
+    with torch.no_grad():
+        layer.coef.fill_(1e6)
+    layer.set_symbolic(0, 0, "sin", [2.0, 0.5, 3.0, -1.0])
+    layer.set_symbolic(1, 0, "x^2", [1.0, 0.2, 0.5, 0.0])
+    layer.set_symbolic(0, 1, "exp", [0.3, 0.0, 1.0, 0.1])
+    layer.remove_edge(1, 1)
+    x = torch.rand(10, 2, dtype=torch.float64, requires_grad=True)
+    expected = torch.stack(
+        [3 * torch.sin(2 * x[:, 0] + 0.5) - 1 + 0.5 * (x[:, 1] + 0.2) ** 2, torch.exp(0.3 * x[:, 0]) + 0.1], 1
+    )
+    for out in (layer(x), layer(x, first_order=True), layer(x.detach())):
+        torch.testing.assert_close(out, expected.detach() if not out.requires_grad else expected)
+    (grad_x,) = torch.autograd.grad(layer(x).sum(), x)
+    (expected_x,) = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(grad_x, expected_x)
+    layer(x).sum().backward()
+    assert float(layer.sym_params.grad.abs().sum()) > 0
+
+
 def test_edge_statistics_match_direct_computation():
     model = MultKAN(ModelSpec.build([3, [2, 1], 1]))
     model.set_symbolic(0, 1, 2, "exp", [1.0, 0.0, 0.5, 0.0])

@@ -142,16 +142,22 @@ class Objective:
             index = getattr(model, f"_mult_index_{position}")
             n_sum = model.spec.width[position + 1][0]
             symbolic = [_SymbolicGroup(*group) for group in layer.symbolic_groups()]
-            self.layers.append((layer, symbolic, subnodes, nodes, index if index.numel() else None, n_sum))
+            # A layer with no numeric edge (all snapped or removed) skips the kernel: its part is 0.
+            numeric = self.spread or bool(layer.num_mask.any())
+            self.layers.append((layer, numeric, symbolic, subnodes, nodes, index if index.numel() else None, n_sum))
 
     def __call__(self, gradient: bool = True) -> tuple[float, float, float]:
         """(objective, mse, reg); with ``gradient`` and a finite objective, each trainable
         parameter's ``.grad`` is set to the objective's gradient (None where the objective does
         not depend on it, as autograd leaves it)."""
         saved, h, reg = [], self.x, 0.0
-        for position, (layer, symbolic, subnodes, nodes_affine, index, n_sum) in enumerate(self.layers):
-            kept = _layer_forward(layer, h, position == 0, self.spread, gradient and position > 0)
-            sub, symbolic_kept = kept["out"], []
+        for position, (layer, numeric, symbolic, subnodes, nodes_affine, index, n_sum) in enumerate(self.layers):
+            if numeric:
+                kept = _layer_forward(layer, h, position == 0, self.spread, gradient and position > 0)
+                sub = kept["out"]
+            else:
+                kept, sub = None, h.new_zeros(h.shape[0], layer.out_dim)
+            symbolic_kept = []
             for group in symbolic:
                 values, group_kept = group.forward(layer, h, gradient)
                 sub = sub.index_add(1, group.outs, values)
@@ -179,7 +185,7 @@ class Objective:
     def _backward(self, saved: list, grad: torch.Tensor) -> None:
         """The chain rule from the outputs' gradient ``grad`` back through every layer of ``saved``."""
         for position in reversed(range(len(self.layers))):
-            layer, symbolic, subnodes, nodes_affine, index, n_sum = self.layers[position]
+            layer, numeric, symbolic, subnodes, nodes_affine, index, n_sum = self.layers[position]
             h, kept, symbolic_kept, sub, factors, nodes, penalty = saved[position]
             grad_nodes = nodes_affine.backward(grad, nodes)
             if factors is not None:
@@ -191,14 +197,17 @@ class Objective:
             grad_std = grad_in_std = None
             if penalty is not None:
                 grad_std, grad_in_std = penalty[1] * self.lamb, penalty[2] * self.lamb
-            params = (layer.coef, layer.scale_base, layer.scale_sp, layer.num_mask)
             inner = position > 0  # the first layer's input, the data, has no gradient
-            grad_x, grad_coef, grad_base, grad_sp = native.layer_backward(
-                kept, params, layer.k, grad_sub, grad_std, h if inner else None, grad_in_std if inner else None
-            )
-            for param, value in ((layer.coef, grad_coef), (layer.scale_base, grad_base), (layer.scale_sp, grad_sp)):
-                if param.requires_grad:
-                    param.grad = value
+            if numeric:
+                params = (layer.coef, layer.scale_base, layer.scale_sp, layer.num_mask)
+                grad_x, grad_coef, grad_base, grad_sp = native.layer_backward(
+                    kept, params, layer.k, grad_sub, grad_std, h if inner else None, grad_in_std if inner else None
+                )
+                for param, value in ((layer.coef, grad_coef), (layer.scale_base, grad_base), (layer.scale_sp, grad_sp)):
+                    if param.requires_grad:
+                        param.grad = value
+            else:  # the spline parameters do not enter: no gradient, as autograd leaves them
+                grad_x = torch.zeros_like(h) if inner else None
             if symbolic:
                 grad_params = torch.zeros_like(layer.sym_params).reshape(-1, 4)
                 for group, group_kept in zip(symbolic, symbolic_kept, strict=True):

@@ -219,6 +219,13 @@ class KANLayer(nn.Module):
         objective), so the compiled kernel of :mod:`kandisc.model.fused` may evaluate the numeric
         part; it is also used without a gradient and for traces (the spread is first-order anyway).
         Otherwise (a physics residual's derivatives of derivatives) the tensor path below runs."""
+        if not trace and not bool(self.num_mask.any()):
+            # Every edge symbolic or removed (a retrain once all are snapped, a formula check): the
+            # numeric part is zero, and its bases need not be evaluated to say so.
+            out = x.new_zeros(x.shape[0], self.out_dim)
+            for _, outs, y in self.symbolic_values(x):
+                out = out.index_add(1, outs, y)
+            return out
         if (first_order or trace or not torch.is_grad_enabled()) and fused.usable(x, self, trace):
             out, numeric_std, input_std, weights = fused.numeric_output(self, x, spread=trace)
             if trace:  # no symbolic edges here (fused.usable)
