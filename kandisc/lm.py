@@ -30,7 +30,10 @@ SHRINK, GROW = 3.0, 4.0  # damping after a successful / failed trial step
 class LevenbergMarquardt:
     """One damped Gauss–Newton iteration per :meth:`step`; ``damping`` carries over between steps."""
 
-    def __init__(self, params: list[torch.Tensor], damping: float = 1e-3):
+    def __init__(self, params: list[torch.Tensor], damping: float = 1e-3, live: dict | None = None):
+        """``live``: parameter -> boolean mask of the entries the residuals depend on (the model
+        knows: :meth:`kandisc.model.network.MultKAN.live_entries`); the Jacobian's other columns
+        are exactly zero, so they are not differenced (two residual evaluations each saved)."""
         self.params = [p for p in params if p.requires_grad]
         for p in self.params:  # entries are perturbed in place through a flat view
             if not p.is_contiguous():
@@ -43,6 +46,8 @@ class LevenbergMarquardt:
                 "width or grid)"
             )
         self.damping = damping
+        live = live or {}
+        self._live = [live[p].reshape(-1).nonzero()[:, 0].tolist() if p in live else None for p in self.params]
 
     @torch.no_grad()
     def step(self, residuals: Callable[[], torch.Tensor]) -> float:
@@ -86,12 +91,13 @@ class LevenbergMarquardt:
     def _jacobian(self, residuals: Callable[[], torch.Tensor], n_rows: int) -> torch.Tensor:
         """d residuals / d parameters, (n_rows, P), by central differences."""
         first = self.params[0]
-        jac = torch.empty(n_rows, self.n_parameters, dtype=first.dtype, device=first.device)
+        jac = torch.zeros(n_rows, self.n_parameters, dtype=first.dtype, device=first.device)
         cube_root_eps = torch.finfo(first.dtype).eps ** (1.0 / 3.0)
-        column = 0
-        for p in self.params:
+        offset = 0
+        for p, live in zip(self.params, self._live, strict=True):
             flat = p.view(-1)
-            for i in range(flat.numel()):
+            for i in range(flat.numel()) if live is None else live:
+                column = offset + i
                 original = float(flat[i])
                 h = cube_root_eps * max(1.0, abs(original))
                 flat[i] = original + h
@@ -102,7 +108,7 @@ class LevenbergMarquardt:
                 minus = residuals().reshape(-1)
                 flat[i] = original
                 jac[:, column] = (plus - minus) / (up - down)
-                column += 1
+            offset += flat.numel()
         # A parameter whose nudge leaves a function's domain (log of a negative, ...) is held
         # still this iteration rather than poisoning the whole system with NaN.
         jac[:, ~torch.isfinite(jac).all(0)] = 0.0

@@ -117,9 +117,9 @@ def _values(model: MultKAN, x, y, s: TrainSettings, residual: Residual | None) -
         return tuple(float(v) for v in _objective(model, x, y, s, residual))
 
 
-def _make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer | LevenbergMarquardt | FlatLBFGS:
+def _make_optimizer(model: MultKAN, params, s: TrainSettings) -> torch.optim.Optimizer | LevenbergMarquardt | FlatLBFGS:
     if s.opt == "lm":
-        return LevenbergMarquardt(params)
+        return LevenbergMarquardt(params, live=model.live_entries())
     if s.opt == "adam":
         return optimizer(torch.optim.Adam, params, lr=s.lr)
     lbfgs = dict(lr=s.lr, max_iter=s.lbfgs_iterations, history_size=10, tolerance_grad=1e-32, tolerance_change=1e-32)
@@ -196,7 +196,7 @@ def train(
     if conflict:
         raise ValueError(conflict)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _make_optimizer(params, s)
+    optimizer = _make_optimizer(model, params, s)
     consecutive = 0
     since_update: list[float] = []
     for step in range(s.steps):
@@ -204,7 +204,7 @@ def train(
             since_update = []
             model.update_grid(data.x_train)
             params = [p for p in model.parameters() if p.requires_grad]
-            optimizer = _make_optimizer(params, s)
+            optimizer = _make_optimizer(model, params, s)
         if use_batches:
             idx = torch.randperm(n_train, generator=generator)[: s.batch].to(data.x_train.device)
             xb, yb = data.x_train[idx], data.y_train[idx]
@@ -222,7 +222,7 @@ def train(
             with torch.no_grad():
                 for p, saved in zip(params, snapshot, strict=True):
                     p.copy_(saved)
-            optimizer = _make_optimizer(params, s)
+            optimizer = _make_optimizer(model, params, s)
             result.rollbacks += 1
             consecutive += 1
             if consecutive >= MAX_CONSECUTIVE_ROLLBACKS:

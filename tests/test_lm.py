@@ -79,3 +79,37 @@ def test_a_parameter_that_leaves_the_domain_is_held_still():
     for _ in range(30):
         cost = opt.step(lambda: a * x + 1.0 + torch.sqrt(b) - y)
     assert cost < 1e-20 and float(b.detach()) == 0.0
+
+
+def test_the_jacobian_skips_the_entries_the_model_masks_out_and_takes_the_same_steps(monkeypatch):
+    """A retrain once every edge is a formula: the constants of removed edges and the masked
+    splines cannot move the output, so their Jacobian columns are zero without differencing;
+    the steps are the ones a full Jacobian takes, to the last bit, for fewer residual evaluations."""
+
+    def fit(live: bool):
+        model = MultKAN(ModelSpec.build([2, 2, 1], seed=0))
+        first, second = model.layers
+        first.set_symbolic(0, 0, "sin", (1.1, 0.2, 0.9, 0.0))
+        first.set_symbolic(1, 0, "x^2", (0.8, -0.1, 0.6, 0.1))
+        first.remove_edges(torch.tensor([[False, True], [False, True]]))
+        second.set_symbolic(0, 0, "exp", (0.7, 0.0, 1.2, -0.3))
+        second.remove_edge(1, 0)
+        if not live:
+            monkeypatch.setattr(MultKAN, "live_entries", lambda self: {})
+        calls = [0]
+        forward = MultKAN.forward
+
+        def counted(self, *args, **kwargs):
+            calls[0] += 1
+            return forward(self, *args, **kwargs)
+
+        monkeypatch.setattr(MultKAN, "forward", counted)
+        data = make_dataset(lambda x: torch.exp(torch.sin(1.3 * x[:, [0]]) + 0.5 * x[:, [1]] ** 2), 2, n=120)
+        train(model, data, TrainSettings(steps=3, opt="lm", update_grid=False))
+        monkeypatch.undo()
+        return [p.detach().clone() for p in model.parameters()], calls[0]
+
+    skipping, skipped_calls = fit(live=True)
+    full, full_calls = fit(live=False)
+    assert all(torch.equal(a, b) for a, b in zip(skipping, full, strict=True))
+    assert skipped_calls < full_calls / 2

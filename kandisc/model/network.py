@@ -154,6 +154,19 @@ class MultKAN(nn.Module):
         return edges
 
     @torch.no_grad()
+    def live_entries(self) -> dict[torch.Tensor, torch.Tensor]:
+        """Parameter -> boolean mask (its shape) of the entries the model's output depends on:
+        a spline's coefficients and scales only on numeric edges, formula constants only on
+        symbolic ones (the rest are masked out, exactly). Parameters not listed are all live."""
+        live = {}
+        for kan in self.layers:
+            numeric = kan.num_mask > 0
+            live[kan.coef] = numeric[:, None, :].expand_as(kan.coef).clone()
+            live[kan.scale_base], live[kan.scale_sp] = numeric.clone(), numeric.clone()
+            live[kan.sym_params] = kan.sym_mask[..., None].expand_as(kan.sym_params).clone()
+        return live
+
+    @torch.no_grad()
     def permute_nodes(self, node_layer: int, order: list[int]) -> None:
         """Reorder the nodes of hidden node-layer ``node_layer`` (new node p is old node
         ``order[p]``) without changing the function: a node takes its subnodes, affines, incoming
