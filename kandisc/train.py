@@ -109,10 +109,16 @@ def _direct(model: MultKAN, x: torch.Tensor, s: TrainSettings, residual: Residua
     return residual is None and direct.covers(model, x, spread, *coefficients)
 
 
-def _values(model: MultKAN, x, y, s: TrainSettings, residual: Residual | None) -> tuple[float, float, float]:
-    """(objective, mse, reg) as numbers, without a gradient."""
-    if _direct(model, x, s, residual):
-        return direct.Objective(model, x, y, s.lamb, s.lamb_l1, s.lamb_entropy)(gradient=False)
+def _direct_objective(model: MultKAN, x, y, s: TrainSettings, residual: Residual | None) -> direct.Objective | None:
+    """The step's objective without autograd where :mod:`kandisc.model.direct` covers it, else None."""
+    return direct.Objective(model, x, y, s.lamb, s.lamb_l1, s.lamb_entropy) if _direct(model, x, s, residual) else None
+
+
+def _values(model: MultKAN, x, y, s: TrainSettings, residual, evaluate) -> tuple[float, float, float]:
+    """(objective, mse, reg) as numbers, without a gradient (by ``evaluate``, the direct
+    objective, where there is one)."""
+    if evaluate is not None:
+        return evaluate(gradient=False)
     with torch.no_grad():
         return tuple(float(v) for v in _objective(model, x, y, s, residual))
 
@@ -128,35 +134,26 @@ def _make_optimizer(model: MultKAN, params, s: TrainSettings) -> torch.optim.Opt
     return optimizer(torch.optim.LBFGS, params, line_search_fn="strong_wolfe", **lbfgs)
 
 
-def _make_closure(model, optimizer, params, xb, yb, s: TrainSettings, residual: Residual | None):
-    """The loss closure an optimiser step calls (possibly several times, for line searches)."""
-
-    if _direct(model, xb, s, residual):
-        evaluate = direct.Objective(model, xb, yb, s.lamb, s.lamb_l1, s.lamb_entropy)
-
-        def direct_closure():
-            optimizer.zero_grad()
-            objective = evaluate()[0]
-            if not math.isfinite(objective):
-                for p in params:
-                    p.grad = torch.zeros_like(p)
-                return torch.tensor(NONFINITE_LOSS, dtype=model.dtype)
-            return torch.tensor(objective, dtype=model.dtype)
-
-        return direct_closure
+def _make_closure(model, optimizer, params, xb, yb, s: TrainSettings, residual: Residual | None, evaluate):
+    """The loss closure an optimiser step calls (possibly several times, for line searches);
+    ``evaluate``: the direct objective, which sets the gradients itself (None: autograd's)."""
 
     def closure():
         optimizer.zero_grad()
-        objective = _objective(model, xb, yb, s, residual)[0]
+        if evaluate is not None:
+            objective = torch.tensor(evaluate()[0], dtype=model.dtype)
+        else:
+            objective = _objective(model, xb, yb, s, residual)[0]
         if not torch.isfinite(objective):
             # A huge finite value with zero gradient makes the line search back off; NaN would break it.
             for p in params:
                 p.grad = torch.zeros_like(p)
             return objective.new_tensor(NONFINITE_LOSS)
-        objective.backward()
-        for p in params:  # LBFGS flattens gradients with .view(), which needs contiguity
-            if p.grad is not None and not p.grad.is_contiguous():
-                p.grad = p.grad.contiguous()
+        if evaluate is None:
+            objective.backward()
+            for p in params:  # LBFGS flattens gradients with .view(), which needs contiguity
+                if p.grad is not None and not p.grad.is_contiguous():
+                    p.grad = p.grad.contiguous()
         return objective
 
     return closure
@@ -211,12 +208,13 @@ def train(
         else:
             xb, yb = data.x_train, data.y_train
         snapshot = [p.detach().clone() for p in params]
+        evaluate = _direct_objective(model, xb, yb, s, residual)
         if isinstance(optimizer, LevenbergMarquardt):
             optimizer.step(lambda xb=xb, yb=yb: (residual or regression_residual)(model, xb, yb).reshape(-1))
         else:
-            optimizer.step(_make_closure(model, optimizer, params, xb, yb, s, residual))
+            optimizer.step(_make_closure(model, optimizer, params, xb, yb, s, residual, evaluate))
         # Judge the parameters the step ended at, not its last trial point.
-        objective, mse, reg = _values(model, xb, yb, s, residual)
+        objective, mse, reg = _values(model, xb, yb, s, residual, evaluate)
         finite = _all_finite(params) and math.isfinite(objective)
         if not finite:
             with torch.no_grad():

@@ -43,18 +43,12 @@ def covers(model, x: torch.Tensor, spread: bool, lamb_coef: float = 0.0, lamb_co
 
 
 def _layer_forward(layer, h: torch.Tensor, first: bool, spread: bool, want_x: bool) -> dict:
-    """The kernel's forward of ``layer`` at ``h`` (its record kept for the backward); the first
+    """The kernel's forward of ``layer`` at ``h``, its record kept for the backward; the first
     layer's rows do not change between evaluations, so their bases come from the layer's cache."""
-    cache = layer.constant_input_cache(h) if first else None
-    reuse = cache.get("record") if cache is not None else None
-    sigma = torch.sigmoid(h) if layer.base_fun == "silu" and reuse is None else None
     params = (layer.coef, layer.scale_base, layer.scale_sp, layer.num_mask)
-    kept = native.layer_forward(
-        h, sigma, layer.grid, layer.row_table(), params, layer.k, layer.base_fun, spread, True, want_x, reuse
-    )
-    if cache is not None and reuse is None:
-        cache["record"] = (kept["record"], kept["first"])
-    return kept
+    cache = layer.constant_input_cache(h) if first else None
+    table = layer.row_table()
+    return fused.kernel_forward(h, params, layer.grid, table, layer.k, layer.base_fun, spread, True, want_x, cache)
 
 
 class _SymbolicGroup:

@@ -36,18 +36,27 @@ def usable(x: torch.Tensor, layer, trace: bool = False) -> bool:
     )
 
 
+def kernel_forward(x, params, grid, table_rows, k: int, base_fun: str, spread: bool, keep: bool, want_x: bool, cache):
+    """One call of the layer kernel's forward (:func:`kandisc.model.native.layer_forward`) on
+    ``params`` (coef, scale_base, scale_sp, mask); with a ``cache`` (the layer's
+    :meth:`~kandisc.model.layer.KANLayer.constant_input_cache` for rows that do not change), the
+    bases are read from it when an earlier call kept them, and kept there otherwise."""
+    reuse = cache.get("record") if cache is not None else None
+    sigma = torch.sigmoid(x.detach()) if base_fun == "silu" and reuse is None else None
+    keep = keep or cache is not None
+    kept = native.layer_forward(x, sigma, grid, table_rows, params, k, base_fun, spread, keep, want_x, reuse)
+    if cache is not None and reuse is None:
+        cache["record"] = (kept["record"], kept["first"])
+    return kept
+
+
 class _FusedNumeric(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, coef, scale_base, scale_sp, mask, grid, table_rows, k, base_fun, spread, cache):
         needs = ctx.needs_input_grad
         want_x, want_params = needs[0], any(needs[1:4])
         params = (coef, scale_base, scale_sp, mask)
-        reuse = cache.get("record") if cache is not None else None
-        sigma = torch.sigmoid(x.detach()) if base_fun == "silu" and reuse is None else None
-        keep = want_x or want_params or cache is not None
-        kept = native.layer_forward(x, sigma, grid, table_rows, params, k, base_fun, spread, keep, want_x, reuse)
-        if cache is not None and reuse is None:
-            cache["record"] = (kept["record"], kept["first"])
+        kept = kernel_forward(x, params, grid, table_rows, k, base_fun, spread, want_x or want_params, want_x, cache)
         out, weights = kept.pop("out"), kept.pop("weights")
         std, in_std = kept.pop("std"), kept.pop("in_std")
         # The outputs go through save_for_backward: kept on ctx directly they would make a

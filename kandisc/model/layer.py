@@ -212,6 +212,12 @@ class KANLayer(nn.Module):
             p = self.sym_params.reshape(-1, 4)[flat]
             yield ins, outs, p[:, 2] * FUNCTIONS[name].torch_fn(p[:, 0] * x[:, ins] + p[:, 1]) + p[:, 3]
 
+    def _plus_symbolic(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``out`` (B, out) with every symbolic edge's value at ``x`` added to its output."""
+        for _, outs, y in self.symbolic_values(x):
+            out = out.index_add(1, outs, y)
+        return out
+
     def forward(self, x: torch.Tensor, trace: bool = False, first_order: bool = False):
         """The layer's subnode values (B, out), and with ``trace`` its :class:`LayerTrace`.
 
@@ -222,17 +228,12 @@ class KANLayer(nn.Module):
         if not trace and not bool(self.num_mask.any()):
             # Every edge symbolic or removed (a retrain once all are snapped, a formula check): the
             # numeric part is zero, and its bases need not be evaluated to say so.
-            out = x.new_zeros(x.shape[0], self.out_dim)
-            for _, outs, y in self.symbolic_values(x):
-                out = out.index_add(1, outs, y)
-            return out
+            return self._plus_symbolic(x.new_zeros(x.shape[0], self.out_dim), x)
         if (first_order or trace or not torch.is_grad_enabled()) and fused.usable(x, self, trace):
             out, numeric_std, input_std, weights = fused.numeric_output(self, x, spread=trace)
             if trace:  # no symbolic edges here (fused.usable)
                 return out, LayerTrace(x, None, weights, out, [], numeric_std, input_std)
-            for _, outs, y in self.symbolic_values(x):
-                out = out.index_add(1, outs, y)
-            return out
+            return self._plus_symbolic(out, x)
         feats = self._features(x)
         weights = self.numeric_weights()
         if trace:  # the edges' spreads too, in the same fused node (the sparsity penalty's input)

@@ -236,8 +236,8 @@ def symbolic_stage(state: RunState, params: dict) -> StageReport:
 @contextlib.contextmanager
 def _inert_frozen(model):
     """Hold still, for the duration, the spline tensors of every layer without a numeric edge:
-    masked out, they cannot change the model, but each would cost Levenberg–Marquardt two
-    forward passes per entry and give LBFGS nothing but zeros."""
+    masked out, they cannot change the model. LBFGS would carry their zero gradients, and the
+    retrain's choice of optimiser (:func:`_retrain_settings`) counts only what can move."""
     frozen = []
     for kan in model.layers:
         if not bool((kan.num_mask > 0).any()):
